@@ -1,0 +1,25 @@
+/** The engine: tensors, dtypes, shapes, devices, memory tracking, scopes, random numbers. */
+export type { Backend, BackendName, BackendStats, Storage } from './backend.js';
+export { CpuBackend } from './cpu/backend.js';
+export type { CpuView } from './cpu/backend.js';
+export { UNIFORM_ARENA_BYTES, WebGPUBackend } from './webgpu/backend.js';
+export type { AdapterSummary, DispatchSpec, WebGPUBackendOptions } from './webgpu/backend.js';
+export type { WaitMode } from './webgpu/device-wait.js';
+export { createWebGPUBackend, getDevice, initDevice, setDevice, LAVAPIPE_HINT } from './device.js';
+export type { DeviceChoice } from './device.js';
+export * from './dtype.js';
+export * from './errors.js';
+export * from './shape.js';
+export { CATEGORIES, MemoryTracker, formatBytes, zeroByCategory } from './memory.js';
+export type { ByCategory, Category, MemoryEvent, MemoryReport } from './memory.js';
+export { BufferPool, sizeClass } from './pool.js';
+export type { Allocation } from './pool.js';
+export { Tensor } from './tensor.js';
+export { keep, scope, scopeSync } from './scope.js';
+export { Generator, defaultGenerator, manualSeed, philox4x32 } from './random.js';
+export type { GeneratorState } from './random.js';
+export { arange, clone, empty, fromArray, full, ones, rand, randn, toDevice, zeros } from './creation.js';
+export type { CreateOptions, RandomOptions } from './creation.js';
+export { registerKernel, registeredKernels, runKernel } from './registry.js';
+export type { KernelArgs, KernelFn, KernelImpls } from './registry.js';
+export { memory, resetPeak, setMemoryLimit, memoryTimeline } from './memory-api.js';

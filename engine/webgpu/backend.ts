@@ -1,0 +1,299 @@
+import type { Backend, BackendStats, Storage } from '../backend.js';
+import type { DType, HostArray } from '../dtype.js';
+import { bytesPerElement, f16BitsToF32, f32ToF16Bits, hostArrayFor } from '../dtype.js';
+import { DeviceError, DTypeError, StepError } from '../errors.js';
+import type { Category, MemoryEvent, MemoryReport } from '../memory.js';
+import { MemoryTracker } from '../memory.js';
+import { BufferPool } from '../pool.js';
+import type { WaitMode } from './device-wait.js';
+import { awaitDevice } from './device-wait.js';
+
+/** Features used when the adapter has them. */
+export const WANTED_FEATURES = ['shader-f16', 'subgroups', 'timestamp-query'] as const;
+
+/** Limits requested at the adapter's maximum. */
+export const WANTED_LIMITS = [
+  'maxBufferSize', 'maxStorageBufferBindingSize', 'maxStorageBuffersPerShaderStage',
+  'maxComputeWorkgroupStorageSize', 'maxComputeInvocationsPerWorkgroup', 'maxComputeWorkgroupSizeX',
+  'maxComputeWorkgroupSizeY', 'maxComputeWorkgroupSizeZ', 'maxComputeWorkgroupsPerDimension',
+  'maxUniformBufferBindingSize',
+] as const;
+
+/** The uniform arena every WebGPU backend holds (category `staging`). */
+export const UNIFORM_ARENA_BYTES = 64 * 1024;
+const MAX_UNIFORM_BLOCK = 256;
+const MAX_DISPATCHES_PER_SUBMIT = 512;
+
+export interface DispatchSpec {
+  /** Names the kernel in errors and in Dawn's labels. */
+  label: string;
+  /** Complete WGSL; pipelines are cached by this text. Storage bindings 0..n-1, uniforms at n. */
+  source: string;
+  /** Bound in order as @binding(0..n-1) of @group(0). */
+  buffers: readonly Storage[];
+  /** Bound as a uniform buffer at @binding(n); at most 256 bytes. */
+  uniforms?: ArrayBufferView;
+  workgroups: readonly [number, number?, number?];
+}
+
+export interface WebGPUBackendOptions {
+  /** Extra dawn.node flags, e.g. 'enable-dawn-features=disable_robustness'. */
+  dawnFlags?: string[];
+  waitMode?: WaitMode;
+}
+
+/** Everything about the adapter that `step info` prints. */
+export interface AdapterSummary {
+  vendor: string;
+  architecture: string;
+  device: string;
+  description: string;
+  features: string[];
+  limits: Record<string, number>;
+  subgroupMinSize?: number;
+  subgroupMaxSize?: number;
+}
+
+/**
+ * WebGPU through Dawn. Dispatches are recorded into one open compute pass and submitted in
+ * batches (on readback, upload, sync, or every 512 dispatches); their uniforms go into one
+ * arena written just before the submit. Buffers return to a size-class pool when freed; queue
+ * order makes their reuse safe: every later use is recorded after the last use that freed it,
+ * and uploads (`queue.writeBuffer`, which jump ahead of unsubmitted work) submit the open batch first.
+ */
+export class WebGPUBackend implements Backend {
+  readonly name = 'webgpu' as const;
+  readonly tracker = new MemoryTracker();
+  readonly stats: BackendStats = { dispatches: 0, submits: 0, pipelinesBuilt: 0, readbacks: 0, uploads: 0 };
+  readonly description: string;
+  readonly features: ReadonlySet<string>;
+  readonly limits: GPUSupportedLimits;
+  readonly waitMode: WaitMode;
+  private readonly pool: BufferPool<GPUBuffer>;
+  private readonly pipelines = new Map<string, GPUComputePipeline>();
+  private encoder: GPUCommandEncoder | null = null;
+  private pass: GPUComputePassEncoder | null = null;
+  private batchDispatches = 0;
+  private readonly arena: GPUBuffer;
+  private readonly arenaHost = new Uint8Array(UNIFORM_ARENA_BYTES);
+  private arenaUsed = 0;
+  private readonly uniformAlign: number;
+  private firstError: string | null = null;
+  private lost: string | null = null;
+
+  constructor(readonly device: GPUDevice, readonly adapter: AdapterSummary, options: WebGPUBackendOptions = {}) {
+    this.description = `webgpu: ${adapter.description || adapter.device || adapter.vendor}`;
+    this.features = new Set(device.features as unknown as Iterable<string>);
+    this.limits = device.limits;
+    this.waitMode = options.waitMode ?? 'episode';
+    this.uniformAlign = Math.max(16, device.limits.minUniformBufferOffsetAlignment);
+    const maxBytes = Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize);
+    this.pool = new BufferPool<GPUBuffer>(
+      this.tracker,
+      (size) => device.createBuffer({ size, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST }),
+      (b) => { this.flush(); b.destroy(); }, // the open batch may still use a cached buffer: submit it first
+      maxBytes,
+    );
+    device.onuncapturederror = (ev) => {
+      this.firstError ??= (ev as GPUUncapturedErrorEvent).error.message;
+    };
+    void device.lost.then((info) => {
+      if (info.reason !== 'destroyed') this.lost = `${info.reason}: ${info.message}`;
+      else this.lost ??= 'destroyed';
+    });
+    this.arena = device.createBuffer({ size: UNIFORM_ARENA_BYTES, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, label: 'uniform arena' });
+    this.tracker.onReserve(UNIFORM_ARENA_BYTES);
+    this.tracker.onAlloc(UNIFORM_ARENA_BYTES, 'staging', 'uniform arena');
+  }
+
+  hasFeature(feature: string): boolean {
+    return this.features.has(feature);
+  }
+
+  checkDType(dtype: DType, op: string): void {
+    if (dtype === 'f64') {
+      throw new DTypeError(`${op}: f64 is not supported by WebGPU; use the cpu backend for f64 (gradient checks)`);
+    }
+    if (dtype === 'f16' && !this.hasFeature('shader-f16')) {
+      throw new DTypeError(`${op}: f16 needs the 'shader-f16' feature, which adapter "${this.adapter.description}" lacks`);
+    }
+  }
+
+  allocate(dtype: DType, size: number, category: Category, label: string): Storage {
+    this.checkAlive('allocate');
+    this.checkDType(dtype, label || 'allocate');
+    const allocation = this.pool.allocate(size * bytesPerElement(dtype), category, label);
+    return { backend: this, allocation, dtype, size, refs: 1 };
+  }
+
+  free(storage: Storage): void {
+    this.pool.release(storage.allocation as never);
+  }
+
+  gpuBuffer(storage: Storage): GPUBuffer {
+    return storage.allocation.buffer as GPUBuffer;
+  }
+
+  /** Bytes a binding of this storage covers: the tensor rounded up to 4, at least 4. */
+  bindingSize(storage: Storage): number {
+    return Math.max(4, Math.ceil(storage.allocation.bytes / 4) * 4);
+  }
+
+  /** The cached pipeline for this WGSL, built on first use (0.1 s to seconds on llvmpipe). */
+  pipeline(source: string, label: string): GPUComputePipeline {
+    let p = this.pipelines.get(source);
+    if (!p) {
+      const module = this.device.createShaderModule({ code: source, label });
+      p = this.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label });
+      this.pipelines.set(source, p);
+      this.stats.pipelinesBuilt++;
+    }
+    return p;
+  }
+
+  /** Records one dispatch into the open batch. Nothing is submitted or awaited here. */
+  dispatch(spec: DispatchSpec): void {
+    this.checkAlive(spec.label);
+    const [x, y = 1, z = 1] = spec.workgroups;
+    if (x === 0 || y === 0 || z === 0) return;
+    const maxWg = this.limits.maxComputeWorkgroupsPerDimension;
+    if (x > maxWg || y > maxWg || z > maxWg) {
+      throw new StepError(`${spec.label}: workgroup grid [${x}, ${y}, ${z}] exceeds the device limit ${maxWg} per dimension`);
+    }
+    const pipeline = this.pipeline(spec.source, spec.label);
+    let uniformOffset = -1;
+    const u = spec.uniforms;
+    if (u) {
+      if (u.byteLength > MAX_UNIFORM_BLOCK) throw new StepError(`${spec.label}: uniforms of ${u.byteLength} bytes exceed ${MAX_UNIFORM_BLOCK}`);
+      const padded = Math.max(16, Math.ceil(u.byteLength / 16) * 16);
+      if (this.arenaUsed + padded > UNIFORM_ARENA_BYTES) this.flush();
+      uniformOffset = this.arenaUsed;
+      this.arenaHost.set(new Uint8Array(u.buffer, u.byteOffset, u.byteLength), uniformOffset);
+      this.arenaUsed = Math.ceil((uniformOffset + padded) / this.uniformAlign) * this.uniformAlign;
+    }
+    const entries: GPUBindGroupEntry[] = spec.buffers.map((s, i) => ({
+      binding: i,
+      resource: { buffer: this.gpuBuffer(s), offset: 0, size: this.bindingSize(s) },
+    }));
+    if (u) {
+      entries.push({ binding: spec.buffers.length, resource: { buffer: this.arena, offset: uniformOffset, size: Math.max(16, Math.ceil(u.byteLength / 16) * 16) } });
+    }
+    const bindGroup = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+    this.encoder ??= this.device.createCommandEncoder();
+    this.pass ??= this.encoder.beginComputePass();
+    this.pass.setPipeline(pipeline);
+    this.pass.setBindGroup(0, bindGroup);
+    this.pass.dispatchWorkgroups(x, y, z);
+    this.stats.dispatches++;
+    if (++this.batchDispatches >= MAX_DISPATCHES_PER_SUBMIT) this.flush();
+  }
+
+  /** Submits the open batch (if any) without waiting for it. */
+  flush(): void {
+    if (!this.encoder) return;
+    this.pass?.end();
+    if (this.arenaUsed > 0) this.device.queue.writeBuffer(this.arena, 0, this.arenaHost, 0, this.arenaUsed);
+    this.device.queue.submit([this.encoder.finish()]);
+    this.stats.submits++;
+    this.encoder = null;
+    this.pass = null;
+    this.arenaUsed = 0;
+    this.batchDispatches = 0;
+  }
+
+  write(storage: Storage, values: ArrayLike<number>): void {
+    this.checkAlive('write');
+    const bytes = Math.ceil(storage.allocation.bytes / 4) * 4;
+    if (bytes === 0) return;
+    const host = new ArrayBuffer(bytes);
+    switch (storage.dtype) {
+      case 'f32': new Float32Array(host).set(values); break;
+      case 'i32': new Int32Array(host).set(values); break;
+      case 'f16': {
+        const h = new Uint16Array(host);
+        for (let i = 0; i < storage.size; i++) h[i] = f32ToF16Bits(values[i]!);
+        break;
+      }
+      default: throw new DTypeError(`write: ${storage.dtype} is not supported by WebGPU`);
+    }
+    this.flush(); // writeBuffer runs before unsubmitted work: submit what uses this buffer first
+    this.device.queue.writeBuffer(this.gpuBuffer(storage), 0, host);
+    this.stats.uploads++;
+  }
+
+  async read(storage: Storage): Promise<HostArray> {
+    this.checkAlive('read');
+    const out = hostArrayFor(storage.dtype, storage.size);
+    const bytes = Math.ceil(storage.allocation.bytes / 4) * 4;
+    if (bytes === 0) return out;
+    const staging = this.device.createBuffer({ size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    this.tracker.onReserve(bytes);
+    const id = this.tracker.onAlloc(bytes, 'staging', 'readback');
+    try {
+      this.encoder ??= this.device.createCommandEncoder();
+      this.pass?.end();
+      this.pass = null;
+      this.encoder.copyBufferToBuffer(this.gpuBuffer(storage), 0, staging, 0, bytes);
+      this.flush();
+      this.stats.readbacks++;
+      await awaitDevice(staging.mapAsync(GPUMapMode.READ), this.waitMode);
+      const mapped = staging.getMappedRange();
+      switch (storage.dtype) {
+        case 'f32': (out as Float32Array).set(new Float32Array(mapped, 0, storage.size)); break;
+        case 'i32': (out as Int32Array).set(new Int32Array(mapped, 0, storage.size)); break;
+        case 'f16': {
+          const h = new Uint16Array(mapped, 0, storage.size);
+          for (let i = 0; i < storage.size; i++) out[i] = f16BitsToF32(h[i]!);
+          break;
+        }
+        default: throw new DTypeError(`read: ${storage.dtype} is not supported by WebGPU`);
+      }
+      staging.unmap();
+    } finally {
+      staging.destroy();
+      this.tracker.onFree(id);
+      this.tracker.onReserve(-bytes);
+    }
+    this.throwPendingError('read');
+    return out;
+  }
+
+  async sync(): Promise<void> {
+    this.checkAlive('sync');
+    this.flush();
+    await awaitDevice(this.device.queue.onSubmittedWorkDone(), this.waitMode);
+    this.throwPendingError('sync');
+  }
+
+  trim(): void {
+    this.pool.trim();
+  }
+
+  destroy(): void {
+    if (this.lost) return;
+    this.flush();
+    this.pool.trim();
+    this.lost = 'destroyed';
+    this.device.destroy();
+  }
+
+  memory(): MemoryReport {
+    return this.tracker.report();
+  }
+
+  timeline(): MemoryEvent[] {
+    return this.tracker.timeline();
+  }
+
+  private checkAlive(op: string): void {
+    if (this.lost) throw new DeviceError(`${op}: the WebGPU device is ${this.lost === 'destroyed' ? 'destroyed' : `lost (${this.lost})`}; create a new one with initDevice()`);
+  }
+
+  /** Surfaces a validation error Dawn reported asynchronously (e.g. a kernel that failed to compile). */
+  private throwPendingError(op: string): void {
+    if (this.firstError === null) return;
+    const msg = this.firstError;
+    this.firstError = null;
+    throw new DeviceError(`${op}: WebGPU reported an error in earlier work: ${msg}`);
+  }
+}

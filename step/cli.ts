@@ -1,0 +1,35 @@
+#!/usr/bin/env node
+import { StepError } from '../engine/errors.js';
+import { info } from './commands/info.js';
+
+const COMMANDS: Record<string, { run: (args: string[]) => Promise<number>; help: string }> = {
+  info: { run: info, help: 'print the WebGPU adapter, its limits and features' },
+};
+
+function usage(): string {
+  return ['usage: step <command> [options]', '', 'commands:',
+    ...Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(10)} ${c.help}`),
+    '', 'environment: STEP_DEVICE=webgpu|cpu|auto selects the device (default auto)'].join('\n');
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+    process.stdout.write(usage() + '\n');
+    return cmd ? 0 : 2;
+  }
+  const command = COMMANDS[cmd];
+  if (!command) {
+    process.stderr.write(`step: unknown command "${cmd}"\n\n${usage()}\n`);
+    return 2;
+  }
+  return command.run(rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => { process.exitCode = code; },
+  (e: unknown) => {
+    process.stderr.write(`step: ${e instanceof StepError || e instanceof Error ? e.message : String(e)}\n`);
+    process.exitCode = 1;
+  },
+);

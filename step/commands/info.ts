@@ -1,0 +1,36 @@
+import { createWebGPUBackend, DeviceError, formatBytes, registeredKernels } from '../../index.js';
+
+/** `step info [--json]`: the WebGPU adapter, its limits and features (or why there is none). */
+export async function info(args: string[]): Promise<number> {
+  const json = args.includes('--json');
+  const unknown = args.filter((a) => a !== '--json');
+  if (unknown.length) throw new Error(`step info: unknown argument ${unknown[0]}; usage: step info [--json]`);
+  let backend;
+  try {
+    backend = await createWebGPUBackend();
+  } catch (e) {
+    if (!(e instanceof DeviceError)) throw e;
+    if (json) process.stdout.write(JSON.stringify({ webgpu: null, error: e.message, fallback: 'cpu' }, null, 2) + '\n');
+    else process.stdout.write(`device: cpu (no WebGPU: ${e.message})\n`);
+    return 1;
+  }
+  const a = backend.adapter;
+  const used = { features: [...backend.features].sort(), kernels: registeredKernels().length };
+  if (json) {
+    process.stdout.write(JSON.stringify({ webgpu: a, device: used }, null, 2) + '\n');
+  } else {
+    const lines = [
+      `device: webgpu`,
+      `adapter: ${a.description}`,
+      `vendor: ${a.vendor}  architecture: ${a.architecture}  device: ${a.device}`,
+      `subgroup size: ${a.subgroupMinSize ?? '?'}..${a.subgroupMaxSize ?? '?'}`,
+      `features used: ${used.features.join(', ') || 'none'}`,
+      `adapter features: ${a.features.join(', ')}`,
+      `limits:`,
+      ...Object.entries(a.limits).map(([k, v]) => `  ${k.padEnd(44)} ${v}${/Size$/.test(k) && v >= 1024 ? ` (${formatBytes(v)})` : ''}`),
+    ];
+    process.stdout.write(lines.join('\n') + '\n');
+  }
+  backend.destroy();
+  return 0;
+}
