@@ -1,4 +1,3 @@
-/** step-webgpu: the engine with every kernel registered. */
-import './kernels/index.js';
-
+/** step-webgpu: the engine with every kernel registered, and the ops. */
 export * from './engine/index.js';
+export * from './kernels/index.js';

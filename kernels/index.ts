@@ -1,8 +1,18 @@
-/** Registers every kernel with the engine's registry (import for its side effect). */
+/** Registers every kernel with the engine's registry (import for its side effect) and exports the ops. */
 import './fill.js';
 import './arange.js';
 import './copy.js';
 import './random.js';
+
+export * from './elementwise.js';
+export * from './reduce.js';
+export * from './layout.js';
+export * from './matmul.js';
+export * from './softmax.js';
+export * from './cross-entropy.js';
+export * from './rmsnorm.js';
+export * from './rope.js';
+export * from './swiglu.js';
 
 export { registeredKernels } from '../engine/registry.js';
 export { grid1D, packUniforms, wgslType, WG_1D } from './wgsl.js';

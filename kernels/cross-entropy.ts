@@ -1,0 +1,2 @@
+// placeholder: filled by the cross-entropy kernel family
+export {};

@@ -1,0 +1,2 @@
+// placeholder: filled by the elementwise kernel family
+export {};

@@ -1,0 +1,2 @@
+// placeholder: filled by the layout kernel family
+export {};

@@ -1,0 +1,2 @@
+// placeholder: filled by the matmul kernel family
+export {};

@@ -1,0 +1,2 @@
+// placeholder: filled by the rmsnorm kernel family
+export {};

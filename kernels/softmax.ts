@@ -1,0 +1,2 @@
+// placeholder: filled by the softmax kernel family
+export {};

@@ -1,0 +1,2 @@
+// placeholder: filled by the swiglu kernel family
+export {};
