@@ -1,2 +1,225 @@
-// placeholder: filled by the elementwise kernel family
-export {};
+import type { CpuBackend } from '../engine/cpu/backend.js';
+import { empty } from '../engine/creation.js';
+import type { CreateOptions } from '../engine/creation.js';
+import { f32ToF16Bits } from '../engine/dtype.js';
+import { DTypeError, ShapeError } from '../engine/errors.js';
+import { registerKernel, runKernel } from '../engine/registry.js';
+import { broadcastShapes, formatShape } from '../engine/shape.js';
+import type { Tensor } from '../engine/tensor.js';
+import { broadcastStrides, MAX_RANK, padRank, stridedOffsetFn, stridedOffsets } from './broadcast.js';
+import { scalarOp } from './unary.js';
+import { enables, grid1D, LINEAR_INDEX, LINEAR_PARAMS, packUniforms, wgslType } from './wgsl.js';
+
+export type OpOptions = Pick<CreateOptions, 'category' | 'label'>;
+
+/** Binary ops: WGSL expression over `a`, `b` in the compute type, and the cpu twin. */
+const BINARY = {
+  add: { wgsl: 'a + b', cpu: (a: number, b: number) => a + b },
+  sub: { wgsl: 'a - b', cpu: (a: number, b: number) => a - b },
+  mul: { wgsl: 'a * b', cpu: (a: number, b: number) => a * b },
+  div: { wgsl: 'a / b', cpu: (a: number, b: number) => a / b },
+  maximum: { wgsl: 'max(a, b)', cpu: (a: number, b: number) => (Number.isNaN(a) || Number.isNaN(b) ? NaN : Math.max(a, b)) },
+  minimum: { wgsl: 'min(a, b)', cpu: (a: number, b: number) => (Number.isNaN(a) || Number.isNaN(b) ? NaN : Math.min(a, b)) },
+} as const;
+export type BinaryOp = keyof typeof BINARY;
+
+/** Computations run in f32 for float storage and in i32 for i32 (division truncates). */
+function computeType(dtype: string): string {
+  return dtype === 'i32' ? 'i32' : 'f32';
+}
+
+function binarySource(op: BinaryOp, dtype: string, broadcast: boolean): string {
+  const T = wgslType(dtype as never), C = computeType(dtype);
+  const expr = dtype === 'i32' && op === 'div' ? 'select(a / b, 0, b == 0)' : BINARY[op].wgsl;
+  return `${enables(dtype as never)}
+struct U { n: u32, rank: u32, p0: u32, p1: u32, shape: array<vec4u, 2>, sa: array<vec4u, 2>, sb: array<vec4u, 2> }
+@group(0) @binding(0) var<storage, read> x: array<${T}>;
+@group(0) @binding(1) var<storage, read> y: array<${T}>;
+@group(0) @binding(2) var<storage, read_write> out: array<${T}>;
+@group(0) @binding(3) var<uniform> u: U;
+${broadcast ? `${stridedOffsetFn('offA', 'sa')}\n${stridedOffsetFn('offB', 'sb')}` : ''}
+@compute @workgroup_size(64) fn main(${LINEAR_PARAMS}) {
+  ${LINEAR_INDEX}
+  if (i >= u.n) { return; }
+  let a = ${C}(x[${broadcast ? 'offA(i)' : 'i'}]);
+  let b = ${C}(y[${broadcast ? 'offB(i)' : 'i'}]);
+  out[i] = ${T}(${expr});
+}`;
+}
+
+export function checkSameDType(op: string, ...ts: Tensor[]): void {
+  const d = ts[0]!.dtype;
+  for (const t of ts) {
+    if (t.dtype !== d) throw new DTypeError(`${op}: dtypes differ (${ts.map((x) => `${x.describe()} ${x.dtype}`).join(', ')}); cast one with cast()`);
+  }
+}
+
+/** Stores a number into a cpu view with the dtype's rounding. */
+export function storeNumber(view: { [i: number]: number }, i: number, v: number, dtype: string): void {
+  view[i] = dtype === 'f16' ? f32ToF16Bits(v) : dtype === 'i32' ? Math.trunc(v) : v;
+}
+
+for (const op of Object.keys(BINARY) as BinaryOp[]) {
+  registerKernel(op, {
+    cpu(backend: CpuBackend, { inputs, outputs }) {
+      const [a, b] = inputs as [Tensor, Tensor];
+      const out = outputs[0]!;
+      const av = backend.values(a.storage), bv = backend.values(b.storage);
+      const ov = backend.view(out.storage);
+      const sa = broadcastStrides(a.shape, out.shape), sb = broadcastStrides(b.shape, out.shape);
+      const f = BINARY[op].cpu;
+      const isInt = out.dtype === 'i32';
+      const offs = [0, 0];
+      for (let i = 0; i < out.size; i++) {
+        stridedOffsets(i, out.shape, [sa, sb], offs);
+        let v = f(av[offs[0]!]!, bv[offs[1]!]!);
+        if (isInt && op === 'div') v = bv[offs[1]!] === 0 ? 0 : Math.trunc(v);
+        storeNumber(ov, i, v, out.dtype);
+      }
+    },
+    webgpu(backend, { inputs, outputs }) {
+      const [a, b] = inputs as [Tensor, Tensor];
+      const out = outputs[0]!;
+      const broadcast = !(a.size === out.size && b.size === out.size);
+      const sa = broadcastStrides(a.shape, out.shape), sb = broadcastStrides(b.shape, out.shape);
+      backend.dispatch({
+        label: op,
+        source: binarySource(op, out.dtype, broadcast),
+        buffers: [a.storage, b.storage, out.storage],
+        uniforms: packUniforms([
+          ['u32', out.size], ['u32', out.rank], ['u32', 0], ['u32', 0],
+          ...padRank(out.shape, 1).map((d) => ['u32', d] as const),
+          ...padRank(sa).map((d) => ['u32', d] as const),
+          ...padRank(sb).map((d) => ['u32', d] as const),
+        ]),
+        workgroups: grid1D(out.size),
+      });
+    },
+  });
+}
+
+function binary(op: BinaryOp, a: Tensor, b: Tensor | number, options: OpOptions): Tensor {
+  a.use(op);
+  if (typeof b === 'number') return scalarOp(`${op}_scalar`, a, b, options);
+  b.use(op);
+  checkSameDType(op, a, b);
+  const shape = broadcastShapes(a.shape, b.shape, op);
+  if (shape.length > MAX_RANK) throw new ShapeError(`${op}: rank ${shape.length} exceeds ${MAX_RANK}`);
+  const out = empty(shape, { dtype: a.dtype, device: a.backend, category: options.category, label: options.label }, op);
+  runKernel(op, { inputs: [a, b], outputs: [out], attrs: {} });
+  return out;
+}
+
+/** a + b with NumPy broadcasting (b may be a number). */
+export const add = (a: Tensor, b: Tensor | number, options: OpOptions = {}) => binary('add', a, b, options);
+/** a - b with broadcasting. */
+export const sub = (a: Tensor, b: Tensor | number, options: OpOptions = {}) => binary('sub', a, b, options);
+/** a * b with broadcasting. */
+export const mul = (a: Tensor, b: Tensor | number, options: OpOptions = {}) => binary('mul', a, b, options);
+/** a / b with broadcasting (i32: truncating, x/0 = 0). */
+export const div = (a: Tensor, b: Tensor | number, options: OpOptions = {}) => binary('div', a, b, options);
+/** Element-wise max with broadcasting (NaN propagates on cpu; WGSL max leaves NaN handling to the device). */
+export const maximum = (a: Tensor, b: Tensor | number, options: OpOptions = {}) => binary('maximum', a, b, options);
+/** Element-wise min with broadcasting. */
+export const minimum = (a: Tensor, b: Tensor | number, options: OpOptions = {}) => binary('minimum', a, b, options);
+
+function whereSource(condType: string, dtype: string): string {
+  const T = wgslType(dtype as never);
+  return `${enables(dtype as never, condType as never)}
+struct U { n: u32, rank: u32, p0: u32, p1: u32, shape: array<vec4u, 2>, sc: array<vec4u, 2>, sa: array<vec4u, 2>, sb: array<vec4u, 2> }
+@group(0) @binding(0) var<storage, read> c: array<${wgslType(condType as never)}>;
+@group(0) @binding(1) var<storage, read> x: array<${T}>;
+@group(0) @binding(2) var<storage, read> y: array<${T}>;
+@group(0) @binding(3) var<storage, read_write> out: array<${T}>;
+@group(0) @binding(4) var<uniform> u: U;
+${stridedOffsetFn('offC', 'sc')}
+${stridedOffsetFn('offA', 'sa')}
+${stridedOffsetFn('offB', 'sb')}
+@compute @workgroup_size(64) fn main(${LINEAR_PARAMS}) {
+  ${LINEAR_INDEX}
+  if (i >= u.n) { return; }
+  out[i] = select(y[offB(i)], x[offA(i)], c[offC(i)] != ${wgslType(condType as never)}(0));
+}`;
+}
+
+registerKernel('where', {
+  cpu(backend: CpuBackend, { inputs, outputs }) {
+    const [c, a, b] = inputs as [Tensor, Tensor, Tensor];
+    const out = outputs[0]!;
+    const cv = backend.values(c.storage), av = backend.view(a.storage), bv = backend.view(b.storage);
+    const ov = backend.view(out.storage);
+    const st = [c, a, b].map((t) => broadcastStrides(t.shape, out.shape));
+    const offs = [0, 0, 0];
+    for (let i = 0; i < out.size; i++) {
+      stridedOffsets(i, out.shape, st, offs);
+      ov[i] = cv[offs[0]!] !== 0 ? av[offs[1]!]! : bv[offs[2]!]!; // raw storage values: exact for every dtype
+    }
+  },
+  webgpu(backend, { inputs, outputs }) {
+    const [c, a, b] = inputs as [Tensor, Tensor, Tensor];
+    const out = outputs[0]!;
+    const st = [c, a, b].map((t) => padRank(broadcastStrides(t.shape, out.shape)).map((d) => ['u32', d] as const));
+    backend.dispatch({
+      label: 'where',
+      source: whereSource(c.dtype, out.dtype),
+      buffers: [c.storage, a.storage, b.storage, out.storage],
+      uniforms: packUniforms([['u32', out.size], ['u32', out.rank], ['u32', 0], ['u32', 0],
+        ...padRank(out.shape, 1).map((d) => ['u32', d] as const), ...st[0]!, ...st[1]!, ...st[2]!]),
+      workgroups: grid1D(out.size),
+    });
+  },
+});
+
+/** cond ? a : b element-wise, all three broadcast; cond is any dtype (non-zero is true). */
+export function where(cond: Tensor, a: Tensor, b: Tensor, options: OpOptions = {}): Tensor {
+  for (const t of [cond, a, b]) t.use('where');
+  checkSameDType('where', a, b);
+  const shape = broadcastShapes(broadcastShapes(cond.shape, a.shape, 'where'), b.shape, 'where');
+  if (shape.length > MAX_RANK) throw new ShapeError(`where: rank ${shape.length} exceeds ${MAX_RANK}`);
+  const out = empty(shape, { dtype: a.dtype, device: a.backend, category: options.category, label: options.label }, 'where');
+  runKernel('where', { inputs: [cond, a, b], outputs: [out], attrs: {} });
+  return out;
+}
+
+function axpySource(dtype: string): string {
+  const T = wgslType(dtype as never);
+  return `${enables(dtype as never)}
+struct U { n: u32, alpha: f32 }
+@group(0) @binding(0) var<storage, read> x: array<${T}>;
+@group(0) @binding(1) var<storage, read_write> y: array<${T}>;
+@group(0) @binding(2) var<uniform> u: U;
+@compute @workgroup_size(64) fn main(${LINEAR_PARAMS}) {
+  ${LINEAR_INDEX}
+  if (i < u.n) { y[i] = ${T}(f32(y[i]) + u.alpha * f32(x[i])); }
+}`;
+}
+
+registerKernel('axpy', {
+  cpu(backend: CpuBackend, { inputs, outputs, attrs }) {
+    const x = backend.values(inputs[0]!.storage), y = outputs[0]!;
+    const yv = backend.values(y.storage), out = backend.view(y.storage);
+    const alpha = attrs.alpha as number;
+    const f = Math.fround;
+    for (let i = 0; i < y.size; i++) storeNumber(out, i, y.dtype === 'f64' ? yv[i]! + alpha * x[i]! : f(yv[i]! + f(f(alpha) * x[i]!)), y.dtype);
+  },
+  webgpu(backend, { inputs, outputs, attrs }) {
+    const y = outputs[0]!;
+    backend.dispatch({
+      label: 'axpy', source: axpySource(y.dtype), buffers: [inputs[0]!.storage, y.storage],
+      uniforms: packUniforms([['u32', y.size], ['f32', attrs.alpha as number]]), workgroups: grid1D(y.size),
+    });
+  },
+});
+
+/** In place: y += alpha * x (same shape and dtype). Accumulates gradients without a new buffer. */
+export function addScaledInPlace(y: Tensor, x: Tensor, alpha = 1): Tensor {
+  y.use('addScaledInPlace'); x.use('addScaledInPlace');
+  checkSameDType('addScaledInPlace', y, x);
+  if (y.dtype === 'i32') throw new DTypeError('addScaledInPlace: float tensors only');
+  if (y.shape.join() !== x.shape.join() || y.rank !== x.rank) {
+    throw new ShapeError(`addScaledInPlace: shapes differ: ${formatShape(y.shape)} += ${formatShape(x.shape)}`);
+  }
+  if (y.storage === x.storage) throw new ShapeError('addScaledInPlace: x and y share storage; clone one first');
+  runKernel('axpy', { inputs: [x], outputs: [y], attrs: { alpha } });
+  return y;
+}

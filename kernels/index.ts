@@ -5,6 +5,7 @@ import './copy.js';
 import './random.js';
 
 export * from './elementwise.js';
+export * from './unary.js';
 export * from './reduce.js';
 export * from './layout.js';
 export * from './matmul.js';
