@@ -20,6 +20,14 @@ export class Tensor {
   /** Shown in errors and in the memory tracker's labels. */
   readonly label: string;
   private storageRef: Storage | null;
+  /**
+   * Autograd slots. The engine only holds them; `autograd/` gives them meaning: whether a
+   * gradient is wanted, the accumulated gradient (category `gradient`), and the tape node that
+   * produced this tensor.
+   */
+  requiresGrad = false;
+  grad: Tensor | null = null;
+  gradNode: unknown = null;
 
   /** Prefer the creation functions (`zeros`, `fromArray`, ...); this wraps a storage you own. */
   constructor(storage: Storage, shape: Shape, label = '') {
