@@ -20,6 +20,13 @@ const BINARY = {
   div: { wgsl: 'a / b', cpu: (a: number, b: number) => a / b },
   maximum: { wgsl: 'max(a, b)', cpu: (a: number, b: number) => (Number.isNaN(a) || Number.isNaN(b) ? NaN : Math.max(a, b)) },
   minimum: { wgsl: 'min(a, b)', cpu: (a: number, b: number) => (Number.isNaN(a) || Number.isNaN(b) ? NaN : Math.min(a, b)) },
+  // comparisons give 1 or 0 in the operands' dtype (masks for where() and backward rules)
+  greater: { wgsl: 'select(C(0), C(1), a > b)', cpu: (a: number, b: number) => (a > b ? 1 : 0) },
+  greaterEqual: { wgsl: 'select(C(0), C(1), a >= b)', cpu: (a: number, b: number) => (a >= b ? 1 : 0) },
+  less: { wgsl: 'select(C(0), C(1), a < b)', cpu: (a: number, b: number) => (a < b ? 1 : 0) },
+  lessEqual: { wgsl: 'select(C(0), C(1), a <= b)', cpu: (a: number, b: number) => (a <= b ? 1 : 0) },
+  equal: { wgsl: 'select(C(0), C(1), a == b)', cpu: (a: number, b: number) => (a === b ? 1 : 0) },
+  notEqual: { wgsl: 'select(C(0), C(1), a != b)', cpu: (a: number, b: number) => (a !== b ? 1 : 0) },
 } as const;
 export type BinaryOp = keyof typeof BINARY;
 
@@ -30,7 +37,7 @@ function computeType(dtype: string): string {
 
 function binarySource(op: BinaryOp, dtype: string, broadcast: boolean): string {
   const T = wgslType(dtype as never), C = computeType(dtype);
-  const expr = dtype === 'i32' && op === 'div' ? 'select(a / b, 0, b == 0)' : BINARY[op].wgsl;
+  const expr = dtype === 'i32' && op === 'div' ? 'select(a / b, 0, b == 0)' : BINARY[op].wgsl.replaceAll('C(', `${C}(`);
   return `${enables(dtype as never)}
 struct U { n: u32, rank: u32, p0: u32, p1: u32, shape: array<vec4u, 2>, sa: array<vec4u, 2>, sb: array<vec4u, 2> }
 @group(0) @binding(0) var<storage, read> x: array<${T}>;
@@ -122,6 +129,13 @@ export const div = (a: Tensor, b: Tensor | number, options: OpOptions = {}) => b
 export const maximum = (a: Tensor, b: Tensor | number, options: OpOptions = {}) => binary('maximum', a, b, options);
 /** Element-wise min with broadcasting. */
 export const minimum = (a: Tensor, b: Tensor | number, options: OpOptions = {}) => binary('minimum', a, b, options);
+/** 1 where a > b, else 0 (in the operands' dtype), with broadcasting. */
+export const greater = (a: Tensor, b: Tensor | number, options: OpOptions = {}) => binary('greater', a, b, options);
+export const greaterEqual = (a: Tensor, b: Tensor | number, options: OpOptions = {}) => binary('greaterEqual', a, b, options);
+export const less = (a: Tensor, b: Tensor | number, options: OpOptions = {}) => binary('less', a, b, options);
+export const lessEqual = (a: Tensor, b: Tensor | number, options: OpOptions = {}) => binary('lessEqual', a, b, options);
+export const equal = (a: Tensor, b: Tensor | number, options: OpOptions = {}) => binary('equal', a, b, options);
+export const notEqual = (a: Tensor, b: Tensor | number, options: OpOptions = {}) => binary('notEqual', a, b, options);
 
 function whereSource(condType: string, dtype: string): string {
   const T = wgslType(dtype as never);

@@ -35,6 +35,12 @@ const UNARY: Record<string, { wgsl: string; cpu: (a: number, s: number) => numbe
   rdiv_scalar: { wgsl: 's / a', cpu: (a, s) => s / a },
   maximum_scalar: { wgsl: 'max(a, s)', cpu: (a, s) => Math.max(a, s), int: true },
   minimum_scalar: { wgsl: 'min(a, s)', cpu: (a, s) => Math.min(a, s), int: true },
+  greater_scalar: { wgsl: 'select(0, 1, a > s)', cpu: (a, s) => (a > s ? 1 : 0), int: true },
+  greaterEqual_scalar: { wgsl: 'select(0, 1, a >= s)', cpu: (a, s) => (a >= s ? 1 : 0), int: true },
+  less_scalar: { wgsl: 'select(0, 1, a < s)', cpu: (a, s) => (a < s ? 1 : 0), int: true },
+  lessEqual_scalar: { wgsl: 'select(0, 1, a <= s)', cpu: (a, s) => (a <= s ? 1 : 0), int: true },
+  equal_scalar: { wgsl: 'select(0, 1, a == s)', cpu: (a, s) => (a === s ? 1 : 0), int: true },
+  notEqual_scalar: { wgsl: 'select(0, 1, a != s)', cpu: (a, s) => (a !== s ? 1 : 0), int: true },
   // x^p: WGSL pow is exp2(p*log2(x)), undefined for x <= 0, so powf (below) handles the signs
   pow_scalar: { wgsl: 'powf(a, s)', cpu: (a, s) => Math.pow(a, s) },
   cast: { wgsl: 'a', cpu: (a) => a, int: true },

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import type { Tensor } from '../../index.js';
 import {
-  add, addScaledInPlace, cast, CpuBackend, div, DTypeError, exp, fromArray, maximum, minimum, mul, neg, pow, relu,
+  add, addScaledInPlace, cast, greater, lessEqual, equal, notEqual, less, CpuBackend, div, DTypeError, exp, fromArray, maximum, minimum, mul, neg, pow, relu,
   rsqrt, scope, scopeSync, setDevice, ShapeError, sigmoid, silu, sqrt, square, sub, tanh, where, log, abs, rsub, rdiv, zeros,
 } from '../../index.js';
 import { bothBackends, runOnBoth, worstError } from '../helpers/conformance.js';
@@ -31,6 +31,9 @@ test('cpu reference: hand-computed broadcasting cases', async () => {
     assert.ok(Number.isNaN((await pow(fromArray([-2]), 0.5).toArray())[0]!));
     assert.deepEqual([...await square(fromArray([3], [1], { dtype: 'i32' })).toArray()], [9]);
     assert.deepEqual([...await relu(fromArray([-1, 2])).toArray()], [0, 2]);
+    assert.deepEqual([...await greater(a, col).toArray()], [0, 0, 0, 0, 0, 0]);
+    assert.deepEqual([...await less(row, 0.5).toArray()], [0, 1, 1]);
+    assert.deepEqual([...await equal(a, fromArray([1, 5, 3])).toArray()], [1, 0, 1, 0, 1, 0]);
     assert.deepEqual([...await neg(fromArray([1, -2])).toArray()], [-1, 2]);
     const s = await silu(fromArray([0, 1])).toArray();
     assert.equal(s[0], 0);
@@ -72,8 +75,8 @@ const size = (s: readonly number[]) => s.reduce((x, y) => x * y, 1);
 // Tolerances: + - * are correctly rounded in f32 on both (exact match); WGSL allows 2.5 ulp for
 // division; min/max are exact. f16 results may differ by one f16 ulp (2^-10 relative) when the f32
 // values straddle a rounding boundary.
-const BINARY_TOL: Record<string, number> = { add: 0, sub: 0, mul: 0, div: 4e-7, maximum: 0, minimum: 0 };
-const BINARY_FNS: Record<string, (a: Tensor, b: Tensor) => Tensor> = { add, sub, mul, div, maximum, minimum };
+const BINARY_TOL: Record<string, number> = { add: 0, sub: 0, mul: 0, div: 4e-7, maximum: 0, minimum: 0, greater: 0, lessEqual: 0, equal: 0, notEqual: 0 };
+const BINARY_FNS: Record<string, (a: Tensor, b: Tensor) => Tensor> = { add, sub, mul, div, maximum, minimum, greater, lessEqual, equal, notEqual };
 
 test('conformance: binary ops with broadcasting, webgpu = cpu', async (t) => {
   const both = await bothBackends(t);
@@ -109,6 +112,7 @@ const UNARY_CASES: { name: string; fn: (x: Tensor) => Tensor; lo: number; hi: nu
   { name: 'add 0.1', fn: (x) => add(x, 0.1), lo: -4, hi: 4, rtol: 0, atol: 0 },
   { name: 'mul -3', fn: (x) => mul(x, -3), lo: -4, hi: 4, rtol: 0, atol: 0 },
   { name: 'rdiv 1', fn: (x) => rdiv(x, 1), lo: 0.1, hi: 4, rtol: 4e-7, atol: 0 },
+  { name: 'greater 0.5', fn: (x) => greater(x, 0.5), lo: -2, hi: 2, rtol: 0, atol: 0 },
 ];
 
 test('conformance: unary and scalar ops, webgpu = cpu within the builtin precision', async (t) => {
