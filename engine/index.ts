@@ -23,3 +23,5 @@ export type { CreateOptions, RandomOptions } from './creation.js';
 export { registerKernel, registeredKernels, runKernel } from './registry.js';
 export type { KernelArgs, KernelFn, KernelImpls } from './registry.js';
 export { memory, resetPeak, setMemoryLimit, memoryTimeline } from './memory-api.js';
+export * from './safetensors.js';
+export * from './optim/index.js';

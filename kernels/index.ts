@@ -3,6 +3,7 @@ import './fill.js';
 import './arange.js';
 import './copy.js';
 import './random.js';
+import './optim.js';
 
 export * from './elementwise.js';
 export * from './unary.js';
@@ -14,6 +15,8 @@ export * from './cross-entropy.js';
 export * from './rmsnorm.js';
 export * from './rope.js';
 export * from './swiglu.js';
+export * from './lora.js';
+export * from './optim.js';
 
 export { registeredKernels } from '../engine/registry.js';
 export { grid1D, packUniforms, wgslType, WG_1D } from './wgsl.js';

@@ -1,9 +1,13 @@
 #!/usr/bin/env node
 import { StepError } from '../engine/errors.js';
 import { info } from './commands/info.js';
+import { plan } from './commands/plan.js';
+import { presets } from './commands/presets.js';
 
 const COMMANDS: Record<string, { run: (args: string[]) => Promise<number>; help: string }> = {
   info: { run: info, help: 'print the WebGPU adapter, its limits and features' },
+  plan: { run: plan, help: 'STEP stage sizes and model-state bytes per stage (the integer programme)' },
+  presets: { run: presets, help: 'list the model presets with their parameter counts' },
 };
 
 function usage(): string {

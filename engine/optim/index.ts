@@ -1,0 +1,8 @@
+/** Optimizers (SGD, Adam, AdamW), loss scaling, state resets and checkpoints, LR schedules. */
+export * from './optimizer.js';
+export * from './adam.js';
+export * from './sgd.js';
+export * from './loss-scaler.js';
+export * from './reset.js';
+export * from './schedules.js';
+export { OPTIMIZER_STATE_FORMAT, loadOptimizerState, saveOptimizerState } from './state-io.js';

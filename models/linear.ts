@@ -1,0 +1,79 @@
+import type { Backend } from '../engine/backend.js';
+import { rand, randn, zeros } from '../engine/creation.js';
+import type { DType } from '../engine/dtype.js';
+import { StepError } from '../engine/errors.js';
+import type { Generator } from '../engine/random.js';
+import { keep } from '../engine/scope.js';
+import type { Tensor } from '../engine/tensor.js';
+import * as A from '../autograd/index.js';
+
+/** Makes a tensor a trainable parameter (requiresGrad, category `parameter`) or a frozen one. */
+export function setTrainable(t: Tensor, trainable: boolean): void {
+  t.requiresGrad = trainable;
+  t.setCategory(trainable ? 'parameter' : 'frozen');
+  if (!trainable && t.grad) {
+    t.grad.dispose();
+    t.grad = null;
+  }
+}
+
+/** A LoRA adapter on a linear: y += (alpha / r) * (x A^T) B^T, A [r, in], B [out, r]. */
+export interface LoraAdapter {
+  A: Tensor;
+  B: Tensor;
+  rank: number;
+  alpha: number;
+}
+
+/**
+ * A bias-free linear layer in Hugging Face layout: weight [out, in], y = x W^T. With a LoRA
+ * adapter the frozen weight is read as is (no gradient, nothing saved for it) and only A and B train.
+ */
+export class Linear {
+  lora: LoraAdapter | null = null;
+
+  constructor(readonly name: string, public weight: Tensor) {}
+
+  get inFeatures(): number {
+    return this.weight.shape[1]!;
+  }
+
+  get outFeatures(): number {
+    return this.weight.shape[0]!;
+  }
+
+  forward(x: Tensor): Tensor {
+    const y = A.matmul(x, this.weight, { transB: true });
+    if (!this.lora) return y;
+    const { A: a, B: b, rank, alpha } = this.lora;
+    const down = A.matmul(x, a, { transB: true });
+    const up = A.matmul(down, b, { transB: true });
+    return A.add(y, A.mul(up, alpha / rank));
+  }
+
+  /**
+   * Adds a LoRA adapter: A from Kaiming-uniform (bound sqrt(6 / ((1 + 5) * in)) = 1/sqrt(in), as
+   * PyTorch's kaiming_uniform_(a=sqrt(5)) that PEFT uses), B zero; both trainable from step 1.
+   */
+  addLora(rank: number, alpha: number, generator: Generator, dtype: DType = 'f32'): LoraAdapter {
+    if (this.lora) throw new StepError(`${this.name}: already has a LoRA adapter; merge it first`);
+    if (!Number.isInteger(rank) || rank < 1 || rank > Math.min(this.inFeatures, this.outFeatures)) {
+      throw new StepError(`${this.name}: LoRA rank ${rank} must be an integer in 1..${Math.min(this.inFeatures, this.outFeatures)} (min of in ${this.inFeatures}, out ${this.outFeatures})`);
+    }
+    const device: Backend = this.weight.backend;
+    const bound = 1 / Math.sqrt(this.inFeatures);
+    const a = rand([rank, this.inFeatures], { low: -bound, high: bound, generator, dtype, device, category: 'parameter', label: `${this.name}.lora_A` });
+    const b = zeros([this.outFeatures, rank], { dtype, device, category: 'parameter', label: `${this.name}.lora_B` });
+    a.requiresGrad = true;
+    b.requiresGrad = true;
+    this.lora = { A: keep(a), B: keep(b), rank, alpha }; // the model owns its parameters
+    return this.lora;
+  }
+}
+
+/** normal(0, std) weights of shape [out, in] (HF LLaMA init: std = initializer_range = 0.02). */
+export function initWeight(shape: number[], std: number, generator: Generator, device: Backend, name: string, dtype: DType = 'f32'): Tensor {
+  const w = keep(randn(shape, { std, generator, device, dtype, category: 'parameter', label: name })); // owned by the model
+  w.requiresGrad = true;
+  return w;
+}

@@ -1,0 +1,184 @@
+import type { Backend } from '../engine/backend.js';
+import { ones } from '../engine/creation.js';
+import type { DType } from '../engine/dtype.js';
+import { ShapeError, StepError } from '../engine/errors.js';
+import { Generator } from '../engine/random.js';
+import { keep } from '../engine/scope.js';
+import { formatShape } from '../engine/shape.js';
+import type { Tensor } from '../engine/tensor.js';
+import * as A from '../autograd/index.js';
+import { initWeight, Linear, setTrainable } from './linear.js';
+
+/** The Hugging Face LlamaConfig keys the model reads. */
+export interface LlamaDims {
+  vocab_size: number;
+  hidden_size: number;
+  intermediate_size: number;
+  num_hidden_layers: number;
+  num_attention_heads: number;
+  num_key_value_heads?: number;
+  rms_norm_eps: number;
+  rope_theta: number;
+  tie_word_embeddings: boolean;
+  initializer_range?: number;
+}
+
+/** One decoder layer: pre-norm attention and pre-norm SwiGLU MLP, with residuals. */
+export class LlamaLayer {
+  constructor(
+    readonly index: number,
+    public inputNorm: Tensor,
+    readonly q: Linear, readonly k: Linear, readonly v: Linear, readonly o: Linear,
+    public postNorm: Tensor,
+    readonly gate: Linear, readonly up: Linear, readonly down: Linear,
+  ) {}
+
+  get linears(): Linear[] {
+    return [this.q, this.k, this.v, this.o, this.gate, this.up, this.down];
+  }
+
+  /** HF names and tensors of this layer (LoRA A/B included when present). */
+  namedTensors(): [string, Tensor][] {
+    const p = `model.layers.${this.index}`;
+    const out: [string, Tensor][] = [[`${p}.input_layernorm.weight`, this.inputNorm]];
+    const add = (l: Linear) => {
+      out.push([`${l.name}.weight`, l.weight]);
+      if (l.lora) out.push([`${l.name}.lora_A`, l.lora.A], [`${l.name}.lora_B`, l.lora.B]);
+    };
+    [this.q, this.k, this.v, this.o].forEach(add);
+    out.push([`${p}.post_attention_layernorm.weight`, this.postNorm]);
+    [this.gate, this.up, this.down].forEach(add);
+    return out;
+  }
+}
+
+/**
+ * LLaMA decoder with Hugging Face LlamaForCausalLM semantics: token embedding, pre-norm blocks
+ * (RMSNorm, causal multi-head attention with rotate-half RoPE and grouped KV heads, SwiGLU MLP),
+ * final RMSNorm, LM head (tied or untied).
+ */
+export class LlamaModel {
+  constructor(
+    readonly config: LlamaDims,
+    public embed: Tensor,
+    readonly layers: LlamaLayer[],
+    public norm: Tensor,
+    public lmHead: Tensor | null,
+  ) {}
+
+  get headDim(): number {
+    return this.config.hidden_size / this.config.num_attention_heads;
+  }
+
+  /** Every tensor of the model under its Hugging Face name, in a fixed order. */
+  namedTensors(): [string, Tensor][] {
+    const out: [string, Tensor][] = [['model.embed_tokens.weight', this.embed]];
+    for (const l of this.layers) out.push(...l.namedTensors());
+    out.push(['model.norm.weight', this.norm]);
+    if (this.lmHead) out.push(['lm_head.weight', this.lmHead]);
+    return out;
+  }
+
+  /** Frees every tensor of the model and its gradients. */
+  dispose(): void {
+    for (const [, t] of this.namedTensors()) {
+      t.grad?.dispose();
+      t.grad = null;
+      t.dispose();
+    }
+  }
+
+  /** The tensors that train (requiresGrad), in namedTensors order. */
+  parameters(): Tensor[] {
+    return this.namedTensors().map(([, t]) => t).filter((t) => t.requiresGrad);
+  }
+
+  /** logits [B, T, V] for i32 token ids [B, T]. */
+  forward(ids: Tensor, options: { positionOffset?: number } = {}): Tensor {
+    if (ids.dtype !== 'i32' || ids.rank !== 2) throw new ShapeError(`LlamaModel.forward: ids must be i32 [B, T], got ${ids.dtype} ${formatShape(ids.shape)}`);
+    const c = this.config;
+    let h = A.gatherRows(this.embed, ids);
+    for (const layer of this.layers) h = this.block(layer, h, options.positionOffset ?? 0);
+    h = A.rmsNorm(h, this.norm, c.rms_norm_eps);
+    return A.matmul(h, this.lmHead ?? this.embed, { transB: true });
+  }
+
+  /** Mean next-token cross-entropy: logits of ids [B, T] against targets [B, T] (i32, -100 ignored). */
+  loss(ids: Tensor, targets: Tensor): Tensor {
+    const logits = this.forward(ids);
+    const [b, t, v] = logits.shape as [number, number, number];
+    return A.crossEntropy(A.reshape(logits, [b * t, v]), A.reshape(targets, [b * t]));
+  }
+
+  private block(layer: LlamaLayer, x: Tensor, positionOffset: number): Tensor {
+    const c = this.config;
+    const [b, t, hidden] = x.shape as [number, number, number];
+    const nH = c.num_attention_heads, nKV = c.num_key_value_heads ?? nH, d = this.headDim;
+    const hIn = A.rmsNorm(x, layer.inputNorm, c.rms_norm_eps);
+    const q = A.rope(A.reshape(layer.q.forward(hIn), [b, t, nH, d]), { theta: c.rope_theta, positionOffset });
+    const k = A.rope(A.reshape(layer.k.forward(hIn), [b, t, nKV, d]), { theta: c.rope_theta, positionOffset });
+    const v = A.reshape(layer.v.forward(hIn), [b, t, nKV, d]);
+    const qh = A.permute(q, [0, 2, 1, 3]); // [B, nH, T, D]
+    const kh = repeatKv(A.permute(k, [0, 2, 1, 3]), nH / nKV);
+    const vh = repeatKv(A.permute(v, [0, 2, 1, 3]), nH / nKV);
+    const scores = A.mul(A.matmul(qh, kh, { transB: true }), 1 / Math.sqrt(d)); // [B, nH, T, T]
+    const probs = A.softmax(scores, { causal: true, positionOffset: 0 });
+    const ctx = A.reshape(A.permute(A.matmul(probs, vh), [0, 2, 1, 3]), [b, t, hidden]);
+    const h = A.add(x, layer.o.forward(ctx));
+    const hPost = A.rmsNorm(h, layer.postNorm, c.rms_norm_eps);
+    const mlp = layer.down.forward(A.swiglu(layer.gate.forward(hPost), layer.up.forward(hPost)));
+    return A.add(h, mlp);
+  }
+}
+
+/** [B, nKV, T, D] -> [B, nKV * rep, T, D], each KV head repeated `rep` times (HF repeat_kv). */
+function repeatKv(x: Tensor, rep: number): Tensor {
+  if (rep === 1) return x;
+  const [b, nKV, t, d] = x.shape as [number, number, number, number];
+  const flat = A.reshape(x, [b, nKV, 1, t * d]);
+  return A.reshape(A.concat(new Array<Tensor>(rep).fill(flat), 2), [b, nKV * rep, t, d]);
+}
+
+export interface InitOptions {
+  device: Backend;
+  seed?: number;
+  dtype?: DType;
+}
+
+function checkDims(c: LlamaDims): void {
+  const nKV = c.num_key_value_heads ?? c.num_attention_heads;
+  if (c.hidden_size % c.num_attention_heads !== 0) throw new StepError(`LlamaModel: hidden_size ${c.hidden_size} is not a multiple of num_attention_heads ${c.num_attention_heads}`);
+  if (c.num_attention_heads % nKV !== 0) throw new StepError(`LlamaModel: num_attention_heads ${c.num_attention_heads} is not a multiple of num_key_value_heads ${nKV}`);
+  if ((c.hidden_size / c.num_attention_heads) % 2 !== 0) throw new StepError(`LlamaModel: the head dimension ${c.hidden_size / c.num_attention_heads} must be even for RoPE`);
+}
+
+/** A freshly initialised model: normal(0, initializer_range) linears and embeddings, ones for norms. */
+export function initLlama(config: LlamaDims, options: InitOptions): LlamaModel {
+  checkDims(config);
+  const g = new Generator(options.seed ?? 0);
+  const dev = options.device, dt = options.dtype ?? 'f32';
+  const std = config.initializer_range ?? 0.02;
+  const h = config.hidden_size, f = config.intermediate_size;
+  const nKV = config.num_key_value_heads ?? config.num_attention_heads;
+  const kvDim = nKV * (h / config.num_attention_heads);
+  const norm = (name: string) => {
+    const t = keep(ones([h], { device: dev, dtype: dt, category: 'parameter', label: name }));
+    t.requiresGrad = true;
+    return t;
+  };
+  const linear = (name: string, out: number, inp: number) => new Linear(name, initWeight([out, inp], std, g, dev, `${name}.weight`, dt));
+  const embed = initWeight([config.vocab_size, h], std, g, dev, 'model.embed_tokens.weight', dt);
+  const layers: LlamaLayer[] = [];
+  for (let i = 0; i < config.num_hidden_layers; i++) {
+    const p = `model.layers.${i}`;
+    layers.push(new LlamaLayer(i, norm(`${p}.input_layernorm.weight`),
+      linear(`${p}.self_attn.q_proj`, h, h), linear(`${p}.self_attn.k_proj`, kvDim, h),
+      linear(`${p}.self_attn.v_proj`, kvDim, h), linear(`${p}.self_attn.o_proj`, h, h),
+      norm(`${p}.post_attention_layernorm.weight`),
+      linear(`${p}.mlp.gate_proj`, f, h), linear(`${p}.mlp.up_proj`, f, h), linear(`${p}.mlp.down_proj`, h, f)));
+  }
+  const head = config.tie_word_embeddings ? null : initWeight([config.vocab_size, h], std, g, dev, 'lm_head.weight', dt);
+  return new LlamaModel(config, embed, layers, norm('model.norm.weight'), head);
+}
+
+export { setTrainable };

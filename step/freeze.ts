@@ -1,0 +1,60 @@
+import { StepError } from '../engine/errors.js';
+import { Generator } from '../engine/random.js';
+import { scopeSync } from '../engine/scope.js';
+import { noGrad } from '../autograd/grad-mode.js';
+import { loraMergeInPlace } from '../kernels/lora.js';
+import { setTrainable } from '../models/linear.js';
+import type { LlamaModel } from '../models/llama.js';
+
+export interface LoraOptions {
+  rank: number;
+  /** Scale numerator: the adapter adds (alpha / rank) * x A^T B^T (default alpha = rank, scale 1). */
+  alpha?: number;
+  seed?: number;
+}
+
+/**
+ * STEP step 3: freezes the given layers (every weight and norm: requiresGrad false, category
+ * `frozen`, gradients dropped) and gives each of their seven linears a LoRA adapter.
+ */
+export function freezeLayersWithLora(model: LlamaModel, layers: readonly number[], options: LoraOptions): void {
+  const g = new Generator(options.seed ?? 0);
+  const alpha = options.alpha ?? options.rank;
+  for (const i of layers) {
+    const layer = model.layers[i];
+    if (!layer) throw new StepError(`freeze: layer ${i} does not exist (the model has ${model.layers.length})`);
+    setTrainable(layer.inputNorm, false);
+    setTrainable(layer.postNorm, false);
+    for (const lin of layer.linears) {
+      setTrainable(lin.weight, false);
+      lin.addLora(options.rank, alpha, g, lin.weight.dtype);
+    }
+  }
+}
+
+/**
+ * Merges every LoRA adapter into its frozen weight (W += (alpha/r) B A, in place, no W-sized
+ * temporary) and frees A and B. The logits are unchanged up to f32 rounding.
+ */
+export function mergeLora(model: LlamaModel): number {
+  let merged = 0;
+  scopeSync(() => noGrad(() => {
+    for (const layer of model.layers) {
+      for (const lin of layer.linears) {
+        if (!lin.lora) continue;
+        const { A, B, rank, alpha } = lin.lora;
+        loraMergeInPlace(lin.weight, B, A, alpha / rank);
+        for (const t of [A, B]) { t.grad?.dispose(); t.grad = null; t.dispose(); }
+        lin.lora = null;
+        merged++;
+      }
+    }
+  }));
+  return merged;
+}
+
+/** Makes every layer (and the embeddings, final norm and head) trainable again, without adapters. */
+export function unfreezeAll(model: LlamaModel): void {
+  if (model.layers.some((l) => l.linears.some((x) => x.lora))) throw new StepError('unfreezeAll: merge the LoRA adapters first (mergeLora)');
+  for (const [, t] of model.namedTensors()) if (!t.requiresGrad) setTrainable(t, true);
+}

@@ -1,0 +1,6 @@
+/** The STEP memory planner: the integer programme (exact), its cost models, the tensor listing. */
+export * from './solve.js';
+export * from './tensors.js';
+export * from './costs.js';
+export * from './plan.js';
+export * from './table.js';

@@ -1,0 +1,252 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import type { Backend, DType } from '../../index.js';
+import {
+  CpuBackend, DeviceMismatchError, DTypeError, f16BitsToF32, f32ToF16Bits, fromArray, matmul, scope, setDevice, ShapeError, zeros,
+} from '../../index.js';
+import type { WebGPUBackend } from '../../index.js';
+import { chooseVariant, fixedSubgroupSize, setMatmulKernel } from '../../kernels/matmul-webgpu.js';
+import { matmulLayout } from '../../kernels/matmul-layout.js';
+import { bothBackends, runOnBoth } from '../helpers/conformance.js';
+import { testBothBackends } from '../helpers/backends.js';
+
+const cpu = new CpuBackend();
+const vals = async (t: { toArray(): Promise<Float32Array | Float64Array | Int32Array> }) => [...await t.toArray()];
+
+testBothBackends('matmul: hand-computed products, transposes and batches', async () => {
+  await scope(async () => {
+    const a = fromArray([[1, 2, 3], [4, 5, 6]]); // [2, 3]
+    const b = fromArray([[7, 8], [9, 10], [11, 12]]); // [3, 2]
+    assert.deepEqual([...await vals(matmul(a, b))], [58, 64, 139, 154]);
+    assert.deepEqual(matmul(a, b).shape, [2, 2]);
+    // a^T [3, 2] · a [2, 3] = [[17, 22, 27], [22, 29, 36], [27, 36, 45]]
+    assert.deepEqual(await vals(matmul(a, a, { transA: true })), [17, 22, 27, 22, 29, 36, 27, 36, 45]);
+    // a [2, 3] · a^T [3, 2] = [[14, 32], [32, 77]]
+    assert.deepEqual(await vals(matmul(a, a, { transB: true })), [14, 32, 32, 77]);
+    // b^T · a^T = (a · b)^T
+    assert.deepEqual(await vals(matmul(b, a, { transA: true, transB: true })), [58, 139, 64, 154]);
+    // Batched [2, 2, 2] · [2, 2, 2]: identity then swap.
+    const x = fromArray([[[1, 2], [3, 4]], [[5, 6], [7, 8]]]);
+    const y = fromArray([[[1, 0], [0, 1]], [[0, 1], [1, 0]]]);
+    assert.deepEqual(await vals(matmul(x, y)), [1, 2, 3, 4, 6, 5, 8, 7]);
+    // A 2-D b shared by every batch entry of a, and a 2-D a shared across b's batch.
+    const w = fromArray([[1, 1], [0, 2]]);
+    assert.deepEqual(await vals(matmul(x, w)), [1, 5, 3, 11, 5, 17, 7, 23]);
+    assert.deepEqual(await vals(matmul(w, x)), [4, 6, 6, 8, 12, 14, 14, 16]);
+    // Broadcast batch dims: [2, 1, 1, 2] · [1, 3, 2, 1] -> [2, 3, 1, 1].
+    const p = fromArray([1, 2, 3, 4], [2, 1, 1, 2]);
+    const q = fromArray([1, 0, 0, 1, 1, 1], [1, 3, 2, 1]);
+    const pq = matmul(p, q);
+    assert.deepEqual(pq.shape, [2, 3, 1, 1]);
+    assert.deepEqual(await vals(pq), [1, 2, 3, 3, 4, 7]);
+  });
+});
+
+testBothBackends('matmul: empty sums and empty outputs', async (be) => {
+  await scope(async () => {
+    const k0 = matmul(zeros([3, 0]), zeros([0, 2]));
+    assert.deepEqual(k0.shape, [3, 2]);
+    assert.deepEqual(await vals(k0), [0, 0, 0, 0, 0, 0], 'K = 0 gives zeros');
+    assert.deepEqual(await vals(matmul(zeros([2, 0, 5]), zeros([5, 3]))), [], 'M = 0');
+    assert.deepEqual(matmul(zeros([2, 0, 5]), zeros([5, 3])).shape, [2, 0, 3]);
+    assert.deepEqual(matmul(zeros([4, 5]), zeros([5, 0])).shape, [4, 0]);
+    assert.deepEqual(matmul(zeros([0, 4, 5]), zeros([5, 2])).shape, [0, 4, 2]);
+    const f16 = matmul(fromArray([[0.5, 2]], [1, 2], { dtype: 'f16' }), fromArray([[4], [0.25]], [2, 1], { dtype: 'f16' }), { category: 'activation', label: 'h' });
+    assert.equal(f16.dtype, 'f16');
+    assert.equal(f16.category, 'activation');
+    assert.deepEqual(await vals(f16), [2.5]);
+    if (be.name === 'cpu') {
+      const d = matmul(fromArray([[0.1]], [1, 1], { dtype: 'f64' }), fromArray([[0.2]], [1, 1], { dtype: 'f64' }));
+      assert.equal(d.dtype, 'f64');
+      assert.deepEqual(await vals(d), [0.1 * 0.2], 'f64 stays f64');
+    }
+  });
+});
+
+test('matmul cpu reference accumulates in f64 and rounds once to f32', async () => {
+  setDevice(cpu);
+  await scope(async () => {
+    // 1 + 2^-24 + 2^-24: an f32 running sum rounds back to 1 twice; the exact sum 1 + 2^-23 is an f32.
+    const e = 2 ** -24;
+    const c = matmul(fromArray([[1, e, e]]), fromArray([[1], [1], [1]]));
+    assert.deepEqual(await vals(c), [1 + 2 ** -23]);
+    // 1/3 * 3 in f64 is 1 exactly; f32 products would give 1.0000000298.
+    assert.deepEqual(await vals(matmul(fromArray([[1 / 3]], [1, 1], { dtype: 'f64' }), fromArray([[3]], [1, 1], { dtype: 'f64' }))), [1]);
+  });
+});
+
+test('matmul: bad inputs throw errors that name the op, shapes and dtypes', () => {
+  setDevice(cpu);
+  const is = (cls: Function, re: RegExp) => (e: unknown) => e instanceof cls && re.test((e as Error).message);
+  assert.throws(() => matmul(zeros([3]), zeros([3, 2])), is(ShapeError, /matmul: a \[3\] f32, b \[3, 2\] f32: both operands need rank >= 2/));
+  assert.throws(() => matmul(zeros([2, 3]), zeros([4, 2])), is(ShapeError, /matmul: a \[2, 3\] f32, b \[4, 2\] f32: inner dimensions differ: a gives K = 3, b gives K = 4/));
+  assert.throws(() => matmul(zeros([2, 3]), zeros([2, 3]), { transB: false }), is(ShapeError, /inner dimensions differ/));
+  assert.throws(() => matmul(zeros([3, 2]), zeros([2, 4]), { transA: true, transB: true }), is(ShapeError, /\(transA\).*K = 3 \(transA\), b gives K = 4 \(transB\)/));
+  assert.throws(() => matmul(zeros([2, 3]), zeros([3, 2], { dtype: 'f16' })), is(DTypeError, /matmul: a \[2, 3\] f32, b \[3, 2\] f16: dtypes differ/));
+  assert.throws(() => matmul(zeros([2, 3], { dtype: 'i32' }), zeros([3, 2], { dtype: 'i32' })), is(DTypeError, /i32 is not supported/));
+  assert.throws(() => matmul(zeros([2, 2, 3]), zeros([3, 3, 2])), is(ShapeError, /batch dimensions \[2\] and \[3\] do not broadcast/));
+  assert.throws(() => matmul(zeros([2, 1, 2, 1, 2, 2, 2]), zeros([1, 2, 1, 2, 1, 2, 2])), is(ShapeError, /at most 4 are supported/));
+  assert.throws(() => matmul(zeros([2, 2]), zeros([2, 2], { device: new CpuBackend() })), is(DeviceMismatchError, /matmul: .*: a and b live on different backends/));
+});
+
+// ---- conformance: webgpu vs an independent f64 reference (and the cpu kernel) ----
+
+type Batch = 'none' | 'equal' | 'sharedB' | 'sharedA' | 'broadcast';
+interface Case { M: number; N: number; K: number; transA: boolean; transB: boolean; batch: Batch; seed: number }
+
+/** Shapes of A and B for a case (batch dims of 2 and 3 where used). */
+function shapes(c: Case): { a: number[]; b: number[] } {
+  const am = c.transA ? [c.K, c.M] : [c.M, c.K];
+  const bm = c.transB ? [c.N, c.K] : [c.K, c.N];
+  switch (c.batch) {
+    case 'none': return { a: am, b: bm };
+    case 'equal': return { a: [2, ...am], b: [2, ...bm] };
+    case 'sharedB': return { a: [3, 2, ...am], b: bm };
+    case 'sharedA': return { a: am, b: [2, ...bm] };
+    case 'broadcast': return { a: [2, 1, ...am], b: [3, ...bm] };
+  }
+}
+
+/** Deterministic values in [-1, 1), rounded to the dtype's storage. */
+function values(n: number, seed: number, dtype: DType): number[] {
+  let s = seed >>> 0;
+  return Array.from({ length: n }, () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    const x = s / 2 ** 31 - 1;
+    return dtype === 'f16' ? f16BitsToF32(f32ToF16Bits(x)) : Math.fround(x);
+  });
+}
+
+/**
+ * The product in f64 straight from the definition (NumPy broadcasting over batch dims), and
+ * sum_k |a_mk * b_kn| for each output, which bounds the rounding error of any summation order.
+ */
+function reference(a: number[], as: number[], b: number[], bs: number[], transA: boolean, transB: boolean) {
+  const batchA = as.slice(0, -2), batchB = bs.slice(0, -2);
+  const rank = Math.max(batchA.length, batchB.length);
+  const padA = [...new Array(rank - batchA.length).fill(1), ...batchA], padB = [...new Array(rank - batchB.length).fill(1), ...batchB];
+  const batch = padA.map((d, i) => Math.max(d, padB[i]!));
+  const M = transA ? as.at(-1)! : as.at(-2)!, K = transA ? as.at(-2)! : as.at(-1)!, N = transB ? bs.at(-2)! : bs.at(-1)!;
+  const count = batch.reduce((x, y) => x * y, 1);
+  const value = new Float64Array(count * M * N), absSum = new Float64Array(count * M * N);
+  for (let z = 0; z < count; z++) {
+    let rem = z, ia = 0, ib = 0, sa = 1, sb = 1;
+    for (let d = rank - 1; d >= 0; d--) {
+      const i = rem % batch[d]!;
+      rem = Math.floor(rem / batch[d]!);
+      ia += (padA[d] === 1 ? 0 : i) * sa; sa *= padA[d]!;
+      ib += (padB[d] === 1 ? 0 : i) * sb; sb *= padB[d]!;
+    }
+    for (let m = 0; m < M; m++) {
+      for (let n = 0; n < N; n++) {
+        let s = 0, t = 0;
+        for (let k = 0; k < K; k++) {
+          const x = a[ia * M * K + (transA ? k * M + m : m * K + k)]!;
+          const y = b[ib * K * N + (transB ? n * K + k : k * N + n)]!;
+          s += x * y; t += Math.abs(x * y);
+        }
+        value[(z * M + m) * N + n] = s;
+        absSum[(z * M + m) * N + n] = t;
+      }
+    }
+  }
+  return { value, absSum, shape: [...batch, M, N] };
+}
+
+/**
+ * Tolerance of one output. A dot product of K terms summed in f32 in any order is within
+ * gamma_K * sum|a*b| of the exact value, gamma_K = K*u/(1-K*u), u = 2^-24 (Higham, Accuracy and
+ * Stability, 3.1); we use (K+2)*u, which covers that plus the final rounding of the stored f32.
+ * f16 outputs add one f16 rounding (2^-11 relative) on each side: the reference rounds the exact
+ * value, the GPU its f32 sum, and the two may straddle a rounding boundary. 2^-24 absolute
+ * covers f16 subnormals.
+ */
+function tolerance(absSum: number, exact: number, K: number, dtype: DType): number {
+  const f32 = (K + 2) * 2 ** -24 * absSum;
+  return dtype === 'f16' ? f32 + 2 ** -10 * Math.abs(exact) + 2 ** -24 : f32 + 1e-30;
+}
+
+async function checkCase(backends: { cpu: Backend; gpu: Backend }, c: Case, dtype: DType): Promise<void> {
+  const s = shapes(c);
+  const a = values(s.a.reduce((x, y) => x * y, 1), c.seed, dtype);
+  const b = values(s.b.reduce((x, y) => x * y, 1), c.seed + 7, dtype);
+  const ref = reference(a, s.a, b, s.b, c.transA, c.transB);
+  const out = await runOnBoth(backends, [{ values: a, shape: s.a, dtype }, { values: b, shape: s.b, dtype }], (x, y) => {
+    const r = matmul(x, y, { transA: c.transA, transB: c.transB });
+    assert.deepEqual(r.shape, ref.shape);
+    return r;
+  });
+  const what = `${JSON.stringify(c)} ${dtype} a ${JSON.stringify(s.a)} b ${JSON.stringify(s.b)}`;
+  for (let i = 0; i < ref.value.length; i++) {
+    const exact = ref.value[i]!;
+    // The cpu kernel sums the same f64 products in the same k order and rounds once: bit-identical.
+    const cpuWant = dtype === 'f16' ? f16BitsToF32(f32ToF16Bits(exact)) : Math.fround(exact);
+    if (!Object.is(out.cpu[0]![i]!, cpuWant)) assert.fail(`cpu ${what}: index ${i}: ${out.cpu[0]![i]} vs ${cpuWant}`);
+    const gpuGot = out.gpu[0]![i]!;
+    const tol = tolerance(ref.absSum[i]!, exact, c.K, dtype);
+    if (!(Math.abs(gpuGot - exact) <= tol)) assert.fail(`webgpu ${what}: index ${i}: ${gpuGot} vs exact ${exact} (tolerance ${tol})`);
+  }
+}
+
+/** Dims: 1-element, primes, tile edges (8, 32) and their neighbours, or anything up to 70. */
+const dim = fc.oneof(fc.constantFrom(1, 2, 3, 4, 5, 7, 8, 9, 12, 13, 31, 32, 33, 36, 37, 64, 65), fc.integer({ min: 1, max: 70 }));
+const caseArb = (batches: Batch[]) => fc.record({
+  M: dim, N: dim, K: fc.oneof(dim, fc.constant(0)), transA: fc.boolean(), transB: fc.boolean(),
+  batch: fc.constantFrom(...batches), seed: fc.integer({ min: 1, max: 1e9 }),
+});
+
+test('matmul conformance f32: webgpu (subgroup kernel when available) vs cpu vs f64 reference', async (t) => {
+  const backends = await bothBackends(t);
+  if (!backends) return;
+  const S = fixedSubgroupSize(backends.gpu as WebGPUBackend);
+  t.diagnostic(S > 0 ? `webgpu: subgroup kernel, subgroup size ${S}` : 'webgpu: no fixed subgroup size, plain kernel');
+  await fc.assert(fc.asyncProperty(caseArb(['none', 'equal', 'sharedB', 'sharedA', 'broadcast']), (c) => checkCase(backends, c, 'f32')), { numRuns: 30 });
+});
+
+test('matmul conformance f16 (f32 accumulate, f16 output)', async (t) => {
+  const backends = await bothBackends(t);
+  if (!backends) return;
+  await fc.assert(fc.asyncProperty(caseArb(['none', 'sharedB']), (c) => checkCase(backends, c, 'f16')), { numRuns: 6 });
+});
+
+test('matmul conformance: the plain fallback kernel (no subgroups)', async (t) => {
+  const backends = await bothBackends(t);
+  if (!backends) return;
+  const old = setMatmulKernel('plain');
+  try {
+    const layout = matmulLayout([40, 40], [40, 40], false, false, () => '');
+    assert.equal(chooseVariant(backends.gpu as WebGPUBackend, layout, 'f32').kind, 'plain');
+    await fc.assert(fc.asyncProperty(caseArb(['none', 'equal', 'sharedB', 'broadcast']), (c) => checkCase(backends, c, 'f32')), { numRuns: 15 });
+    await checkCase(backends, { M: 33, N: 17, K: 9, transA: false, transB: true, batch: 'none', seed: 5 }, 'f16');
+  } finally {
+    setMatmulKernel(old);
+  }
+});
+
+test('matmul: LLaMA-like shapes with edge tiles, forward and both backward forms', async (t) => {
+  const backends = await bothBackends(t);
+  if (!backends) return;
+  // tokens x hidden x ffn scaled down, with M and N off the tile: C = A·W, dA = dC·W^T, dW = A^T·dC.
+  for (const [M, K, N] of [[100, 64, 172], [37, 48, 36]] as const) {
+    await checkCase(backends, { M, K, N, transA: false, transB: false, batch: 'none', seed: 11 }, 'f32');
+    await checkCase(backends, { M, K: N, N: K, transA: false, transB: true, batch: 'none', seed: 12 }, 'f32');
+    await checkCase(backends, { M: K, K: M, N, transA: true, transB: false, batch: 'none', seed: 13 }, 'f32');
+  }
+});
+
+testBothBackends('matmul: grids past 65535 workgroups per dimension run as several dispatches', async (be) => {
+  await scope(async () => {
+    // 70000 batch entries (z), 2.1M rows (y) and 2.1M columns (x), each with a checkable pattern.
+    const n = 70000;
+    const z = matmul(fromArray(values(n, 1, 'f32'), [n, 1, 1]), fromArray(values(n, 2, 'f32'), [n, 1, 1]));
+    const za = values(n, 1, 'f32'), zb = values(n, 2, 'f32'), zc = await z.toArray();
+    for (let i = 0; i < n; i++) if (zc[i] !== Math.fround(za[i]! * zb[i]!)) assert.fail(`batch entry ${i}: ${zc[i]} vs ${za[i]! * zb[i]!}`);
+    const rows = 65535 * 32 + 5;
+    const col = fromArray(new Float32Array(rows).map((_, i) => i % 1000 + 1), [rows, 1]);
+    const y = await matmul(col, fromArray([[2, -1]])).toArray();
+    for (const i of [0, 1, rows - 40, rows - 1]) assert.deepEqual([y[2 * i], y[2 * i + 1]], [2 * (i % 1000 + 1), -(i % 1000 + 1)], `row ${i} (${be.name})`);
+    const x = await matmul(fromArray([[3]]), col.reshape([1, rows])).toArray();
+    for (const i of [0, 7, rows - 33, rows - 1]) assert.equal(x[i], 3 * (i % 1000 + 1), `column ${i} (${be.name})`);
+  });
+});

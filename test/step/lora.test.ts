@@ -1,0 +1,50 @@
+import assert from 'node:assert/strict';
+import { fromArray, scope } from '../../index.js';
+import * as A from '../../autograd/index.js';
+import { addScaledInPlace } from '../../kernels/elementwise.js';
+import { initLlama } from '../../models/llama.js';
+import type { LlamaDims } from '../../models/llama.js';
+import { freezeLayersWithLora, mergeLora } from '../../step/freeze.js';
+import { testBothBackends } from '../helpers/backends.js';
+
+const config: LlamaDims = {
+  vocab_size: 23, hidden_size: 16, intermediate_size: 24, num_hidden_layers: 2, num_attention_heads: 2,
+  rms_norm_eps: 1e-5, rope_theta: 10000, tie_word_embeddings: true, initializer_range: 0.2,
+};
+
+testBothBackends('LoRA on frozen layers: no change at start, only adapters train, exact merge', async (device) => {
+  await scope(async () => {
+    const model = initLlama(config, { device, seed: 5 });
+    const ids = fromArray([[1, 2, 3, 4, 5], [6, 7, 8, 9, 10]], [2, 5], { dtype: 'i32' });
+    const targets = fromArray([[2, 3, 4, 5, -100], [7, 8, 9, 10, -100]], [2, 5], { dtype: 'i32' });
+    const before = await model.forward(ids).toArray();
+    freezeLayersWithLora(model, [0], { rank: 4, alpha: 8, seed: 1 });
+    const frozen = model.layers[0]!;
+    assert.equal(frozen.q.weight.requiresGrad, false);
+    assert.equal(frozen.q.weight.category, 'frozen');
+    assert.equal(frozen.q.lora!.A.category, 'parameter');
+    const start = await model.forward(ids).toArray();
+    assert.deepEqual(Array.from(start), Array.from(before), 'B = 0: the adapters add nothing at first');
+    // a few SGD steps on the trainable tensors only
+    for (let step = 0; step < 3; step++) {
+      await scope(async () => {
+        const loss = model.loss(ids, targets);
+        A.backward(loss);
+        for (const p of model.parameters()) { addScaledInPlace(p, p.grad!, -0.5); p.grad!.dispose(); p.grad = null; }
+      });
+    }
+    assert.equal(frozen.q.weight.grad, null, 'a frozen weight never gets a gradient');
+    const bNorm = Array.from(await frozen.q.lora!.B.toArray()).reduce((s, x) => s + Math.abs(x), 0);
+    assert.ok(bNorm > 0, 'B received gradient from step 1');
+    const trained = await model.forward(ids).toArray();
+    const frozenBytes = device.memory().live.frozen;
+    assert.equal(mergeLora(model), 7);
+    assert.equal(frozen.q.lora, null);
+    const merged = await model.forward(ids).toArray();
+    let worst = 0, scale = 0;
+    for (let i = 0; i < merged.length; i++) { worst = Math.max(worst, Math.abs(merged[i]! - trained[i]!)); scale = Math.max(scale, Math.abs(trained[i]!)); }
+    assert.ok(worst <= 1e-5 * Math.max(1, scale), `logits changed by ${worst} across the merge`);
+    assert.equal(device.memory().live.frozen, frozenBytes, 'the merge writes into the frozen weights in place');
+    model.dispose();
+  });
+});
