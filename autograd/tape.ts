@@ -1,3 +1,5 @@
+// Every kernel registers itself on import: whoever records ops may run any of them.
+import '../kernels/index.js';
 import { StepError } from '../engine/errors.js';
 import { Tensor } from '../engine/tensor.js';
 import { isGradEnabled } from './grad-mode.js';

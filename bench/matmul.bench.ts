@@ -31,6 +31,7 @@ const SHAPES: NamedShape[] = [
   { name: 'dX = dH·W^T (ffn)', M: 2048, K: 1376, N: 512, transB: true },
   { name: 'dW = X^T·dH (ffn)', M: 512, K: 2048, N: 1376, transA: true },
   { name: 'dX = dC·W^T (hidden)', M: 2048, K: 512, N: 512, transB: true },
+  { name: 'edge tiles, odd token count', M: 2047, K: 512, N: 1376 },
   { name: 'edge tiles, dims % 4 == 0', M: 2044, K: 508, N: 1372 },
   { name: 'edge tiles, odd dims', M: 2047, K: 509, N: 1375 },
   { name: 'edge tiles, dW odd', M: 509, K: 2047, N: 1375, transA: true },

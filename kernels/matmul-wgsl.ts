@@ -3,9 +3,11 @@
  *
  * Shapes travel in uniforms; the source depends only on the compile-time choices in
  * `MatmulVariant`, so one pipeline serves every shape of that variant. Element (m, k) of A lives
- * at m*K + k, or k*M + m when transposed; element (k, n) of B at k*N + n, or n*K + k when
- * transposed. Loads go through clamped row/column indices (edge tiles read valid memory and
- * never store it); every store is guarded.
+ * at m*lda + k, or k*lda + m when transposed; element (k, n) of B at k*ldb + n, or n*ldb + k when
+ * transposed. The row pitches lda/ldb equal K, M or N for a tensor as stored, or the next
+ * multiple of 4 for an operand the webgpu kernel re-pitched so that it binds as vec4. Loads go
+ * through clamped row/column indices (edge tiles read valid memory and never store it); every
+ * store is guarded.
  *
  * Why this shape (shared/notes/lavapipe-performance.md): on llvmpipe each invocation is one SIMD
  * lane, a storage load costs ~8-10 instructions per scalar (a vec4 load is cheaper per float,
@@ -33,16 +35,16 @@ export interface MatmulVariant {
   lanes: number;
   /** k values per main-loop iteration (a multiple of 4). */
   kStep: number;
-  /** A bound as vec4: needs K % 4 == 0 (or M % 4 == 0 when transposed). Subgroup kernel only. */
+  /** A bound as vec4: needs lda % 4 == 0. Subgroup kernel only. */
   vecA: boolean;
-  /** B bound as vec4: needs N % 4 == 0 (or K % 4 == 0 when transposed). Subgroup kernel only. */
+  /** B bound as vec4: needs ldb % 4 == 0. Subgroup kernel only. */
   vecB: boolean;
 }
 
 /** Uniform struct shared by both kernels (packed by `matmulUniforms`). Batch dims: up to 4, innermost last. */
 export const UNIFORM_STRUCT = `struct U {
   M: u32, N: u32, K: u32, zBase: u32,
-  yBase: u32, xBase: u32, p1: u32, p2: u32,
+  yBase: u32, xBase: u32, lda: u32, ldb: u32,
   bd: vec4u, sa: vec4u, sb: vec4u,
 }`;
 
@@ -136,9 +138,9 @@ function bColumns(v: MatmulVariant, B: Operand) {
   const setup: string[] = [];
   if (!v.transB && v.vecB) {
     // N % 4 == 0: a column group is wholly inside or outside; clamp the group.
-    for (const g of range(groups)) setup.push(`  let bo${g} = bo.y + min(col0 + ${g * 4}u, N - 4u);`);
+    for (const g of range(groups)) setup.push(`  let bo${g} = bo.y + min(col0 + ${g * 4}u, ldb - 4u);`);
   } else {
-    for (const q of range(v.cols)) setup.push(`  let bo${q} = bo.y + min(col0 + ${q}u, N - 1u)${v.transB ? ' * K' : ''};`);
+    for (const q of range(v.cols)) setup.push(`  let bo${q} = bo.y + min(col0 + ${q}u, N - 1u)${v.transB ? ' * ldb' : ''};`);
   }
   /** Loads for k values k..k+n-1 (n a multiple of 4 when `quads`). */
   const load = (k: string, n: number, quads: boolean): string[] => {
@@ -146,8 +148,8 @@ function bColumns(v: MatmulVariant, B: Operand) {
     if (!v.transB) {
       for (const kk of range(n)) {
         for (const g of range(groups)) {
-          const e = v.vecB ? B.quad(`bo${g} + (${k} + ${kk}u) * N`)
-            : `vec4f(${range(4).map((q) => B.scalar(`bo${g * 4 + q} + (${k} + ${kk}u) * N`)).join(', ')})`;
+          const e = v.vecB ? B.quad(`bo${g} + (${k} + ${kk}u) * ldb`)
+            : `vec4f(${range(4).map((q) => B.scalar(`bo${g * 4 + q} + (${k} + ${kk}u) * ldb`)).join(', ')})`;
           L.push(`    let bv${kk}_${g} = ${e};`);
         }
       }
@@ -181,21 +183,21 @@ function aRows(v: MatmulVariant, A: Operand) {
   const rowGroups = v.transA && v.vecA;
   const owners = rowGroups ? Math.ceil(v.rows / 4 / S) : Math.ceil(v.rows / S);
   for (const j of range(owners)) {
-    if (rowGroups) setup.push(`  let ao${j} = bo.x + min(row0 + (sid + ${j * S}u) * 4u, M - 4u);`);
-    else setup.push(`  let ao${j} = bo.x + min(row0 + sid + ${j * S}u, M - 1u)${v.transA ? '' : ' * K'};`);
+    if (rowGroups) setup.push(`  let ao${j} = bo.x + min(row0 + (sid + ${j * S}u) * 4u, lda - 4u);`);
+    else setup.push(`  let ao${j} = bo.x + min(row0 + sid + ${j * S}u, M - 1u)${v.transA ? '' : ' * lda'};`);
   }
   /** Loads for k values k..k+n-1, and the expression giving row r's values at k+4h..k+4h+3 (or k when n == 1). */
   const load = (k: string, n: number): string[] => {
     const L: string[] = [];
     for (const j of range(owners)) {
       if (rowGroups) {
-        for (const kk of range(n)) L.push(`    let x${j}_${kk} = ${A.quad(`ao${j} + (${k} + ${kk}u) * M`)};`);
+        for (const kk of range(n)) L.push(`    let x${j}_${kk} = ${A.quad(`ao${j} + (${k} + ${kk}u) * lda`)};`);
       } else if (n === 1) {
-        L.push(`    let x${j}_0 = ${A.scalar(v.transA ? `ao${j} + ${k} * M` : `ao${j} + ${k}`)};`);
+        L.push(`    let x${j}_0 = ${A.scalar(v.transA ? `ao${j} + ${k} * lda` : `ao${j} + ${k}`)};`);
       } else {
         for (const h of range(n / 4)) {
           const e = v.transA
-            ? `vec4f(${range(4).map((i) => A.scalar(`ao${j} + (${k} + ${h * 4 + i}u) * M`)).join(', ')})`
+            ? `vec4f(${range(4).map((i) => A.scalar(`ao${j} + (${k} + ${h * 4 + i}u) * lda`)).join(', ')})`
             : A.quad(`ao${j} + ${k} + ${h * 4}u`);
           L.push(`    let x${j}_${h} = ${e};`);
         }
@@ -229,7 +231,7 @@ export function subgroupMatmulSource(v: MatmulVariant): string {
   L.push(`@compute @workgroup_size(${v.lanes})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lidx: u32,
         @builtin(subgroup_invocation_id) sid: u32) {
-  let M = u.M; let N = u.N; let K = u.K;
+  let M = u.M; let N = u.N; let K = u.K; let lda = u.lda; let ldb = u.ldb;
   let z = wid.z + u.zBase;
   let bo = batchOffsets(z);
   let row0 = (wid.y + u.yBase) * ${v.rows}u;
@@ -274,21 +276,21 @@ export function plainMatmulSource(v: MatmulVariant): string {
   const L: string[] = [prelude(v, A, B)];
   L.push(`@compute @workgroup_size(8, 8)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-  let M = u.M; let N = u.N; let K = u.K;
+  let M = u.M; let N = u.N; let K = u.K; let lda = u.lda; let ldb = u.ldb;
   let z = wid.z + u.zBase;
   let bo = batchOffsets(z);
   let row0 = ((wid.y + u.yBase) * 8u + lid.y) * ${v.rows}u;
   let col0 = ((wid.x + u.xBase) * 8u + lid.x) * ${v.cols}u;
   let cBase = z * M * N;`);
-  for (const r of range(v.rows)) L.push(`  let ao${r} = bo.x + min(row0 + ${r}u, M - 1u)${v.transA ? '' : ' * K'};`);
-  for (const q of range(v.cols)) L.push(`  let bo${q} = bo.y + min(col0 + ${q}u, N - 1u)${v.transB ? ' * K' : ''};`);
+  for (const r of range(v.rows)) L.push(`  let ao${r} = bo.x + min(row0 + ${r}u, M - 1u)${v.transA ? '' : ' * lda'};`);
+  for (const q of range(v.cols)) L.push(`  let bo${q} = bo.y + min(col0 + ${q}u, N - 1u)${v.transB ? ' * ldb' : ''};`);
   for (const r of range(v.rows)) for (const g of range(groups)) L.push(`  var acc${r}_${g} = vec4f(0.0);`);
   L.push('  for (var k = 0u; k < K; k++) {');
   for (const g of range(groups)) {
-    L.push(`    let bv${g} = vec4f(${range(4).map((q) => B.scalar(v.transB ? `bo${g * 4 + q} + k` : `bo${g * 4 + q} + k * N`)).join(', ')});`);
+    L.push(`    let bv${g} = vec4f(${range(4).map((q) => B.scalar(v.transB ? `bo${g * 4 + q} + k` : `bo${g * 4 + q} + k * ldb`)).join(', ')});`);
   }
   for (const r of range(v.rows)) {
-    L.push(`    { let s = ${A.scalar(v.transA ? `ao${r} + k * M` : `ao${r} + k`)};`);
+    L.push(`    { let s = ${A.scalar(v.transA ? `ao${r} + k * lda` : `ao${r} + k`)};`);
     for (const g of range(groups)) L.push(`      acc${r}_${g} = acc${r}_${g} + s * bv${g};${g === groups - 1 ? ' }' : ''}`);
   }
   L.push('  }');

@@ -3,11 +3,13 @@ import { StepError } from '../engine/errors.js';
 import { info } from './commands/info.js';
 import { plan } from './commands/plan.js';
 import { presets } from './commands/presets.js';
+import { train } from './commands/train.js';
 
 const COMMANDS: Record<string, { run: (args: string[]) => Promise<number>; help: string }> = {
   info: { run: info, help: 'print the WebGPU adapter, its limits and features' },
   plan: { run: plan, help: 'STEP stage sizes and model-state bytes per stage (the integer programme)' },
   presets: { run: presets, help: 'list the model presets with their parameter counts' },
+  train: { run: train, help: 'train a model (default: the tiny preset on the Brown corpus); --method vanilla|step|relora' },
 };
 
 function usage(): string {

@@ -12,6 +12,8 @@ type Tf = typeof import('@tensorflow/tfjs-core');
 /** The parts of tfjs-backend-webgpu's backend object this peer uses (not in its public types). */
 interface TfWebGPUBackend {
   device: GPUDevice;
+  /** Null when tfjs has already submitted everything (it flushes on its own every few dispatches). */
+  commandEncoder: GPUCommandEncoder | null;
   adapterInfo?: { description?: string; vendor?: string; architecture?: string };
   endComputePassEncoder(): void;
   submitQueue(): void;
@@ -55,7 +57,7 @@ export async function openTfjs(waitMode: WaitMode): Promise<TfjsPeer | string> {
           async run(count) {
             for (let i = 0; i < count; i++) tf.matMul(a, b, s.transA, s.transB).dispose();
             backend.endComputePassEncoder();
-            backend.submitQueue();
+            if (backend.commandEncoder) backend.submitQueue();
             await awaitDevice(backend.device.queue.onSubmittedWorkDone(), waitMode);
           },
           dispose() { a.dispose(); b.dispose(); },

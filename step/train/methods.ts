@@ -1,0 +1,151 @@
+import { runKernel } from '../../engine/registry.js';
+import { CATEGORIES } from '../../engine/memory.js';
+import { jaggedCosineSchedule, warmupCosineSchedule } from '../../engine/optim/schedules.js';
+import type { LlamaConfig } from '../../models/config.js';
+import { freezeLayersWithLora, mergeLora } from '../freeze.js';
+import { growModel } from '../growth.js';
+import { planStages } from '../planner/plan.js';
+import { listStageTensors } from '../planner/tensors.js';
+import type { TrainerState } from './checkpoint.js';
+import type { TrainOptions } from './options.js';
+import { makeOptimizer } from './session.js';
+import type { Run } from './trainer.js';
+
+/**
+ * What a training method decides: the model's structure at each step (growth and freezing for
+ * STEP, merge-and-restart for ReLoRA), the learning-rate multiplier, and the stage boundaries.
+ */
+export interface MethodPlan {
+  stages: number;
+  /** Layers of the model at step 0. */
+  initialLayers: number;
+  describe(): string;
+  lrScale(state: TrainerState): number;
+  /** Runs before each step: grows, freezes or restarts when the step calls for it. */
+  beforeStep(run: Run): Promise<void>;
+  /** Runs after the first optimizer step of a stage (model state is then fully allocated). */
+  afterFirstStep(run: Run): void;
+  firstStepOfStage(stage: number): number;
+  isStageEnd(step: number): boolean;
+}
+
+export function planMethod(o: TrainOptions, target: LlamaConfig): MethodPlan {
+  if (o.method === 'step') return stepPlan(o, target);
+  if (o.method === 'relora') return reloraPlan(o, target);
+  const schedule = warmupCosineSchedule({ warmupSteps: o.warmupSteps, totalSteps: o.steps, minRatio: o.minLrRatio });
+  return {
+    stages: 1, initialLayers: target.num_hidden_layers,
+    describe: () => `method: vanilla, ${target.num_hidden_layers} layers, ${o.steps} steps`,
+    lrScale: (s) => schedule(s.step), beforeStep: async () => {}, afterFirstStep: (run) => logMemory(run, null),
+    firstStepOfStage: () => 0, isStageEnd: () => false,
+  };
+}
+
+/** Logs the model-state bytes by category after a stage's first step, with the planner's prediction. */
+function logMemory(run: Run, predicted: Record<string, number> | null): void {
+  const live = run.device.memory().live;
+  const measured = Object.fromEntries(CATEGORIES.filter((c) => ['parameter', 'frozen', 'gradient', 'optimizer'].includes(c)).map((c) => [c, live[c]]));
+  const total = Object.values(measured).reduce((a, b) => a + b, 0);
+  const match = predicted ? Object.keys(measured).every((k) => measured[k] === predicted[k]) : null;
+  run.log.write('memory', { step: run.state.step, stage: run.state.stage, measured, measuredTotal: total, predicted, match, peak: run.device.memory().peak });
+  if (predicted && !match) run.progress.note(`warning: stage ${run.state.stage + 1} model-state bytes ${JSON.stringify(measured)} differ from the planner's ${JSON.stringify(predicted)}`);
+}
+
+function stepPlan(o: TrainOptions, target: LlamaConfig): MethodPlan {
+  const L = target.num_hidden_layers;
+  const split = o.split ?? planStages({ config: target, stages: o.stages, rank: o.loraRank, mode: 'engine', precision: o.precision }).split;
+  if (split.reduce((a, b) => a + b, 0) !== L) throw new Error(`STEP: the split [${split.join(',')}] must sum to the target's ${L} layers`);
+  const K = split.length;
+  const starts = split.map((_, s) => Math.round((s * o.steps) / K));
+  const schedule = warmupCosineSchedule({ warmupSteps: o.warmupSteps, totalSteps: o.steps, minRatio: o.minLrRatio });
+  const stageOf = (step: number) => starts.filter((st) => st <= step).length - 1;
+  return {
+    stages: K, initialLayers: split[0]!,
+    describe: () => `method: STEP, split [${split.join(', ')}] of ${L} layers, LoRA rank ${o.loraRank}; stages start at steps ${starts.join(', ')}`,
+    lrScale: (s) => {
+      const ramp = s.stage > 0 && o.stageWarmupSteps > 0 ? Math.min(1, (s.step - s.stageStartStep + 1) / o.stageWarmupSteps) : 1;
+      return schedule(s.step) * ramp;
+    },
+    async beforeStep(run) {
+      const next = stageOf(run.state.step);
+      if (next <= run.state.stage) return;
+      // stage boundary: merge the adapters, grow, freeze the old layers with fresh adapters, new optimizer
+      const { state } = run;
+      mergeLora(run.model);
+      const { model, origin } = growModel(run.model, split[next]!, { operator: 'interpolation-mean', placement: 'upper' });
+      run.model = model;
+      run.config = { ...run.config, num_hidden_layers: model.layers.length };
+      state.frozenLayers = origin.flatMap((x, i) => (x === null ? [] : [i]));
+      freezeLayersWithLora(model, state.frozenLayers, { rank: o.loraRank, alpha: o.loraAlpha, seed: o.seed + next + 1 });
+      run.optimizer.dispose();
+      for (const p of model.parameters()) { p.grad?.dispose(); p.grad = null; }
+      run.optimizer = makeOptimizer(model, o);
+      state.stage = next;
+      state.stageStartStep = run.state.step;
+      state.lora = { rank: o.loraRank, alpha: o.loraAlpha };
+      run.device.tracker.resetPeak();
+      run.log.write('stage', { stage: next, step: state.step, layers: model.layers.length, frozenLayers: state.frozenLayers });
+      run.progress.note(`stage ${next + 1}/${K} at step ${state.step}: ${model.layers.length} layers (${split[next]} new), ${state.frozenLayers.length} frozen with LoRA rank ${o.loraRank}`);
+    },
+    afterFirstStep(run) {
+      const stage = run.state.stage + 1;
+      const tensors = listStageTensors({ ...target, vocab_size: run.config.vocab_size }, { split, stage, rank: o.loraRank, precision: o.precision, newLayers: newLayerIndices(run) });
+      const predicted: Record<string, number> = { parameter: 0, frozen: 0, gradient: 0, optimizer: 0 };
+      for (const t of tensors) predicted[t.category] = (predicted[t.category] ?? 0) + t.bytes;
+      logMemory(run, predicted);
+    },
+    firstStepOfStage: (stage) => starts[stage] ?? 0,
+    isStageEnd: (step) => starts.includes(step) && step > 0,
+  };
+}
+
+function newLayerIndices(run: Run): number[] {
+  const frozen = new Set(run.state.frozenLayers);
+  return run.model.layers.map((_, i) => i).filter((i) => !frozen.has(i));
+}
+
+function reloraPlan(o: TrainOptions, target: LlamaConfig): MethodPlan {
+  const warm = o.reloraWarmStart, every = o.reloraEvery;
+  const schedule = jaggedCosineSchedule({ firstWarmupSteps: o.warmupSteps, restartEvery: every, restartWarmupSteps: Math.min(o.stageWarmupSteps, every), totalSteps: o.steps, minRatio: o.minLrRatio });
+  const all = [...Array(target.num_hidden_layers).keys()];
+  return {
+    stages: 1, initialLayers: target.num_hidden_layers,
+    describe: () => `method: ReLoRA, ${target.num_hidden_layers} layers, full-rank warm start ${warm} steps, LoRA rank ${o.loraRank}, restart every ${every} steps`,
+    lrScale: (s) => schedule(s.step),
+    async beforeStep(run) {
+      const { state } = run;
+      if (state.step === warm && state.frozenLayers.length === 0) {
+        freezeLayersWithLora(run.model, all, { rank: o.loraRank, alpha: o.loraAlpha, seed: o.seed + 1 });
+        state.frozenLayers = all;
+        state.lora = { rank: o.loraRank, alpha: o.loraAlpha };
+        state.lastRestart = state.step;
+        run.optimizer.dispose();
+        for (const [, t] of run.model.namedTensors()) { t.grad?.dispose(); t.grad = null; }
+        run.optimizer = makeOptimizer(run.model, o);
+        run.log.write('relora-start', { step: state.step });
+      } else if (state.frozenLayers.length && state.step > warm && (state.step - warm) % every === 0 && state.lastRestart !== state.step) {
+        await restart(run, o);
+      }
+    },
+    afterFirstStep: (run) => logMemory(run, null),
+    firstStepOfStage: () => 0, isStageEnd: () => false,
+  };
+}
+
+/** ReLoRA's restart: merge the adapters into the weights, re-initialise them, prune their Adam state (99% by magnitude). */
+async function restart(run: Run, o: TrainOptions): Promise<void> {
+  const { state } = run;
+  const adapters = run.model.layers.flatMap((l) => l.linears.map((x) => x.lora!));
+  for (const [li, l] of run.model.layers.entries()) {
+    for (const [xi, x] of l.linears.entries()) {
+      const { A, B, rank, alpha } = x.lora!;
+      runKernel('loraMerge', { inputs: [B, A], outputs: [x.weight], attrs: { scale: alpha / rank } });
+      const bound = 1 / Math.sqrt(x.inFeatures);
+      runKernel('random', { inputs: [], outputs: [A], attrs: { kind: 'uniform', seed: o.seed + state.step, offset: (li * 7 + xi) * 2 ** 24, a: -bound, b: bound } });
+      runKernel('fill', { inputs: [], outputs: [B], attrs: { value: 0 } });
+    }
+  }
+  await run.optimizer.resetState(adapters.flatMap((a) => [a.A, a.B]), { mode: 'magnitude', p: 0.99 });
+  state.lastRestart = state.step;
+  run.log.write('relora-restart', { step: state.step });
+}
