@@ -12,8 +12,9 @@
 import { loadavg } from 'node:os';
 import { Bench } from 'tinybench';
 import type { Tensor, WebGPUBackend } from '../index.js';
-import { createWebGPUBackend, matmul, rand } from '../index.js';
-import { chooseVariant } from '../kernels/matmul-webgpu.js';
+import { createWebGPUBackend, rand } from '../index.js';
+import { matmul } from '../kernels/matmul.js';
+import { planMatmul } from '../kernels/matmul-webgpu.js';
 import { matmulLayout } from '../kernels/matmul-layout.js';
 import { tileCols } from '../kernels/matmul-wgsl.js';
 import type { MatmulShape, TfjsPeer } from './peers/tfjs.js';
@@ -74,9 +75,11 @@ function ours(backend: WebGPUBackend, s: MatmulShape): { run(count: number): Pro
 
 function variantOf(backend: WebGPUBackend, s: MatmulShape): string {
   const layout = matmulLayout(s.transA ? [s.K, s.M] : [s.M, s.K], s.transB ? [s.N, s.K] : [s.K, s.N], !!s.transA, !!s.transB, () => '');
-  const v = chooseVariant(backend, layout, 'f32');
+  const p = planMatmul(backend, layout, 'f32', { a: s.M * s.K, b: s.K * s.N });
+  const v = p.variant;
   if (v.kind === 'plain') return 'plain 32x32';
-  return `subgroup S=${v.subgroup} ${v.rows}x${tileCols(v)}${v.vecA ? ' vecA' : ''}${v.vecB ? ' vecB' : ''}`;
+  const vec = (on: boolean, re: boolean, name: string): string => (on ? ` ${name}${re ? '(re-pitched)' : ''}` : '');
+  return `subgroup S=${v.subgroup} ${v.rows}x${tileCols(v)}${vec(v.vecA, p.repitchA, 'vecA')}${vec(v.vecB, p.repitchB, 'vecB')}`;
 }
 
 const fmt = (x: number, d = 1): string => x.toFixed(d);

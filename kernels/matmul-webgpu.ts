@@ -1,4 +1,4 @@
-/** The webgpu kernel of matmul: picks a specialised pipeline and records its dispatches. */
+/** The webgpu kernel of matmul: plans a specialised pipeline and records its dispatches. */
 import type { Storage } from '../engine/backend.js';
 import { StepError } from '../engine/errors.js';
 import type { KernelArgs } from '../engine/registry.js';
@@ -35,52 +35,53 @@ export function fixedSubgroupSize(backend: WebGPUBackend): number {
   return min;
 }
 
-/**
- * Rows per subgroup tile: 8 for short matrices (one token at generation), else 32. Each choice
- * is one more pipeline to build (1-4 s on llvmpipe), so there are only two.
- */
-function subgroupRows(M: number): number {
-  return M <= 8 ? 8 : 32;
-}
-
-/** How one operand is stored: `rows` rows of `pitch` contiguous elements per matrix. */
+/** How one operand is stored: matrices of `rows` rows of `pitch` contiguous elements. */
 function operandRows(l: MatmulLayout, which: 'a' | 'b'): { rows: number; pitch: number } {
   if (which === 'a') return l.transA ? { rows: l.K, pitch: l.M } : { rows: l.M, pitch: l.K };
   return l.transB ? { rows: l.N, pitch: l.K } : { rows: l.K, pitch: l.N };
 }
 
 /**
- * Whether to copy an operand whose pitch is not a multiple of 4 into a buffer with the next
- * multiple of 4 as pitch, so the subgroup kernel can bind it as vec4 (measured on llvmpipe:
- * ~19-26 GFLOP per core-second with scalar loads, ~33-36 with vec4). The copy costs a few
- * loads per element, so it pays once the other operand spans at least a tile (32).
+ * An operand whose pitch is not a multiple of 4 is copied into a buffer whose pitch is, so the
+ * subgroup kernel can bind it as vec4 (measured on llvmpipe: 19-26 GFLOP per core-second with
+ * scalar loads, 33-36 with vec4). The copy costs a few loads per element, so it pays once the
+ * other side of the product spans a tile (32).
  */
 const REPITCH_MIN_REUSE = 32;
 
-function shouldRepitch(backend: WebGPUBackend, l: MatmulLayout, which: 'a' | 'b', elements: number): boolean {
-  const { rows, pitch } = operandRows(l, which);
-  if (pitch % 4 === 0 || (which === 'a' ? l.N : l.M) < REPITCH_MIN_REUSE) return false;
-  const bytes = (elements / (rows * pitch)) * rows * Math.ceil(pitch / 4) * 4 * 4;
-  return bytes <= Math.min(backend.limits.maxStorageBufferBindingSize, backend.limits.maxBufferSize);
+export interface MatmulPlan {
+  variant: MatmulVariant;
+  /** Copy A / B to a pitch that is a multiple of 4 first. */
+  repitchA: boolean;
+  repitchB: boolean;
 }
 
-/** The variant for this problem on this backend (exported for the benchmark's report). */
-export function chooseVariant(backend: WebGPUBackend, l: MatmulLayout, dtype: 'f32' | 'f16', pitches?: { lda: number; ldb: number }): MatmulVariant {
+/** Rows per subgroup tile: 8 for short products (one token at generation), else 32; each is one more pipeline (1-4 s to build on llvmpipe). */
+const subgroupRows = (M: number): number => (M <= 8 ? 8 : 32);
+
+/** The kernel, its variant and any re-pitching for this problem on this backend. */
+export function planMatmul(backend: WebGPUBackend, l: MatmulLayout, dtype: 'f32' | 'f16', sizes: { a: number; b: number }): MatmulPlan {
   const S = fixedSubgroupSize(backend);
-  const kind = preferred === 'plain' || S === 0 ? 'plain' : 'subgroup';
-  if (preferred === 'subgroup' && kind !== 'subgroup') {
+  if (preferred === 'subgroup' && S === 0) {
     throw new StepError(`matmul: the subgroup kernel was forced but "${backend.adapter.description}" has no fixed subgroup size`);
   }
-  if (kind === 'plain') {
-    return { kind, transA: l.transA, transB: l.transB, dtype, rows: 4, cols: 4, subgroup: 0, lanes: 64, kStep: 1, vecA: false, vecB: false };
+  const base = { transA: l.transA, transB: l.transB, dtype, cols: 4 };
+  if (preferred === 'plain' || S === 0) {
+    return { variant: { ...base, kind: 'plain', rows: 4, subgroup: 0, lanes: 64, kStep: 1, vecA: false, vecB: false }, repitchA: false, repitchB: false };
   }
-  // vec4 bindings need row pitches that are multiples of 4 (measured: ~25-40% faster).
-  const vecA = (pitches?.lda ?? operandRows(l, 'a').pitch) % 4 === 0;
-  const vecB = (pitches?.ldb ?? operandRows(l, 'b').pitch) % 4 === 0;
-  return { kind, transA: l.transA, transB: l.transB, dtype, rows: subgroupRows(l.M), cols: 4, subgroup: S, lanes: S, kStep: 4, vecA, vecB };
+  const maxBytes = Math.min(backend.limits.maxStorageBufferBindingSize, backend.limits.maxBufferSize);
+  const repitch = (which: 'a' | 'b'): boolean => {
+    const { rows, pitch } = operandRows(l, which);
+    if (pitch % 4 === 0 || (which === 'a' ? l.N : l.M) < REPITCH_MIN_REUSE) return false;
+    return (sizes[which] / (rows * pitch)) * rows * Math.ceil(pitch / 4) * 16 <= maxBytes;
+  };
+  const repitchA = repitch('a'), repitchB = repitch('b');
+  const vecA = repitchA || operandRows(l, 'a').pitch % 4 === 0;
+  const vecB = repitchB || operandRows(l, 'b').pitch % 4 === 0;
+  return { variant: { ...base, kind: 'subgroup', rows: subgroupRows(l.M), subgroup: S, lanes: S, kStep: 4, vecA, vecB }, repitchA, repitchB };
 }
 
-/** Copies [count*rows, cols] into [count*rows, ld] (ld >= cols), zero-filling the extra columns. */
+/** Copies rows of `cols` elements into rows of `ld` >= cols elements, zero-filling the rest. */
 function repitchSource(type: string): string {
   return `${enables(type === 'f16' ? 'f16' : 'f32')}
 struct U { cols: u32, ld: u32, n: u32 }
@@ -97,8 +98,8 @@ struct U { cols: u32, ld: u32, n: u32 }
 }`;
 }
 
-/** A re-pitched copy of operand `which` (category staging: a transient buffer of the backend's own). */
-function repitch(backend: WebGPUBackend, src: Storage, l: MatmulLayout, which: 'a' | 'b'): { storage: Storage; ld: number; scale: number } {
+/** A re-pitched copy of one operand, in a transient buffer of the backend's own (category staging). */
+function repitch(backend: WebGPUBackend, src: Storage, l: MatmulLayout, which: 'a' | 'b'): { storage: Storage; ld: number } {
   const { rows, pitch } = operandRows(l, which);
   const ld = Math.ceil(pitch / 4) * 4;
   const n = (src.size / (rows * pitch)) * rows * ld;
@@ -107,33 +108,28 @@ function repitch(backend: WebGPUBackend, src: Storage, l: MatmulLayout, which: '
     label: 'matmul repitch', source: repitchSource(wgslType(src.dtype)), buffers: [src, storage],
     uniforms: packUniforms([['u32', pitch], ['u32', ld], ['u32', n]]), workgroups: grid1D(n),
   });
-  return { storage, ld, scale: ld / pitch };
-}
-
-/** Uniforms of `UNIFORM_STRUCT`: sizes, the grid bases of this dispatch, pitches, batch dims and strides. */
-function uniforms(l: MatmulLayout, base: [number, number, number], lda: number, ldb: number, sa: number[], sb: number[]): Uint32Array {
-  const [x, y, z] = base;
-  return new Uint32Array([l.M, l.N, l.K, z, y, x, lda, ldb, ...l.dims, ...sa, ...sb]);
+  return { storage, ld };
 }
 
 export function matmulWebGPU(backend: WebGPUBackend, { inputs, outputs, attrs }: KernelArgs): void {
   const l = attrs.layout as MatmulLayout;
-  let a = inputs[0]!.storage, b = inputs[1]!.storage;
   const c = outputs[0]!.storage;
+  let a = inputs[0]!.storage, b = inputs[1]!.storage;
+  const plan = planMatmul(backend, l, c.dtype === 'f16' ? 'f16' : 'f32', { a: a.size, b: b.size });
   let lda = operandRows(l, 'a').pitch, ldb = operandRows(l, 'b').pitch;
   let sa = l.stridesA, sb = l.stridesB;
   const temps: Storage[] = [];
-  if (fixedSubgroupSize(backend) > 0 && preferred !== 'plain') {
-    if (shouldRepitch(backend, l, 'a', a.size)) {
-      const r = repitch(backend, a, l, 'a');
-      a = r.storage; lda = r.ld; sa = sa.map((s) => s * r.scale); temps.push(r.storage);
-    }
-    if (shouldRepitch(backend, l, 'b', b.size)) {
-      const r = repitch(backend, b, l, 'b');
-      b = r.storage; ldb = r.ld; sb = sb.map((s) => s * r.scale); temps.push(r.storage);
-    }
+  if (plan.repitchA) {
+    const r = repitch(backend, a, l, 'a');
+    sa = sa.map((s) => (s / lda) * r.ld); // batch strides are whole matrices: scale by the new pitch
+    a = r.storage; lda = r.ld; temps.push(r.storage);
   }
-  const v = chooseVariant(backend, l, c.dtype === 'f16' ? 'f16' : 'f32', { lda, ldb });
+  if (plan.repitchB) {
+    const r = repitch(backend, b, l, 'b');
+    sb = sb.map((s) => (s / ldb) * r.ld);
+    b = r.storage; ldb = r.ld; temps.push(r.storage);
+  }
+  const v = plan.variant;
   const source = matmulSource(v);
   const label = `matmul(${v.kind}${v.transA ? ',transA' : ''}${v.transB ? ',transB' : ''},${v.dtype},${v.rows}x${tileCols(v)})`;
   const gx = Math.ceil(l.N / tileCols(v)), gy = Math.ceil(l.M / tileRows(v)), gz = l.batch;
@@ -144,12 +140,12 @@ export function matmulWebGPU(backend: WebGPUBackend, { inputs, outputs, attrs }:
       for (let x = 0; x < gx; x += lim) {
         backend.dispatch({
           label, source, buffers: [a, b, c],
-          uniforms: uniforms(l, [x, y, z], lda, ldb, sa, sb),
+          uniforms: new Uint32Array([l.M, l.N, l.K, z, y, x, lda, ldb, ...l.dims, ...sa, ...sb]),
           workgroups: [Math.min(lim, gx - x), Math.min(lim, gy - y), Math.min(lim, gz - z)],
         });
       }
     }
   }
-  // Freed buffers are reused only by work recorded later, so the copies stay valid for these dispatches.
+  // A freed buffer is reused only by work recorded later, so the copies stay valid for these dispatches.
   for (const t of temps) backend.free(t);
 }

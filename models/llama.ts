@@ -1,5 +1,6 @@
 import type { Backend } from '../engine/backend.js';
-import { ones } from '../engine/creation.js';
+import { fromArray, ones } from '../engine/creation.js';
+import { ropeInvFreq } from '../kernels/rope.js';
 import type { DType } from '../engine/dtype.js';
 import { ShapeError, StepError } from '../engine/errors.js';
 import { Generator } from '../engine/random.js';
@@ -58,6 +59,9 @@ export class LlamaLayer {
  * final RMSNorm, LM head (tied or untied).
  */
 export class LlamaModel {
+  /** HF's inv_freq buffer (not a parameter), uploaded once so RoPE never uploads per call. */
+  private invFreq: Tensor | null = null;
+
   constructor(
     readonly config: LlamaDims,
     public embed: Tensor,
@@ -79,8 +83,18 @@ export class LlamaModel {
     return out;
   }
 
+  private ropeFrequencies(): Tensor {
+    if (!this.invFreq || this.invFreq.isDisposed) {
+      const d = this.headDim;
+      this.invFreq = keep(fromArray(ropeInvFreq(d, this.config.rope_theta), [d / 2], { device: this.embed.backend, label: 'rope inv_freq' }));
+    }
+    return this.invFreq;
+  }
+
   /** Frees every tensor of the model and its gradients. */
   dispose(): void {
+    this.invFreq?.dispose();
+    this.invFreq = null;
     for (const [, t] of this.namedTensors()) {
       t.grad?.dispose();
       t.grad = null;
@@ -115,8 +129,9 @@ export class LlamaModel {
     const [b, t, hidden] = x.shape as [number, number, number];
     const nH = c.num_attention_heads, nKV = c.num_key_value_heads ?? nH, d = this.headDim;
     const hIn = A.rmsNorm(x, layer.inputNorm, c.rms_norm_eps);
-    const q = A.rope(A.reshape(layer.q.forward(hIn), [b, t, nH, d]), { theta: c.rope_theta, positionOffset });
-    const k = A.rope(A.reshape(layer.k.forward(hIn), [b, t, nKV, d]), { theta: c.rope_theta, positionOffset });
+    const rope = { theta: c.rope_theta, positionOffset, invFreq: this.ropeFrequencies() };
+    const q = A.rope(A.reshape(layer.q.forward(hIn), [b, t, nH, d]), rope);
+    const k = A.rope(A.reshape(layer.k.forward(hIn), [b, t, nKV, d]), rope);
     const v = A.reshape(layer.v.forward(hIn), [b, t, nKV, d]);
     const qh = A.permute(q, [0, 2, 1, 3]); // [B, nH, T, D]
     const kh = repeatKv(A.permute(k, [0, 2, 1, 3]), nH / nKV);

@@ -3,10 +3,12 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import type { Backend, DType } from '../../index.js';
 import {
-  CpuBackend, DeviceMismatchError, DTypeError, f16BitsToF32, f32ToF16Bits, fromArray, matmul, scope, setDevice, ShapeError, zeros,
+  CpuBackend, DeviceMismatchError, DTypeError, f16BitsToF32, f32ToF16Bits, fromArray, scope, setDevice, ShapeError, zeros,
 } from '../../index.js';
+// The kernel op itself (the package root exports the differentiable wrapper from autograd/).
+import { matmul } from '../../kernels/matmul.js';
 import type { WebGPUBackend } from '../../index.js';
-import { chooseVariant, fixedSubgroupSize, setMatmulKernel } from '../../kernels/matmul-webgpu.js';
+import { fixedSubgroupSize, planMatmul, setMatmulKernel } from '../../kernels/matmul-webgpu.js';
 import { matmulLayout } from '../../kernels/matmul-layout.js';
 import { bothBackends, runOnBoth } from '../helpers/conformance.js';
 import { testBothBackends } from '../helpers/backends.js';
@@ -216,7 +218,7 @@ test('matmul conformance: the plain fallback kernel (no subgroups)', async (t) =
   const old = setMatmulKernel('plain');
   try {
     const layout = matmulLayout([40, 40], [40, 40], false, false, () => '');
-    assert.equal(chooseVariant(backends.gpu as WebGPUBackend, layout, 'f32').kind, 'plain');
+    assert.equal(planMatmul(backends.gpu as WebGPUBackend, layout, 'f32', { a: 1600, b: 1600 }).variant.kind, 'plain');
     await fc.assert(fc.asyncProperty(caseArb(['none', 'equal', 'sharedB', 'broadcast']), (c) => checkCase(backends, c, 'f32')), { numRuns: 15 });
     await checkCase(backends, { M: 33, N: 17, K: 9, transA: false, transB: true, batch: 'none', seed: 5 }, 'f16');
   } finally {
@@ -233,6 +235,26 @@ test('matmul: LLaMA-like shapes with edge tiles, forward and both backward forms
     await checkCase(backends, { M, K: N, N: K, transA: false, transB: true, batch: 'none', seed: 12 }, 'f32');
     await checkCase(backends, { M: K, K: M, N, transA: true, transB: false, batch: 'none', seed: 13 }, 'f32');
   }
+});
+
+test('matmul: operands whose pitch is not a multiple of 4 are re-pitched for vec4 loads', async (t) => {
+  const backends = await bothBackends(t);
+  if (!backends) return;
+  const gpu = backends.gpu as WebGPUBackend;
+  for (const [transA, transB] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+    const c: Case = { M: 45, K: 33, N: 35, transA, transB, batch: 'broadcast', seed: 3 };
+    const s = shapes(c);
+    const plan = planMatmul(gpu, matmulLayout(s.a, s.b, transA, transB, () => ''), 'f32', { a: 6 * 45 * 33, b: 3 * 33 * 35 });
+    if (fixedSubgroupSize(gpu) > 0) {
+      assert.ok(plan.repitchA && plan.repitchB && plan.variant.vecA && plan.variant.vecB, `both operands re-pitched: ${JSON.stringify(plan)}`);
+    }
+    const staging = gpu.memory().live.staging;
+    await checkCase(backends, c, 'f32');
+    assert.equal(gpu.memory().live.staging, staging, 'the re-pitched copies are freed');
+  }
+  // Too little reuse: the other side is under a tile, so no copy.
+  const small = planMatmul(gpu, matmulLayout([8, 33], [33, 20], false, false, () => ''), 'f32', { a: 8 * 33, b: 33 * 20 });
+  assert.ok(!small.repitchA && !small.repitchB && !small.variant.vecA);
 });
 
 testBothBackends('matmul: grids past 65535 workgroups per dimension run as several dispatches', async (be) => {
