@@ -25,3 +25,4 @@ export type { KernelArgs, KernelFn, KernelImpls } from './registry.js';
 export { memory, resetPeak, setMemoryLimit, memoryTimeline } from './memory-api.js';
 export * from './safetensors.js';
 export * from './optim/index.js';
+export { tempPathFor, writeAtomic, writeFileAtomic } from './atomic-write.js';

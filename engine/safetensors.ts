@@ -5,8 +5,8 @@
  * the end of the header. Files are written atomically (temp file, fsync, rename) and every field
  * is validated on read, so a corrupt or truncated file fails with its path and the tensor named.
  */
-import { randomBytes } from 'node:crypto';
-import { open, rename, unlink } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
+import { writeAtomic } from './atomic-write.js';
 import type { FileHandle } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import type { Backend } from './backend.js';
@@ -158,11 +158,6 @@ function entriesOf(tensors: TensorMap): [string, Tensor][] {
   return tensors instanceof Map ? [...tensors] : Object.entries(tensors);
 }
 
-/** A temp name next to `path`, so the final rename stays on one file system. */
-function tempPathFor(path: string): string {
-  return `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-}
-
 /**
  * Writes the tensors in one pass, then renames the file into place: a crash or error never leaves
  * a partial file at `path`. Tensors are read back one at a time (host memory stays at one tensor).
@@ -184,21 +179,10 @@ export async function saveSafetensors(path: string, tensors: TensorMap, metadata
     offset += bytes;
   }
   const header = encodeSafetensorsHeader(entries, metadata);
-  const tmp = tempPathFor(path);
-  let fh: FileHandle | null = null;
-  try {
-    fh = await open(tmp, 'wx');
+  await writeAtomic(path, async (fh) => {
     await fh.write(header);
     for (const [, t] of list) await fh.write(await tensorBytes(t));
-    await fh.sync();
-    await fh.close();
-    fh = null;
-    await rename(tmp, path);
-  } catch (e) {
-    await fh?.close().catch(() => {});
-    await unlink(tmp).catch(() => {});
-    throw e;
-  }
+  });
 }
 
 export interface LoadTensorOptions {

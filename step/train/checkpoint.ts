@@ -8,7 +8,7 @@ import { openSafetensors, saveSafetensors } from '../../engine/safetensors.js';
 import { formatShape } from '../../engine/shape.js';
 import type { LlamaConfig } from '../../models/config.js';
 import { configToJSON, parseConfigJSON } from '../../models/config.js';
-import { writeFileAtomic } from '../../models/data/atomic-write.js';
+import { writeFileAtomic } from '../../engine/atomic-write.js';
 import type { LlamaModel } from '../../models/llama.js';
 import type { BpeTokenizer } from '../../models/tokenizer/bpe.js';
 

@@ -12,7 +12,7 @@ import { slice } from '../../kernels/layout.js';
 import type { LlamaConfig } from '../../models/config.js';
 import { presetConfig } from '../../models/config-presets.js';
 import { WindowSampler } from '../../models/data/windows.js';
-import { writeFileAtomic } from '../../models/data/atomic-write.js';
+import { writeFileAtomic } from '../../engine/atomic-write.js';
 import type { LlamaModel } from '../../models/llama.js';
 import type { TrainerState } from './checkpoint.js';
 import { latestCheckpoint, loadModelWeights, loadOptimizer, readCheckpointConfig, readTrainerState, saveCheckpoint, TRAINER_STATE_FORMAT } from './checkpoint.js';
