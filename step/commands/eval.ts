@@ -28,7 +28,7 @@ export interface EvalReport {
 }
 
 /** `step eval`: see EVAL_USAGE. Returns the exit code (errors throw, the CLI exits 1). */
-export async function evalCommand(args: string[]): Promise<number> {
+export async function evalCommand(args: string[], print: (text: string) => void = (t) => process.stdout.write(t)): Promise<number> {
   const flags = parseFlags('eval', EVAL_USAGE, args, ['--checkpoint', '--data', '--batch-size', '--seq-len', '--batches', '--device']);
   const common = commonArgs('eval', EVAL_USAGE, flags);
   const dir = await resolveCheckpointDir(common.checkpoint);
@@ -61,9 +61,9 @@ export async function evalCommand(args: string[]): Promise<number> {
       loss: ev.loss, perplexity: ev.perplexity, unigramPerplexity: prepared.unigramPerplexity,
     };
     if (common.json) {
-      process.stdout.write(JSON.stringify(report) + '\n');
+      print(JSON.stringify(report) + '\n');
     } else {
-      process.stdout.write([
+      print([
         `checkpoint: ${report.checkpoint}${report.step !== null ? ` (step ${report.step})` : ''}`,
         `data: ${report.data}`,
         `device: ${report.device}`,

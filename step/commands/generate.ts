@@ -13,7 +13,7 @@ export const GENERATE_USAGE = `usage: step generate --checkpoint DIR --prompt TE
 Prints the continuation of the prompt (not the prompt itself).`;
 
 /** `step generate`: see GENERATE_USAGE. */
-export async function generateCommand(args: string[]): Promise<number> {
+export async function generateCommand(args: string[], print: (text: string) => void = (t) => process.stdout.write(t)): Promise<number> {
   const flags = parseFlags('generate', GENERATE_USAGE, args, ['--checkpoint', '--prompt', '--max-new-tokens', '--temperature', '--top-k', '--top-p', '--seed', '--device']);
   const common = commonArgs('generate', GENERATE_USAGE, flags);
   const prompt = flags.get('--prompt');
@@ -37,8 +37,8 @@ export async function generateCommand(args: string[]): Promise<number> {
       maxNewTokens, temperature, topK, topP, seed, eosTokenId: eos, maxContext: ckpt.config.max_position_embeddings,
     });
     const text = tok.decode(out.filter((t) => t !== eos));
-    if (common.json) process.stdout.write(JSON.stringify({ prompt, promptTokens: ids, tokens: out, continuation: text }) + '\n');
-    else process.stdout.write(text + '\n');
+    if (common.json) print(JSON.stringify({ prompt, promptTokens: ids, tokens: out, continuation: text }) + '\n');
+    else print(text + '\n');
     return 0;
   } finally {
     closeCheckpoint(ckpt, device);

@@ -71,7 +71,7 @@ export async function lossAndGrads(model: LlamaModel, rows: readonly number[][],
 }
 
 /** `step grads`: see GRADS_USAGE. */
-export async function gradsCommand(args: string[]): Promise<number> {
+export async function gradsCommand(args: string[], print: (text: string) => void = (t) => process.stdout.write(t)): Promise<number> {
   const flags = parseFlags('grads', GRADS_USAGE, args, ['--checkpoint', '--tokens', '--out', '--device']);
   const common = commonArgs('grads', GRADS_USAGE, flags);
   const tokensPath = flags.get('--tokens'), out = flags.get('--out');
@@ -91,8 +91,8 @@ export async function gradsCommand(args: string[]): Promise<number> {
         format: 'pt', loss: String(loss), checkpoint: ckpt.dir, batch: String(rows.length), tokens_per_row: String(rows[0]!.length),
         convention: 'inputs row[:-1], targets row[1:]; mean cross-entropy; gradients of the trainable tensors',
       });
-      if (common.json) process.stdout.write(JSON.stringify({ loss, out: outPath, tensors: [...grads.keys()] }) + '\n');
-      else process.stdout.write(`loss ${loss}\n${grads.size} gradients written to ${outPath}\n`);
+      if (common.json) print(JSON.stringify({ loss, out: outPath, tensors: [...grads.keys()] }) + '\n');
+      else print(`loss ${loss}\n${grads.size} gradients written to ${outPath}\n`);
     } finally {
       for (const g of grads.values()) g.dispose();
     }

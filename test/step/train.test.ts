@@ -93,7 +93,7 @@ test('train options: bad input is refused with clear errors', async () => {
   assert.throws(() => parseTrainArgs(['--steps', 'ten']), /--steps must be an integer/);
   assert.throws(() => parseTrainArgs(['--method', 'magic']), /--method must be vanilla, step or relora/);
   assert.throws(() => parseTrainArgs(['--split', '2,x']), /--split must be positive integers/);
-  assert.throws(() => parseTrainArgs(['--warmup', '400']), /--warmup \(400\) must be below --steps/);
+  assert.throws(() => parseTrainArgs(['--warmup', '700']), /--warmup \(700\) must be below --steps/);
   await assert.rejects(train(options({ preset: 'huge' })), /unknown preset "huge"/i);
   await assert.rejects(train(options({ configOverrides: { hidden_sise: 3 } })), /hidden_sise/);
   await assert.rejects(train(options({ data: '/nonexistent/corpus' })), /does not exist/);
@@ -118,4 +118,14 @@ test('ReLoRA training: warm start, LoRA, restart; resume inside a run', async ()
   assert.equal(events(r.runDir, 'relora-restart').length, 2);
   const l = losses(r.runDir);
   assert.ok(Number.isFinite(l.get(10)!));
+});
+
+test('train --precision mixed: f16 parameters and gradients, f32 master + Adam state (2 + 2 + 12 bytes per parameter)', async () => {
+  const r = await train(options({ precision: 'mixed', steps: 6, checkpointEvery: 0, evalEvery: 0, lr: 1e-2 }));
+  const [m] = events(r.runDir, 'memory');
+  const n = m.measured.parameter / 2;
+  assert.ok(Number.isInteger(n) && n > 0);
+  assert.deepEqual(m.measured, { parameter: 2 * n, frozen: 0, gradient: 2 * n, optimizer: 12 * n });
+  const l = losses(r.runDir);
+  assert.ok(Number.isFinite(l.get(6)!) && l.get(6)! < l.get(1)!, `mixed-precision loss should fall: ${l.get(1)} -> ${l.get(6)}`);
 });
