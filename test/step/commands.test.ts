@@ -22,6 +22,7 @@ import { gradsCommand } from '../../step/commands/grads.js';
 import { DEFAULT_TRAIN_OPTIONS } from '../../step/train/options.js';
 import type { TrainOptions } from '../../step/train/options.js';
 import { train } from '../../step/train/trainer.js';
+import { BpeTokenizer } from '../../models/tokenizer/bpe.js';
 import { REQUIRE_WEBGPU } from '../helpers/backends.js';
 
 const PYTHON = '/usr/bin/python3';
@@ -49,6 +50,7 @@ function corpus(): string {
 
 const DATA = corpus();
 const TMP = mkdtempSync(join(tmpdir(), 'step-cmd-'));
+const TOKENS = join(TMP, 'tokens.json');
 
 function options(over: Partial<TrainOptions>): TrainOptions {
   return {
@@ -63,7 +65,12 @@ const runs = (async () => {
   const vanilla = await train(options({ name: 'vanilla', configOverrides: { ...dims, num_attention_heads: 4, num_key_value_heads: 2 } }));
   const step = await train(options({ name: 'step', method: 'step', split: [1, 1], loraRank: 4, loraAlpha: 8, stageWarmupSteps: 1,
     configOverrides: { ...dims, num_attention_heads: 2, num_key_value_heads: 1, tie_word_embeddings: true } }));
-  return { vanilla: join(vanilla.runDir, 'checkpoints', 'step-000006'), step: join(step.runDir, 'checkpoints', 'step-000006'), vanillaRun: vanilla.runDir };
+  const ckpt = { vanilla: join(vanilla.runDir, 'checkpoints', 'step-000006'), step: join(step.runDir, 'checkpoints', 'step-000006'), vanillaRun: vanilla.runDir };
+  // the batch for grads: two rows of 13 tokens (12 predictions each): text like the corpus's, and ids spread over the vocabulary
+  const text = (await BpeTokenizer.load(join(ckpt.vanilla, 'tokenizer.json'))).encode('the big dog ran to the red house under the blue sky . the cat sat on a small mat .');
+  assert.ok(text.length >= 13, `the sentence has ${text.length} tokens`);
+  writeFileSync(TOKENS, JSON.stringify([text.slice(0, 13), [298, 3, 77, 150, 151, 152, 9, 10, 200, 45, 46, 280, 1]]));
+  return ckpt;
 })();
 
 /** Runs a command in-process, collecting what it prints. */
@@ -83,9 +90,6 @@ m.${fn}(process.argv.slice(1)).then((c) => { process.exitCode = c; }, (e) => { p
   return { code: r.status, stderr: r.stderr, stdout: r.stdout };
 }
 
-const TOKENS = join(TMP, 'tokens.json');
-// two rows of 13 tokens (12 predictions each), ids spread over the vocabulary
-writeFileSync(TOKENS, JSON.stringify([[5, 17, 260, 33, 99, 101, 7, 250, 12, 299, 0, 64, 128], [298, 3, 77, 150, 151, 152, 9, 10, 200, 45, 46, 280, 1]]));
 
 async function readGrads(path: string): Promise<{ metadata: Record<string, string>; tensors: Map<string, Float64Array> }> {
   const r = await openSafetensors(path);
