@@ -1,5 +1,8 @@
 #!/usr/bin/env node
 import { StepError } from '../engine/errors.js';
+import { evalCommand } from './commands/eval.js';
+import { generateCommand } from './commands/generate.js';
+import { gradsCommand } from './commands/grads.js';
 import { info } from './commands/info.js';
 import { plan } from './commands/plan.js';
 import { presets } from './commands/presets.js';
@@ -9,6 +12,9 @@ const COMMANDS: Record<string, { run: (args: string[]) => Promise<number>; help:
   info: { run: info, help: 'print the WebGPU adapter, its limits and features' },
   plan: { run: plan, help: 'STEP stage sizes and model-state bytes per stage (the integer programme)' },
   presets: { run: presets, help: 'list the model presets with their parameter counts' },
+  eval: { run: evalCommand, help: 'validation loss and perplexity of a checkpoint (and the unigram baseline); --json' },
+  grads: { run: gradsCommand, help: 'loss and every parameter gradient for a token batch, as safetensors with HF names' },
+  generate: { run: generateCommand, help: 'continue a prompt with a checkpoint (greedy or sampled: temperature, top-k, top-p, seed)' },
   train: { run: train, help: 'train a model (default: the tiny preset on the Brown corpus); --method vanilla|step|relora' },
 };
 

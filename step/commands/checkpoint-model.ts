@@ -150,9 +150,18 @@ export function commonArgs(command: string, usage: string, flags: Map<string, st
   return { checkpoint, device: device as DeviceChoice, json: flags.has('--json') };
 }
 
-/** Opens the device the user asked for (auto: WebGPU when present, else cpu with a note on stderr). */
-export function openDevice(choice: DeviceChoice): Promise<Backend> {
-  return initDevice(choice);
+/**
+ * Opens the device the user asked for (auto: WebGPU when present, else cpu with a note on stderr)
+ * and loads the checkpoint onto it; on failure the device is released before the error is thrown.
+ */
+export async function openCheckpoint(dirArg: string, choice: DeviceChoice): Promise<{ device: Backend; ckpt: LoadedCheckpoint }> {
+  const device = await initDevice(choice);
+  try {
+    return { device, ckpt: await loadCheckpointModel(dirArg, device) };
+  } catch (e) {
+    if (device.name === 'webgpu') device.destroy();
+    throw e;
+  }
 }
 
 /** The run's train-config.json next to a checkpoint (runs/NAME/checkpoints/step-N/../../), or null. */

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { StepError } from '../../engine/errors.js';
 import { prepareData } from '../train/data.js';
 import { evaluate } from '../train/evaluate.js';
-import { closeCheckpoint, commonArgs, loadCheckpointModel, numberFlag, openDevice, parseFlags, resolveCheckpointDir, runTrainConfig } from './checkpoint-model.js';
+import { closeCheckpoint, commonArgs, numberFlag, openCheckpoint, parseFlags, resolveCheckpointDir, runTrainConfig } from './checkpoint-model.js';
 
 export const EVAL_USAGE = `usage: step eval --checkpoint DIR [options]
   --checkpoint DIR       a checkpoint folder (runs/NAME/checkpoints/step-N) or a run folder (its latest)
@@ -27,7 +27,7 @@ export interface EvalReport {
   unigramPerplexity: number;
 }
 
-/** `step eval`: see EVAL_USAGE. Returns the exit code (errors throw, the CLI exits 1). */
+/** `step eval`: see EVAL_USAGE. Returns the exit code (errors throw, the CLI exits 1). `print` receives the output (default: stdout). */
 export async function evalCommand(args: string[], print: (text: string) => void = (t) => process.stdout.write(t)): Promise<number> {
   const flags = parseFlags('eval', EVAL_USAGE, args, ['--checkpoint', '--data', '--batch-size', '--seq-len', '--batches', '--device']);
   const common = commonArgs('eval', EVAL_USAGE, flags);
@@ -39,8 +39,7 @@ export async function evalCommand(args: string[], print: (text: string) => void 
   const requestedSeq = numberFlag('eval', flags, '--seq-len', { integer: true, min: 1 });
   const batches = numberFlag('eval', flags, '--batches', { integer: true, min: 1 }) ?? fromRun('evalBatches', 8);
 
-  const device = await openDevice(common.device);
-  const ckpt = await loadCheckpointModel(dir, device);
+  const { device, ckpt } = await openCheckpoint(dir, common.device);
   try {
     const seqLen = requestedSeq ?? Math.min(fromRun('seqLen', 64), ckpt.config.max_position_embeddings);
     if (seqLen > ckpt.config.max_position_embeddings) {

@@ -1,7 +1,7 @@
 import { StepError } from '../../engine/errors.js';
 import { generate } from '../../models/generate.js';
 import { EOT } from '../train/data.js';
-import { closeCheckpoint, commonArgs, loadCheckpointModel, numberFlag, openDevice, parseFlags } from './checkpoint-model.js';
+import { closeCheckpoint, commonArgs, numberFlag, openCheckpoint, parseFlags } from './checkpoint-model.js';
 
 export const GENERATE_USAGE = `usage: step generate --checkpoint DIR --prompt TEXT [options]
   --max-new-tokens N     tokens to add (default 50); stops early at the end-of-text token
@@ -12,7 +12,7 @@ export const GENERATE_USAGE = `usage: step generate --checkpoint DIR --prompt TE
   --device auto|webgpu|cpu   --json (one JSON object: prompt, continuation, token ids)
 Prints the continuation of the prompt (not the prompt itself).`;
 
-/** `step generate`: see GENERATE_USAGE. */
+/** `step generate`: see GENERATE_USAGE. `print` receives the output (default: stdout). */
 export async function generateCommand(args: string[], print: (text: string) => void = (t) => process.stdout.write(t)): Promise<number> {
   const flags = parseFlags('generate', GENERATE_USAGE, args, ['--checkpoint', '--prompt', '--max-new-tokens', '--temperature', '--top-k', '--top-p', '--seed', '--device']);
   const common = commonArgs('generate', GENERATE_USAGE, flags);
@@ -25,8 +25,7 @@ export async function generateCommand(args: string[], print: (text: string) => v
   if (topP === 0) throw new StepError('step generate: --top-p must be > 0 (1 keeps every token)');
   const seed = numberFlag('generate', flags, '--seed', { integer: true, min: 0 }) ?? 0;
 
-  const device = await openDevice(common.device);
-  const ckpt = await loadCheckpointModel(common.checkpoint, device);
+  const { device, ckpt } = await openCheckpoint(common.checkpoint, common.device);
   try {
     const tok = ckpt.tokenizer;
     if (!tok) throw new StepError(`step generate: ${ckpt.dir} has no tokenizer.json, so the prompt cannot be encoded (was the run trained on a .bin token shard?)`);

@@ -9,7 +9,7 @@ import { scope } from '../../engine/scope.js';
 import type { Tensor } from '../../engine/tensor.js';
 import { backward } from '../../autograd/backward.js';
 import type { LlamaModel } from '../../models/llama.js';
-import { closeCheckpoint, commonArgs, loadCheckpointModel, openDevice, parseFlags } from './checkpoint-model.js';
+import { closeCheckpoint, commonArgs, openCheckpoint, parseFlags } from './checkpoint-model.js';
 
 export const GRADS_USAGE = `usage: step grads --checkpoint DIR --tokens FILE.json --out FILE.safetensors [--device auto|webgpu|cpu] [--json]
 The loss and the gradient of every trainable tensor of a checkpoint for one token batch, written as
@@ -70,15 +70,14 @@ export async function lossAndGrads(model: LlamaModel, rows: readonly number[][],
   return { loss, grads };
 }
 
-/** `step grads`: see GRADS_USAGE. */
+/** `step grads`: see GRADS_USAGE. `print` receives the output (default: stdout). */
 export async function gradsCommand(args: string[], print: (text: string) => void = (t) => process.stdout.write(t)): Promise<number> {
   const flags = parseFlags('grads', GRADS_USAGE, args, ['--checkpoint', '--tokens', '--out', '--device']);
   const common = commonArgs('grads', GRADS_USAGE, flags);
   const tokensPath = flags.get('--tokens'), out = flags.get('--out');
   if (!tokensPath) throw new StepError(`step grads: --tokens FILE.json is required\n${GRADS_USAGE}`);
   if (!out) throw new StepError(`step grads: --out FILE.safetensors is required\n${GRADS_USAGE}`);
-  const device = await openDevice(common.device);
-  const ckpt = await loadCheckpointModel(common.checkpoint, device);
+  const { device, ckpt } = await openCheckpoint(common.checkpoint, common.device);
   try {
     const rows = await readTokenBatch(tokensPath, ckpt.config.vocab_size);
     if (rows[0]!.length - 1 > ckpt.config.max_position_embeddings) {

@@ -28,12 +28,12 @@ export const CHART_SCRIPT = String.raw`
     if (t >= 1e3) return (t / 1e3).toFixed(t >= 1e4 ? 0 : 1) + 'k';
     return String(t);
   }
-  // 'Nice' ticks: 1, 2 or 5 times a power of ten, about n of them.
-  function ticks(lo, hi, n) {
-    var span = hi - lo, raw = span / Math.max(1, n), p = Math.pow(10, Math.floor(Math.log10(raw)));
+  // 'Nice' ticks: 1, 2 or 5 times a power of ten, about n of them; cover: extend to a tick >= hi.
+  function ticks(lo, hi, n, cover) {
+    var span = (hi - lo) || 1, raw = span / Math.max(1, n), p = Math.pow(10, Math.floor(Math.log10(raw)));
     var step = [1, 2, 5, 10].map(function (m) { return m * p; }).find(function (s) { return span / s <= n; }) || 10 * p;
-    var out = [];
-    for (var v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(+v.toFixed(10));
+    var out = [], end = cover ? Math.ceil(hi / step - 1e-9) * step : hi;
+    for (var v = Math.ceil(lo / step) * step; v <= end + step * 1e-9; v += step) out.push(+v.toFixed(10));
     return out;
   }
   function frame(svg, w, h, m, xTicks, yTicks, x, y, xFmt, yFmt, xLabel, yLabel) {
@@ -107,19 +107,22 @@ export const CHART_SCRIPT = String.raw`
     var host = document.getElementById(hostId);
     host.textContent = '';
     if (!groups.length) { host.textContent = 'no memory events logged'; return 0; }
-    var barW = 26, gap = 6, groupGap = 34, m = { l: 78, r: 16, t: 14, b: 78 };
-    var widths = groups.map(function (g) { return g.bars.length * (barW + gap) - gap; });
+    var barW = 34, gap = 4, groupGap = 22, m = { l: 64, r: 16, t: 14, b: 64 };
+    // a group is as wide as its bars or its two label lines, whichever is wider
+    var barsWidth = function (g) { return g.bars.length * (barW + gap) - gap; };
+    var widths = groups.map(function (g) { return Math.max(barsWidth(g), 7 * Math.max(g.run.length, g.stage.length)); });
     var w = Math.max(420, m.l + m.r + widths.reduce(function (a, b) { return a + b + groupGap; }, 0)), h = 380;
     var svg = el('svg', { viewBox: '0 0 ' + w + ' ' + h, width: w, height: h, role: 'img', 'aria-label': yLabel }, host);
     var total = function (b) { return categories.reduce(function (s, c) { return s + (b.values[c] || 0); }, 0); };
     var top = Math.max.apply(null, groups.map(function (g) { return Math.max.apply(null, g.bars.map(total)); })) || 1;
-    var yT = ticks(0, top * 1.05, 6), yMax = yT[yT.length - 1];
+    // ticks in MiB, so the labels are round numbers
+    var yT = ticks(0, top * 1.06 / 1048576, 6, true).map(function (v) { return v * 1048576; }), yMax = yT[yT.length - 1];
     var y = function (v) { return h - m.b - v / yMax * (h - m.t - m.b); };
-    frame(svg, w, h, m, [], yT, function () { return 0; }, y, String, mib, '', yLabel);
+    frame(svg, w, h, m, [], yT, function () { return 0; }, y, String, function (v) { return +(v / 1048576).toFixed(3) + ''; }, '', yLabel + ' (MiB)');
     var gx = m.l + groupGap / 2;
     groups.forEach(function (grp, gi) {
       grp.bars.forEach(function (b, bi) {
-        var bx = gx + bi * (barW + gap), acc = 0;
+        var bx = gx + (widths[gi] - barsWidth(grp)) / 2 + bi * (barW + gap), acc = 0;
         var g = el('g', { class: 'bar', 'data-group': grp.label, 'data-series': b.series }, svg);
         categories.forEach(function (c) {
           var v = b.values[c] || 0;
@@ -128,7 +131,7 @@ export const CHART_SCRIPT = String.raw`
           tip(r, grp.label + ' - ' + b.series + ' - ' + c + ': ' + v.toLocaleString('en-US') + ' B (' + mib(v) + ')');
           acc += v;
         });
-        el('text', { x: bx + barW / 2, y: y(acc) - 4, 'text-anchor': 'middle', class: 'tick small' }, svg, mib(acc));
+        el('text', { x: bx + barW / 2, y: y(acc) - 4, 'text-anchor': 'middle', class: 'tick small' }, svg, (acc / 1048576).toFixed(acc >= 104857600 ? 0 : 2));
         el('text', { x: bx + barW / 2, y: h - m.b + 13, 'text-anchor': 'middle', class: 'tick small' }, svg, b.short);
       });
       var cx = gx + widths[gi] / 2;

@@ -72,10 +72,10 @@ export function renderReport(runs: RunData[], sums: RunSummary[], generated = ne
 <h1>STEP training report</h1>
 <p class="note">${runs.length} run${runs.length === 1 ? '' : 's'}: ${runs.map((r) => `<code>${esc(r.dir)}</code>`).join(', ')}. Generated ${esc(generated.toISOString())} by <code>step report</code>.</p>
 <p id="chart-status"></p>
-<h2>Final validation</h2>
+<h2 id="summary">Final validation</h2>
 ${summaryTable(sums, runs.map((_, i) => RUN_COLORS[i % RUN_COLORS.length]!))}
 <p class="note">Validation loss and perplexity are from the last evaluation; the unigram baseline is the perplexity of the validation tokens under the training tokens' unigram distribution (a model must beat it, ratio below 1, to have learned anything beyond token frequencies). Peak model state is the largest sum of parameter, frozen, gradient and optimizer bytes live after any logged step; the tracker peak also counts activations, temporaries and staging buffers during a stage's first step.</p>
-<h2>Loss against training tokens</h2>
+<h2 id="loss">Loss against training tokens</h2>
 <div class="legend">${runLegend} <span class="note">faint: train loss per step; solid: smoothed; dashed with dots: validation; dotted vertical: STEP stage boundaries</span></div>
 <label class="note">smoothing <input id="smoothing" type="range" min="0" max="0.99" step="0.01" value="0.9"> <span id="smoothing-value">0.9</span></label>
 <div id="loss-chart" class="chart"></div>
@@ -88,9 +88,9 @@ ${summaryTable(sums, runs.map((_, i) => RUN_COLORS[i % RUN_COLORS.length]!))}
 <div id="peak-chart" class="chart"></div>
 <h3>Exact bytes</h3>
 ${memoryTable(sums)}
-<h2>STEP planner</h2>
+<h2 id="planner">STEP planner</h2>
 ${plannerTables(sums)}
-<h2>Configurations (train-config.json)</h2>
+<h2 id="configs">Configurations (train-config.json)</h2>
 ${configTable(runs, sums)}
 <script type="application/json" id="report-data">${json}</script>
 <script>${CHART_SCRIPT}</script>

@@ -22,8 +22,10 @@ const swatch = (color: string) => `<i class="swatch" style="background:${esc(col
 
 /** Final validation numbers, against the unigram baseline and the first vanilla run. */
 export function summaryTable(sums: RunSummary[], colors: string[]): string {
-  const vanilla = sums.find((s) => s.method === 'vanilla') ?? null;
+  // Compare only with a vanilla run of the same target model (same layers, widths, vocabulary).
+  const same = (a: RunSummary, b: RunSummary) => a.target !== null && JSON.stringify(a.target) === JSON.stringify(b.target);
   const rows = sums.map((s, i) => {
+    const vanilla = sums.find((v) => v.method === 'vanilla' && same(v, s)) ?? null;
     const vsUnigram = s.valPerplexity !== null && s.unigramPerplexity ? s.valPerplexity / s.unigramPerplexity : null;
     const dLoss = vanilla && vanilla !== s && s.valLoss !== null && vanilla.valLoss !== null ? `${((s.valLoss / vanilla.valLoss - 1) * 100).toFixed(2)}%` : '';
     const dMem = vanilla && vanilla !== s && s.peakModelState !== null && vanilla.peakModelState ? pct(1 - s.peakModelState / vanilla.peakModelState) : '';

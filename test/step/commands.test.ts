@@ -4,7 +4,7 @@
  * LLaMA with Hugging Face semantics (float64) and must give the same loss, gradients and greedy
  * text; a checkpoint and a gradient file written by PyTorch must load here.
  */
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, cpSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
@@ -51,6 +51,7 @@ function corpus(): string {
 const DATA = corpus();
 const TMP = mkdtempSync(join(tmpdir(), 'step-cmd-'));
 const TOKENS = join(TMP, 'tokens.json');
+after(() => { rmSync(TMP, { recursive: true, force: true }); rmSync(DATA, { recursive: true, force: true }); });
 
 function options(over: Partial<TrainOptions>): TrainOptions {
   return {
