@@ -1,0 +1,120 @@
+/**
+ * The STEP experiment's design: vanilla, STEP with 2 and 3 stages, and ReLoRA, trained on the
+ * same data at equal tokens (same steps, batch, sequence length, learning-rate schedule and seed).
+ * The default model is the `small` preset deepened to 8 layers with a 512-token vocabulary, so
+ * that decoder layers hold most of the model state (92% of its parameters), as in the paper's
+ * models where STEP's savings come from the layers. Sized for ~20 minutes on 2 cores through
+ * lavapipe (about 1 s per vanilla step of 1,024 tokens).
+ */
+import { StepError } from '../../engine/errors.js';
+import type { TrainOptions } from '../train/options.js';
+import { DEFAULT_TRAIN_OPTIONS, validateTrainOptions } from '../train/options.js';
+
+export type ExperimentMethod = 'vanilla' | 'step2' | 'step3' | 'relora';
+export const EXPERIMENT_METHODS: readonly ExperimentMethod[] = ['vanilla', 'step2', 'step3', 'relora'];
+
+export interface ExperimentOptions {
+  /** Folder of the experiment: runs/ (one folder per run), report.html, summary.json, summary.md. */
+  out: string;
+  preset: string;
+  /** LlamaConfig overrides of the preset (the default deepens `small` to 8 layers). */
+  configOverrides: Record<string, unknown>;
+  data: string;
+  vocabSize: number;
+  steps: number;
+  batchSize: number;
+  seqLen: number;
+  lr: number;
+  warmupSteps: number;
+  evalEvery: number;
+  evalBatches: number;
+  loraRank: number;
+  seed: number;
+  device: TrainOptions['device'];
+  methods: ExperimentMethod[];
+}
+
+export const DEFAULT_EXPERIMENT: Omit<ExperimentOptions, 'out'> = {
+  preset: 'small', configOverrides: { num_hidden_layers: 8 }, data: 'brown', vocabSize: 512,
+  steps: 300, batchSize: 16, seqLen: 64, lr: 3e-3, warmupSteps: 30, evalEvery: 50, evalBatches: 8,
+  loraRank: DEFAULT_TRAIN_OPTIONS.loraRank, seed: 1, device: 'auto', methods: [...EXPERIMENT_METHODS],
+};
+
+export const EXPERIMENT_USAGE = `usage: step experiment [options]
+  Trains vanilla, STEP (2 and 3 stages) and ReLoRA at equal tokens, then writes OUT/report.html,
+  OUT/summary.json and OUT/summary.md. Rerunning with the same --out reuses finished runs and
+  resumes interrupted ones from their last checkpoint.
+  --out DIR          experiment folder (default experiments/step-PRESET-TIMESTAMP)
+  --preset P         model preset (default small)       --set KEY=VALUE  config override (default num_hidden_layers=8)
+  --steps S          optimizer steps of every run (default 300)
+  --batch-size B --seq-len T --lr X --warmup W --vocab-size N --lora-rank R --seed S
+  --eval-every N --eval-batches N --data D (default brown) --device auto|webgpu|cpu
+  --methods LIST     comma-separated subset of ${EXPERIMENT_METHODS.join(',')} (default all)`;
+
+const INT_FLAGS: Record<string, keyof ExperimentOptions> = {
+  '--steps': 'steps', '--batch-size': 'batchSize', '--seq-len': 'seqLen', '--warmup': 'warmupSteps', '--vocab-size': 'vocabSize',
+  '--lora-rank': 'loraRank', '--seed': 'seed', '--eval-every': 'evalEvery', '--eval-batches': 'evalBatches',
+};
+
+function timestamp(): string {
+  return new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
+}
+
+export function parseExperimentArgs(args: readonly string[]): ExperimentOptions {
+  const o: Omit<ExperimentOptions, 'out'> & { out: string | null } = { ...DEFAULT_EXPERIMENT, configOverrides: {}, methods: [...DEFAULT_EXPERIMENT.methods], out: null };
+  let overridden = false;
+  for (let i = 0; i < args.length; i++) {
+    const flag = args[i]!;
+    if (flag === '--help' || flag === '-h') throw new StepError(EXPERIMENT_USAGE);
+    const v = args[++i];
+    if (v === undefined || v.startsWith('--')) throw new StepError(`step experiment: ${flag} needs a value\n${EXPERIMENT_USAGE}`);
+    if (flag in INT_FLAGS) {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 0) throw new StepError(`step experiment: ${flag} must be a non-negative integer, got "${v}"`);
+      (o as unknown as Record<string, unknown>)[INT_FLAGS[flag]!] = n;
+    } else if (flag === '--lr') {
+      o.lr = Number(v);
+      if (!(o.lr > 0)) throw new StepError(`step experiment: --lr must be a positive number, got "${v}"`);
+    } else if (flag === '--set') {
+      const eq = v.indexOf('=');
+      if (eq < 1) throw new StepError(`step experiment: --set expects KEY=VALUE, got "${v}"`);
+      if (!overridden) { o.configOverrides = {}; overridden = true; } // --set replaces the default overrides
+      const raw = v.slice(eq + 1);
+      o.configOverrides[v.slice(0, eq)] = Number.isNaN(Number(raw)) ? raw : Number(raw);
+    } else if (flag === '--methods') {
+      const list = v.split(',').map((s) => s.trim());
+      const bad = list.find((m) => !(EXPERIMENT_METHODS as readonly string[]).includes(m));
+      if (bad !== undefined || list.length === 0) throw new StepError(`step experiment: --methods takes ${EXPERIMENT_METHODS.join(', ')}; got "${bad ?? v}"`);
+      o.methods = [...new Set(list)] as ExperimentMethod[];
+    } else if (flag === '--preset') o.preset = v;
+    else if (flag === '--data') o.data = v;
+    else if (flag === '--out') o.out = v;
+    else if (flag === '--device') {
+      if (!['auto', 'webgpu', 'cpu'].includes(v)) throw new StepError(`step experiment: --device must be auto, webgpu or cpu, got "${v}"`);
+      o.device = v as TrainOptions['device'];
+    } else throw new StepError(`step experiment: unknown option ${flag}\n${EXPERIMENT_USAGE}`);
+  }
+  if (!overridden && o.preset !== DEFAULT_EXPERIMENT.preset) o.configOverrides = {}; // the 8-layer default belongs to `small`
+  return { ...o, out: o.out ?? `experiments/step-${o.preset}-${timestamp()}` };
+}
+
+/**
+ * The training options of each run: identical except for the method. ReLoRA warms up full-rank
+ * for a quarter of the steps, then merges and restarts every quarter.
+ */
+export function experimentRuns(e: ExperimentOptions, runsDir: string): TrainOptions[] {
+  const quarter = Math.max(1, Math.floor(e.steps / 4));
+  const base: TrainOptions = {
+    ...DEFAULT_TRAIN_OPTIONS, runsDir, preset: e.preset, configOverrides: { ...e.configOverrides }, data: e.data, vocabSize: e.vocabSize,
+    steps: e.steps, batchSize: e.batchSize, seqLen: e.seqLen, lr: e.lr, warmupSteps: e.warmupSteps, evalEvery: e.evalEvery,
+    evalBatches: e.evalBatches, loraRank: e.loraRank, seed: e.seed, device: e.device,
+    checkpointEvery: quarter, // plus stage boundaries and the end: enough to resume an interrupted experiment
+  };
+  const byMethod: Record<ExperimentMethod, Partial<TrainOptions>> = {
+    vanilla: { name: 'vanilla', method: 'vanilla' },
+    step2: { name: 'step-2-stages', method: 'step', stages: 2 },
+    step3: { name: 'step-3-stages', method: 'step', stages: 3 },
+    relora: { name: 'relora', method: 'relora', reloraWarmStart: quarter, reloraEvery: quarter },
+  };
+  return e.methods.map((m) => validateTrainOptions({ ...base, ...byMethod[m] }));
+}
