@@ -48,15 +48,21 @@ function countFor(s: MatmulShape, gflops: number, seconds: number): number {
   return Math.max(1, Math.round((seconds * gflops * 1e9) / flops(s)));
 }
 
-/** Median ms per matmul of `run(count)` sampled by tinybench (after one untimed warm-up run). */
-async function measure(name: string, run: (count: number) => Promise<void>, count: number, time: number): Promise<number> {
+/**
+ * Median ms per matmul of `run(count)` sampled by tinybench (after one untimed warm-up run), and
+ * the process's CPU seconds per matmul (lavapipe's threads run inside this process): GFLOP per
+ * CPU-second is less sensitive than wall time to other load on the machine.
+ */
+async function measure(name: string, run: (count: number) => Promise<void>, count: number, time: number): Promise<{ ms: number; cpuMs: number }> {
   await run(1); // builds the pipeline (seconds on llvmpipe) outside the timing
   const bench = new Bench({ time, iterations: QUICK ? 2 : 3, warmup: false });
   bench.add(name, () => run(count));
+  const cpu0 = process.cpuUsage();
   await bench.run();
+  const cpu = process.cpuUsage(cpu0);
   const r = bench.tasks[0]!.result;
   if (r.state !== 'completed') throw new Error(`${name}: ${r.state === 'errored' ? r.error.message : r.state}`);
-  return r.latency.p50 / count;
+  return { ms: r.latency.p50 / count, cpuMs: (cpu.user + cpu.system) / 1e3 / (r.latency.samplesCount * count) };
 }
 
 function ours(backend: WebGPUBackend, s: MatmulShape): { run(count: number): Promise<void>; dispose(): void } {
@@ -93,19 +99,19 @@ async function main(): Promise<void> {
   const tf: TfjsPeer | string = await openTfjs(backend.waitMode);
   console.log(`peer: ${typeof tf === 'string' ? `unavailable: ${tf}` : tf.description}`);
   console.log();
-  console.log(`${pad('shape', 52)} ${pad('kernel', 28)} ${pad('ms', 8)} ${pad('GFLOP/s', 8)} ${pad('tfjs ms', 9)} ${pad('tfjs GFLOP/s', 12)} speed-up`);
+  console.log(`${pad('shape', 52)} ${pad('kernel', 44)} ${pad('ms', 8)} ${pad('GFLOP/s', 8)} ${pad('GFLOP/cpu-s', 12)} ${pad('tfjs ms', 9)} ${pad('tfjs GFLOP/s', 12)} speed-up`);
   for (const s of shapes) {
     const mine = ours(backend, s);
-    const ms = await measure(label(s), mine.run, countFor(s, 60, 0.15), QUICK ? 500 : 1500);
+    const { ms, cpuMs } = await measure(label(s), mine.run, countFor(s, 60, 0.15), QUICK ? 500 : 1500);
     mine.dispose();
     let peer = '-', peerG = '-', ratio = '-';
     if (typeof tf !== 'string') {
       const p = tf.prepare(s);
-      const pms = await measure(`tfjs ${label(s)}`, p.run, countFor(s, 5, 0.3), QUICK ? 300 : 1000);
+      const pms = (await measure(`tfjs ${label(s)}`, p.run, countFor(s, 5, 0.3), QUICK ? 300 : 1000)).ms;
       p.dispose();
       peer = fmt(pms, 2); peerG = fmt(flops(s) / pms / 1e6); ratio = `${fmt(pms / ms)}x`;
     }
-    console.log(`${pad(label(s), 52)} ${pad(variantOf(backend, s), 28)} ${pad(fmt(ms, 2), 8)} ${pad(fmt(flops(s) / ms / 1e6), 8)} ${pad(peer, 9)} ${pad(peerG, 12)} ${ratio}`);
+    console.log(`${pad(label(s), 52)} ${pad(variantOf(backend, s), 44)} ${pad(fmt(ms, 2), 8)} ${pad(fmt(flops(s) / ms / 1e6), 8)} ${pad(fmt(flops(s) / cpuMs / 1e6), 12)} ${pad(peer, 9)} ${pad(peerG, 12)} ${ratio}`);
   }
 
   // Dawn's busy-poll: the same work awaited with the default 'episode' wait and with plain 'spin'.
@@ -116,7 +122,7 @@ async function main(): Promise<void> {
     const row: string[] = [];
     for (const b of [backend, spin]) {
       const m = ours(b, s);
-      const ms = await measure(`${b.waitMode} ${label(s)}`, m.run, countFor(s, 60, 0.15), QUICK ? 500 : 1500);
+      const { ms } = await measure(`${b.waitMode} ${label(s)}`, m.run, countFor(s, 60, 0.15), QUICK ? 500 : 1500);
       m.dispose();
       row.push(`${b.waitMode}: ${fmt(ms, 2)} ms ${fmt(flops(s) / ms / 1e6)} GFLOP/s`);
     }

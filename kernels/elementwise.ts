@@ -8,7 +8,7 @@ import { broadcastShapes, formatShape } from '../engine/shape.js';
 import type { Tensor } from '../engine/tensor.js';
 import { broadcastStrides, MAX_RANK, padRank, stridedOffsetFn, stridedOffsets } from './broadcast.js';
 import { scalarOp } from './unary.js';
-import { enables, grid1D, LINEAR_INDEX, LINEAR_PARAMS, packUniforms, wgslType } from './wgsl.js';
+import { enables, grid1D, LINEAR_INDEX, LINEAR_PARAMS, packUniforms, PER_THREAD, wgslType } from './wgsl.js';
 
 export type OpOptions = Pick<CreateOptions, 'category' | 'label'>;
 
@@ -35,22 +35,65 @@ function computeType(dtype: string): string {
   return dtype === 'i32' ? 'i32' : 'f32';
 }
 
-function binarySource(op: BinaryOp, dtype: string, broadcast: boolean): string {
+/**
+ * How a kernel reads one operand at output index i: `full` (same index), `suffix` (the operand
+ * is the trailing dims of the output, index i % size: a bias or a row), `splat` (one element),
+ * or `strided` (general broadcasting through the shape and strides in the uniforms).
+ */
+type Access = 'full' | 'suffix' | 'splat' | 'strided';
+
+export function accessOf(t: Tensor, out: Tensor): Access {
+  if (t.size === out.size) return 'full';
+  if (t.size === 1) return 'splat';
+  const s = [...t.shape];
+  while (s.length && s[0] === 1) s.shift();
+  const tail = out.shape.slice(out.rank - s.length);
+  return s.length <= out.rank && s.every((d, k) => d === tail[k]) ? 'suffix' : 'strided';
+}
+
+/** vec4 loads and stores pay off on llvmpipe (one vector load instead of four scalar ones). */
+function canVectorize(n: number, operands: readonly { access: Access; size: number }[]): boolean {
+  return n % 4 === 0 && operands.every((o) => o.access !== 'strided' && (o.access !== 'suffix' || o.size % 4 === 0));
+}
+
+function operandDecl(name: string, binding: number, T: string, access: Access, vec: boolean): string {
+  const elem = vec && access !== 'splat' ? `vec4<${T}>` : T;
+  return `@group(0) @binding(${binding}) var<storage, read> ${name}: array<${elem}>;`;
+}
+
+function operandLoad(name: string, C: string, access: Access, vec: boolean, size: string, offFn: string): string {
+  const V = vec ? `vec4<${C}>` : C;
+  switch (access) {
+    case 'full': return `${V}(${name}[i])`;
+    case 'suffix': return `${V}(${name}[i % ${vec ? `(${size} / 4u)` : size}])`;
+    case 'splat': return vec ? `${V}(${C}(${name}[0]))` : `${C}(${name}[0])`;
+    case 'strided': return `${C}(${name}[${offFn}(i)])`;
+  }
+}
+
+function binarySource(op: BinaryOp, dtype: string, accA: Access, accB: Access, vec: boolean): string {
   const T = wgslType(dtype as never), C = computeType(dtype);
-  const expr = dtype === 'i32' && op === 'div' ? 'select(a / b, 0, b == 0)' : BINARY[op].wgsl.replaceAll('C(', `${C}(`);
+  const typed = vec ? `vec4<${C}>` : C;
+  const base = dtype === 'i32' && op === 'div' ? 'select(a / b, C(0), b == C(0))' : BINARY[op].wgsl;
+  const expr = base.replaceAll('C(', `${typed}(`);
+  const strided = accA === 'strided' || accB === 'strided';
   return `${enables(dtype as never)}
-struct U { n: u32, rank: u32, p0: u32, p1: u32, shape: array<vec4u, 2>, sa: array<vec4u, 2>, sb: array<vec4u, 2> }
-@group(0) @binding(0) var<storage, read> x: array<${T}>;
-@group(0) @binding(1) var<storage, read> y: array<${T}>;
-@group(0) @binding(2) var<storage, read_write> out: array<${T}>;
+struct U { n: u32, rank: u32, sizeA: u32, sizeB: u32, stride: u32, p0: u32, p1: u32, p2: u32, shape: array<vec4u, 2>, sa: array<vec4u, 2>, sb: array<vec4u, 2> }
+${operandDecl('x', 0, T, accA, vec)}
+${operandDecl('y', 1, T, accB, vec)}
+@group(0) @binding(2) var<storage, read_write> out: array<${vec ? `vec4<${T}>` : T}>;
 @group(0) @binding(3) var<uniform> u: U;
-${broadcast ? `${stridedOffsetFn('offA', 'sa')}\n${stridedOffsetFn('offB', 'sb')}` : ''}
+${strided ? `${stridedOffsetFn('offA', 'sa')}\n${stridedOffsetFn('offB', 'sb')}` : ''}
 @compute @workgroup_size(64) fn main(${LINEAR_PARAMS}) {
-  ${LINEAR_INDEX}
-  if (i >= u.n) { return; }
-  let a = ${C}(x[${broadcast ? 'offA(i)' : 'i'}]);
-  let b = ${C}(y[${broadcast ? 'offB(i)' : 'i'}]);
-  out[i] = ${T}(${expr});
+  ${LINEAR_INDEX.replace('let i', 'let first')}
+  if (first >= u.stride) { return; } // padding threads of the last workgroup: their items belong to others
+  for (var k = 0u; k < ${PER_THREAD}u; k++) {
+    let i = first + k * u.stride;
+    if (i >= u.n) { return; }
+    let a = ${operandLoad('x', C, accA, vec, 'u.sizeA', 'offA')};
+    let b = ${operandLoad('y', C, accB, vec, 'u.sizeB', 'offB')};
+    out[i] = ${vec ? `vec4<${T}>` : T}(${expr});
+  }
 }`;
 }
 
@@ -87,19 +130,22 @@ for (const op of Object.keys(BINARY) as BinaryOp[]) {
     webgpu(backend, { inputs, outputs }) {
       const [a, b] = inputs as [Tensor, Tensor];
       const out = outputs[0]!;
-      const broadcast = !(a.size === out.size && b.size === out.size);
+      const accA = accessOf(a, out), accB = accessOf(b, out);
+      const vec = canVectorize(out.size, [{ access: accA, size: a.size }, { access: accB, size: b.size }]);
       const sa = broadcastStrides(a.shape, out.shape), sb = broadcastStrides(b.shape, out.shape);
+      const items = vec ? out.size / 4 : out.size;
+      const threads = Math.ceil(items / PER_THREAD);
       backend.dispatch({
         label: op,
-        source: binarySource(op, out.dtype, broadcast),
+        source: binarySource(op, out.dtype, accA, accB, vec),
         buffers: [a.storage, b.storage, out.storage],
         uniforms: packUniforms([
-          ['u32', out.size], ['u32', out.rank], ['u32', 0], ['u32', 0],
+          ['u32', items], ['u32', out.rank], ['u32', a.size], ['u32', b.size], ['u32', threads], ['u32', 0], ['u32', 0], ['u32', 0],
           ...padRank(out.shape, 1).map((d) => ['u32', d] as const),
           ...padRank(sa).map((d) => ['u32', d] as const),
           ...padRank(sb).map((d) => ['u32', d] as const),
         ]),
-        workgroups: grid1D(out.size),
+        workgroups: grid1D(threads),
       });
     },
   });
@@ -195,16 +241,22 @@ export function where(cond: Tensor, a: Tensor, b: Tensor, options: OpOptions = {
   return out;
 }
 
-function axpySource(dtype: string): string {
-  const T = wgslType(dtype as never);
+function axpySource(dtype: string, vec: boolean): string {
+  const T = vec ? `vec4<${wgslType(dtype as never)}>` : wgslType(dtype as never);
+  const F = vec ? 'vec4<f32>' : 'f32';
   return `${enables(dtype as never)}
-struct U { n: u32, alpha: f32 }
+struct U { n: u32, alpha: f32, stride: u32 }
 @group(0) @binding(0) var<storage, read> x: array<${T}>;
 @group(0) @binding(1) var<storage, read_write> y: array<${T}>;
 @group(0) @binding(2) var<uniform> u: U;
 @compute @workgroup_size(64) fn main(${LINEAR_PARAMS}) {
-  ${LINEAR_INDEX}
-  if (i < u.n) { y[i] = ${T}(f32(y[i]) + u.alpha * f32(x[i])); }
+  ${LINEAR_INDEX.replace('let i', 'let first')}
+  if (first >= u.stride) { return; } // padding threads of the last workgroup: their items belong to others
+  for (var k = 0u; k < ${PER_THREAD}u; k++) {
+    let i = first + k * u.stride;
+    if (i >= u.n) { return; }
+    y[i] = ${T}(${F}(y[i]) + u.alpha * ${F}(x[i]));
+  }
 }`;
 }
 
@@ -218,9 +270,12 @@ registerKernel('axpy', {
   },
   webgpu(backend, { inputs, outputs, attrs }) {
     const y = outputs[0]!;
+    const vec = y.size % 4 === 0;
+    const items = vec ? y.size / 4 : y.size;
+    const threads = Math.ceil(items / PER_THREAD);
     backend.dispatch({
-      label: 'axpy', source: axpySource(y.dtype), buffers: [inputs[0]!.storage, y.storage],
-      uniforms: packUniforms([['u32', y.size], ['f32', attrs.alpha as number]]), workgroups: grid1D(y.size),
+      label: 'axpy', source: axpySource(y.dtype, vec), buffers: [inputs[0]!.storage, y.storage],
+      uniforms: packUniforms([['u32', items], ['f32', attrs.alpha as number], ['u32', threads]]), workgroups: grid1D(threads),
     });
   },
 });

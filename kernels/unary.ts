@@ -6,7 +6,7 @@ import { assertDType, f32ToF16Bits } from '../engine/dtype.js';
 import { DTypeError, StepError } from '../engine/errors.js';
 import { registerKernel, runKernel } from '../engine/registry.js';
 import type { Tensor } from '../engine/tensor.js';
-import { enables, grid1D, LINEAR_INDEX, LINEAR_PARAMS, packUniforms, wgslType } from './wgsl.js';
+import { enables, grid1D, LINEAR_INDEX, LINEAR_PARAMS, packUniforms, PER_THREAD, wgslType } from './wgsl.js';
 
 type OpOptions = Pick<CreateOptions, 'category' | 'label'>;
 
@@ -57,20 +57,31 @@ const POWF = `fn powf(a: f32, s: f32) -> f32 {
   return select(m, -m, abs(s) % 2.0 == 1.0);
 }`;
 
-function unarySource(op: string, from: DType, to: DType): string {
+/**
+ * WGSL for one unary op. With `vec`, each thread maps a vec4 (one vector load and store instead
+ * of four scalar ones on llvmpipe); scalars and the literals 0 and 1 become vectors.
+ */
+function unarySource(op: string, from: DType, to: DType, vec: boolean): string {
   const isInt = from === 'i32';
   const C = isInt ? 'i32' : 'f32';
+  const V = vec ? `vec4<${C}>` : C;
+  const In = vec ? `vec4<${wgslType(from)}>` : wgslType(from), Out = vec ? `vec4<${wgslType(to)}>` : wgslType(to);
+  const expr = vec ? UNARY[op]!.wgsl.replaceAll('select(0, 1, ', `select(${V}(0), ${V}(1), `).replaceAll('max(a, 0)', `max(a, ${V}(0))`) : UNARY[op]!.wgsl;
   return `${enables(from, to)}
-struct U { n: u32, s: f32, si: i32 }
-@group(0) @binding(0) var<storage, read> x: array<${wgslType(from)}>;
-@group(0) @binding(1) var<storage, read_write> out: array<${wgslType(to)}>;
+struct U { n: u32, s: f32, si: i32, stride: u32 }
+@group(0) @binding(0) var<storage, read> x: array<${In}>;
+@group(0) @binding(1) var<storage, read_write> out: array<${Out}>;
 @group(0) @binding(2) var<uniform> u: U;
 @compute @workgroup_size(64) fn main(${LINEAR_PARAMS}) {
-  ${LINEAR_INDEX}
-  if (i >= u.n) { return; }
-  let a = ${C}(x[i]);
-  let s = ${isInt ? 'u.si' : 'u.s'};
-  out[i] = ${wgslType(to)}(${UNARY[op]!.wgsl});
+  ${LINEAR_INDEX.replace('let i', 'let first')}
+  if (first >= u.stride) { return; } // padding threads of the last workgroup: their items belong to others
+  let s = ${V}(${isInt ? 'u.si' : 'u.s'});
+  for (var k = 0u; k < ${PER_THREAD}u; k++) {
+    let i = first + k * u.stride;
+    if (i >= u.n) { return; }
+    let a = ${V}(x[i]);
+    out[i] = ${Out}(${expr});
+  }
 }
 ${op === 'pow_scalar' ? POWF : ''}`;
 }
@@ -94,12 +105,15 @@ for (const op of Object.keys(UNARY)) {
     webgpu(backend, { inputs, outputs, attrs }) {
       const x = inputs[0]!, out = outputs[0]!;
       const s = (attrs.scalar as number | undefined) ?? 0;
+      const vec = out.size % 4 === 0 && op !== 'pow_scalar'; // powf branches per element
+      const items = vec ? out.size / 4 : out.size;
+      const threads = Math.ceil(items / PER_THREAD);
       backend.dispatch({
         label: op,
-        source: unarySource(op, x.dtype, out.dtype),
+        source: unarySource(op, x.dtype, out.dtype, vec),
         buffers: [x.storage, out.storage],
-        uniforms: packUniforms([['u32', out.size], ['f32', s], ['i32', Math.trunc(s)]]),
-        workgroups: grid1D(out.size),
+        uniforms: packUniforms([['u32', items], ['f32', s], ['i32', Math.trunc(s)], ['u32', threads]]),
+        workgroups: grid1D(threads),
       });
     },
   });

@@ -26,6 +26,12 @@ export function grid1D(n: number, wg = WG_1D): [number, number] {
   return [65535, Math.ceil(groups / 65535)];
 }
 
+/**
+ * Items (vec4s or scalars) each thread of the elementwise kernels maps, strided by the thread
+ * count so neighbouring lanes stay on neighbouring items; amortises per-workgroup cost on llvmpipe.
+ */
+export const PER_THREAD = 4;
+
 /** WGSL that sets `i` to this thread's linear index in a `grid1D` dispatch. */
 export const LINEAR_INDEX = `let i = (wid.y * nwg.x + wid.x) * ${WG_1D}u + lid.x;`;
 

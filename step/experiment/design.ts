@@ -61,7 +61,7 @@ function timestamp(): string {
 }
 
 export function parseExperimentArgs(args: readonly string[]): ExperimentOptions {
-  const o: Omit<ExperimentOptions, 'out'> & { out: string | null } = { ...DEFAULT_EXPERIMENT, configOverrides: {}, methods: [...DEFAULT_EXPERIMENT.methods], out: null };
+  const o: Omit<ExperimentOptions, 'out'> & { out: string | null } = { ...DEFAULT_EXPERIMENT, configOverrides: { ...DEFAULT_EXPERIMENT.configOverrides }, methods: [...DEFAULT_EXPERIMENT.methods], out: null };
   let overridden = false;
   for (let i = 0; i < args.length; i++) {
     const flag = args[i]!;

@@ -86,7 +86,7 @@ ${summaryTable(sums, runs.map((_, i) => RUN_COLORS[i % RUN_COLORS.length]!))}
 <h2>Tracker peak per stage (all categories)</h2>
 <div id="peak-legend" class="legend"></div>
 <div id="peak-chart" class="chart"></div>
-<h3>Exact bytes</h3>
+<h3 id="exact-bytes">Exact bytes</h3>
 ${memoryTable(sums)}
 <h2 id="planner">STEP planner</h2>
 ${plannerTables(sums)}

@@ -139,3 +139,18 @@ test('conformance: where, cast and in-place axpy match exactly', async (t) => {
     r.cpu.forEach((c, k) => assert.deepEqual(Array.from(r.gpu[k]!), Array.from(c), `output ${k}`));
   }), { numRuns: 30 });
 });
+
+test('conformance: each access path of the binary kernel (full, suffix, splat, strided; vec4 and scalar)', async (t) => {
+  const both = await bothBackends(t);
+  if (!both) return;
+  const cases: [number[], number[]][] = [[[6, 8], [8]], [[3, 4, 4], [4, 4]], [[8], [1]], [[5, 3], [3]], [[4, 4], [4, 1]], [[2, 3, 8], [1, 8]], [[7], [7]], [[4, 1], [1, 8]]];
+  for (const [sa, sb] of cases) {
+    for (const op of ['add', 'sub', 'div', 'greater'] as const) {
+      const r = await runOnBoth(both, [{ values: values(size(sa), 3), shape: sa }, { values: values(size(sb), 4, 0.5, 3), shape: sb }], BINARY_FNS[op]!);
+      const w = worstError(r.gpu[0]!, r.cpu[0]!, BINARY_TOL[op]!, 1e-30);
+      assert.ok(w.ratio <= 1, `${op} ${JSON.stringify(sa)} with ${JSON.stringify(sb)}: index ${w.index} gpu ${r.gpu[0]![w.index]} cpu ${r.cpu[0]![w.index]}`);
+      const r2 = await runOnBoth(both, [{ values: values(size(sb), 4, 0.5, 3), shape: sb }, { values: values(size(sa), 3), shape: sa }], BINARY_FNS[op]!);
+      assert.ok(worstError(r2.gpu[0]!, r2.cpu[0]!, BINARY_TOL[op]!, 1e-30).ratio <= 1, `${op} swapped ${JSON.stringify(sb)} with ${JSON.stringify(sa)}`);
+    }
+  }
+});

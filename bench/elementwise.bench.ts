@@ -1,0 +1,51 @@
+/**
+ * Elementwise bandwidth on WebGPU against a plain device-to-device copy of the same bytes, in the
+ * same run and on the same device. GB/s counts bytes moved (read + written) by each op; the copy
+ * moves 2x its size. Run: `npm run bench:elementwise` (STEP_BENCH_MIB sets the tensor size, default 32 MiB).
+ */
+import { Bench } from 'tinybench';
+import { createWebGPUBackend, empty, rand, setDevice } from '../index.js';
+import { add, addScaledInPlace, mul } from '../kernels/elementwise.js';
+import { exp, silu } from '../kernels/unary.js';
+
+const mib = Number(process.env.STEP_BENCH_MIB ?? 32);
+const n = Math.floor((mib * 2 ** 20) / 4);
+const bytes = n * 4;
+const backend = await createWebGPUBackend();
+setDevice(backend);
+const a = rand([n]), b = rand([n]), dst = empty([n]);
+const row = rand([n / 1024 > 1 ? 1024 : n]);
+const a2 = a.reshape([-1, row.size]);
+await backend.sync();
+const srcBuf = backend.gpuBuffer(a.storage), dstBuf = backend.gpuBuffer(dst.storage);
+
+const run = (f: () => { dispose(): void } | void) => async () => {
+  const out = f();
+  await backend.sync();
+  if (out) out.dispose();
+};
+const bench = new Bench({ name: `elementwise vs copy, ${mib} MiB f32`, time: 3000, iterations: 8, warmupIterations: 2 });
+bench
+  .add('copyBufferToBuffer', async () => {
+    const enc = backend.device.createCommandEncoder();
+    enc.copyBufferToBuffer(srcBuf, 0, dstBuf, 0, bytes);
+    backend.device.queue.submit([enc.finish()]);
+    await backend.sync();
+  })
+  .add('add (same shape)', run(() => add(a, b)))
+  .add('mul by a broadcast row', run(() => mul(a2, row)))
+  .add('exp', run(() => exp(a)))
+  .add('silu', run(() => silu(a)))
+  .add('axpy in place (y += 0.5 x)', run(() => { addScaledInPlace(dst, b, 0.5); }));
+await bench.run();
+
+// bytes moved per op: copy reads + writes n floats; add reads 2n, writes n; unary and axpy-style 2n or 3n
+const moved: Record<string, number> = {
+  copyBufferToBuffer: 2 * bytes, 'add (same shape)': 3 * bytes, 'mul by a broadcast row': 2 * bytes,
+  exp: 2 * bytes, silu: 2 * bytes, 'axpy in place (y += 0.5 x)': 3 * bytes,
+};
+const rate = (name: string) => moved[name]! / (((bench.tasks.find((t) => t.name === name)!.result as unknown as { latency: { mean: number } }).latency.mean) / 1000) / 1e9;
+const copy = rate('copyBufferToBuffer');
+console.log(`device: ${backend.description}`);
+for (const t of bench.tasks) console.log(`${t.name.padEnd(30)} ${rate(t.name).toFixed(2)} GB/s  (${((rate(t.name) / copy) * 100).toFixed(0)}% of copy)`);
+backend.destroy();

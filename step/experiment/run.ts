@@ -1,0 +1,69 @@
+/**
+ * Runs the experiment of design.ts one run after another through the programmatic trainer, then
+ * writes the HTML report and the summary (JSON and Markdown) into the experiment folder.
+ * A rerun with the same folder reuses finished runs (when their options are the experiment's)
+ * and resumes interrupted ones from their last checkpoint.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { StepError } from '../../engine/errors.js';
+import { writeFileAtomic } from '../../models/data/atomic-write.js';
+import { writeReport } from '../report/html.js';
+import type { TrainOptions } from '../train/options.js';
+import { train } from '../train/trainer.js';
+import type { ExperimentOptions } from './design.js';
+import { experimentRuns } from './design.js';
+import type { ExperimentSummary } from './summary.js';
+import { experimentMarkdown, summarizeExperiment } from './summary.js';
+
+export interface ExperimentResult {
+  dir: string;
+  reportPath: string;
+  summary: ExperimentSummary;
+  markdown: string;
+}
+
+/** Options that must agree for a finished run to be reused (device and stopAfter may differ). */
+function comparable(o: TrainOptions): string {
+  const { device: _d, stopAfter: _s, runsDir: _r, ...rest } = o;
+  return JSON.stringify(rest);
+}
+
+/** 'done', 'resume' or 'new'; throws when the folder holds a run that cannot be continued. */
+function runStatus(dir: string, o: TrainOptions): 'done' | 'resume' | 'new' {
+  if (!existsSync(dir)) return 'new';
+  const configPath = join(dir, 'train-config.json');
+  const fresh = (why: string) => new StepError(`step experiment: ${dir} ${why}; delete that folder or choose another --out`);
+  if (!existsSync(configPath)) throw fresh('exists but holds no train-config.json');
+  const saved = JSON.parse(readFileSync(configPath, 'utf8')) as TrainOptions;
+  if (comparable(saved) !== comparable(o)) throw fresh('holds a run with other options than this experiment\'s');
+  const log = existsSync(join(dir, 'log.jsonl')) ? readFileSync(join(dir, 'log.jsonl'), 'utf8') : '';
+  if (/"event":"end"/.test(log)) return 'done';
+  if (!existsSync(join(dir, 'latest.json'))) throw fresh('holds an unfinished run without a checkpoint to resume from');
+  return 'resume';
+}
+
+export async function runExperiment(e: ExperimentOptions, command = 'step experiment', say: (line: string) => void = (l) => process.stdout.write(l + '\n')): Promise<ExperimentResult> {
+  const dir = resolve(e.out);
+  const runsDir = join(dir, 'runs');
+  await mkdir(runsDir, { recursive: true });
+  const runs = experimentRuns(e, runsDir);
+  const started = performance.now();
+  for (const [i, o] of runs.entries()) {
+    const runDir = join(runsDir, o.name);
+    const status = runStatus(runDir, o);
+    say(`\n== run ${i + 1}/${runs.length}: ${o.name} (${status === 'done' ? 'finished before, reused' : status === 'resume' ? 'resuming' : `${o.steps} steps`}) ==`);
+    if (status === 'done') continue;
+    const t0 = performance.now();
+    const r = await train(o, status === 'resume' ? o.name : null);
+    say(`${o.name}: validation loss ${r.valLoss?.toFixed(4) ?? 'n/a'}, perplexity ${r.valPerplexity?.toFixed(1) ?? 'n/a'} in ${((performance.now() - t0) / 60000).toFixed(1)} min`);
+  }
+  const { path: reportPath, summaries } = await writeReport(runs.map((o) => join(runsDir, o.name)), join(dir, 'report.html'));
+  const summary = summarizeExperiment(summaries);
+  const markdown = experimentMarkdown(summary, command);
+  await writeFileAtomic(join(dir, 'summary.json'), JSON.stringify({ command, options: e, ...summary }, null, 2) + '\n');
+  await writeFileAtomic(join(dir, 'summary.md'), markdown);
+  say(`\n${markdown}\nexperiment took ${((performance.now() - started) / 60000).toFixed(1)} min in this process\nreport: ${reportPath}\nsummary: ${join(dir, 'summary.md')}`);
+  return { dir, reportPath, summary, markdown };
+}
