@@ -137,7 +137,7 @@ function bColumns(v: MatmulVariant, B: Operand) {
   const groups = v.cols / 4;
   const setup: string[] = [];
   if (!v.transB && v.vecB) {
-    // N % 4 == 0: a column group is wholly inside or outside; clamp the group.
+    // ldb % 4 == 0: clamp whole column groups (padding columns past N are read, never stored).
     for (const g of range(groups)) setup.push(`  let bo${g} = bo.y + min(col0 + ${g * 4}u, ldb - 4u);`);
   } else {
     for (const q of range(v.cols)) setup.push(`  let bo${q} = bo.y + min(col0 + ${q}u, N - 1u)${v.transB ? ' * ldb' : ''};`);
@@ -174,7 +174,7 @@ function bColumns(v: MatmulVariant, B: Operand) {
 
 /**
  * A for the tile's rows, shared through broadcasts. Row-owner layout: lane l loads rows l, l+S,
- * ... (4 k at a time); for transposed A bound as vec4 (M % 4 == 0), lane l loads row groups
+ * ... (4 k at a time); for transposed A bound as vec4 (lda % 4 == 0), lane l loads row groups
  * 4l..4l+3, 4(l+S).. at each k instead, so every load is one aligned vec4.
  */
 function aRows(v: MatmulVariant, A: Operand) {

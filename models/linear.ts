@@ -6,6 +6,7 @@ import type { Generator } from '../engine/random.js';
 import { keep } from '../engine/scope.js';
 import type { Tensor } from '../engine/tensor.js';
 import * as A from '../autograd/index.js';
+import { greaterEqual, mul } from '../kernels/elementwise.js';
 
 /** Makes a tensor a trainable parameter (requiresGrad, category `parameter`) or a frozen one. */
 export function setTrainable(t: Tensor, trainable: boolean): void {
@@ -23,6 +24,8 @@ export interface LoraAdapter {
   B: Tensor;
   rank: number;
   alpha: number;
+  /** Dropout on the adapter's input while training (PEFT's lora_dropout); 0 = none. */
+  dropout: number;
 }
 
 /**
@@ -42,11 +45,18 @@ export class Linear {
     return this.weight.shape[0]!;
   }
 
-  forward(x: Tensor): Tensor {
+  /** y = x W^T (+ the adapter); `dropout` draws the adapter's dropout mask (training only). */
+  forward(x: Tensor, dropout: Generator | null = null): Tensor {
     const y = A.matmul(x, this.weight, { transB: true });
     if (!this.lora) return y;
-    const { A: a, B: b, rank, alpha } = this.lora;
-    const down = A.matmul(x, a, { transB: true });
+    const { A: a, B: b, rank, alpha, dropout: p } = this.lora;
+    let xin = x;
+    if (p > 0 && dropout) {
+      // inverted dropout: keep with probability 1-p and scale by 1/(1-p); the mask is a constant for autograd
+      const mask = mul(greaterEqual(rand(x.shape as number[], { generator: dropout, dtype: x.dtype, device: x.backend }), p), 1 / (1 - p));
+      xin = A.mul(x, mask);
+    }
+    const down = A.matmul(xin, a, { transB: true });
     const up = A.matmul(down, b, { transB: true });
     return A.add(y, A.mul(up, alpha / rank));
   }
@@ -55,7 +65,8 @@ export class Linear {
    * Adds a LoRA adapter: A from Kaiming-uniform (bound sqrt(6 / ((1 + 5) * in)) = 1/sqrt(in), as
    * PyTorch's kaiming_uniform_(a=sqrt(5)) that PEFT uses), B zero; both trainable from step 1.
    */
-  addLora(rank: number, alpha: number, generator: Generator, dtype: DType = 'f32'): LoraAdapter {
+  addLora(rank: number, alpha: number, generator: Generator, dtype: DType = 'f32', dropout = 0): LoraAdapter {
+    if (!(dropout >= 0 && dropout < 1)) throw new StepError(`${this.name}: LoRA dropout must be in [0, 1), got ${dropout}`);
     if (this.lora) throw new StepError(`${this.name}: already has a LoRA adapter; merge it first`);
     if (!Number.isInteger(rank) || rank < 1 || rank > Math.min(this.inFeatures, this.outFeatures)) {
       throw new StepError(`${this.name}: LoRA rank ${rank} must be an integer in 1..${Math.min(this.inFeatures, this.outFeatures)} (min of in ${this.inFeatures}, out ${this.outFeatures})`);
@@ -66,7 +77,7 @@ export class Linear {
     const b = zeros([this.outFeatures, rank], { dtype, device, category: 'parameter', label: `${this.name}.lora_B` });
     a.requiresGrad = true;
     b.requiresGrad = true;
-    this.lora = { A: keep(a), B: keep(b), rank, alpha }; // the model owns its parameters
+    this.lora = { A: keep(a), B: keep(b), rank, alpha, dropout }; // the model owns its parameters
     return this.lora;
   }
 }

@@ -59,6 +59,8 @@ export class LlamaLayer {
  * final RMSNorm, LM head (tied or untied).
  */
 export class LlamaModel {
+  /** Draws LoRA dropout masks while set (the trainer sets it per step; null = no dropout, e.g. eval). */
+  dropoutGenerator: Generator | null = null;
   /** HF's inv_freq buffer (not a parameter), uploaded once so RoPE never uploads per call. */
   private invFreq: Tensor | null = null;
 
@@ -128,20 +130,21 @@ export class LlamaModel {
     const c = this.config;
     const [b, t, hidden] = x.shape as [number, number, number];
     const nH = c.num_attention_heads, nKV = c.num_key_value_heads ?? nH, d = this.headDim;
+    const g = this.dropoutGenerator;
     const hIn = A.rmsNorm(x, layer.inputNorm, c.rms_norm_eps);
     const rope = { theta: c.rope_theta, positionOffset, invFreq: this.ropeFrequencies() };
-    const q = A.rope(A.reshape(layer.q.forward(hIn), [b, t, nH, d]), rope);
-    const k = A.rope(A.reshape(layer.k.forward(hIn), [b, t, nKV, d]), rope);
-    const v = A.reshape(layer.v.forward(hIn), [b, t, nKV, d]);
+    const q = A.rope(A.reshape(layer.q.forward(hIn, g), [b, t, nH, d]), rope);
+    const k = A.rope(A.reshape(layer.k.forward(hIn, g), [b, t, nKV, d]), rope);
+    const v = A.reshape(layer.v.forward(hIn, g), [b, t, nKV, d]);
     const qh = A.permute(q, [0, 2, 1, 3]); // [B, nH, T, D]
     const kh = repeatKv(A.permute(k, [0, 2, 1, 3]), nH / nKV);
     const vh = repeatKv(A.permute(v, [0, 2, 1, 3]), nH / nKV);
     const scores = A.mul(A.matmul(qh, kh, { transB: true }), 1 / Math.sqrt(d)); // [B, nH, T, T]
     const probs = A.softmax(scores, { causal: true, positionOffset: 0 });
     const ctx = A.reshape(A.permute(A.matmul(probs, vh), [0, 2, 1, 3]), [b, t, hidden]);
-    const h = A.add(x, layer.o.forward(ctx));
+    const h = A.add(x, layer.o.forward(ctx, g));
     const hPost = A.rmsNorm(h, layer.postNorm, c.rms_norm_eps);
-    const mlp = layer.down.forward(A.swiglu(layer.gate.forward(hPost), layer.up.forward(hPost)));
+    const mlp = layer.down.forward(A.swiglu(layer.gate.forward(hPost, g), layer.up.forward(hPost, g)), g);
     return A.add(h, mlp);
   }
 }

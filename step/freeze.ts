@@ -11,6 +11,8 @@ export interface LoraOptions {
   /** Scale numerator: the adapter adds (alpha / rank) * x A^T B^T (default alpha = rank, scale 1). */
   alpha?: number;
   seed?: number;
+  /** Dropout on each adapter's input while training (default 0). */
+  dropout?: number;
 }
 
 /**
@@ -27,7 +29,7 @@ export function freezeLayersWithLora(model: LlamaModel, layers: readonly number[
     setTrainable(layer.postNorm, false);
     for (const lin of layer.linears) {
       setTrainable(lin.weight, false);
-      lin.addLora(options.rank, alpha, g, lin.weight.dtype);
+      lin.addLora(options.rank, alpha, g, lin.weight.dtype, options.dropout ?? 0);
     }
   }
 }

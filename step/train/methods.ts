@@ -76,7 +76,7 @@ function stepPlan(o: TrainOptions, target: LlamaConfig): MethodPlan {
       run.model = model;
       run.config = { ...run.config, num_hidden_layers: model.layers.length };
       state.frozenLayers = origin.flatMap((x, i) => (x === null ? [] : [i]));
-      freezeLayersWithLora(model, state.frozenLayers, { rank: o.loraRank, alpha: o.loraAlpha, seed: o.seed + next + 1 });
+      freezeLayersWithLora(model, state.frozenLayers, { rank: o.loraRank, alpha: o.loraAlpha, seed: o.seed + next + 1, dropout: o.loraDropout });
       run.optimizer.dispose();
       for (const p of model.parameters()) { p.grad?.dispose(); p.grad = null; }
       run.optimizer = makeOptimizer(model, o);
@@ -115,7 +115,7 @@ function reloraPlan(o: TrainOptions, target: LlamaConfig): MethodPlan {
     async beforeStep(run) {
       const { state } = run;
       if (state.step === warm && state.frozenLayers.length === 0) {
-        freezeLayersWithLora(run.model, all, { rank: o.loraRank, alpha: o.loraAlpha, seed: o.seed + 1 });
+        freezeLayersWithLora(run.model, all, { rank: o.loraRank, alpha: o.loraAlpha, seed: o.seed + 1, dropout: o.loraDropout });
         state.frozenLayers = all;
         state.lora = { rank: o.loraRank, alpha: o.loraAlpha };
         state.lastRestart = state.step;

@@ -38,6 +38,8 @@ export interface TrainOptions {
   stages: number;
   loraRank: number;
   loraAlpha: number;
+  /** Dropout on the LoRA adapters' inputs while training (PEFT's lora_dropout). */
+  loraDropout: number;
   /** STEP: warm-up steps at the start of each later stage (the LR restarts after growth). */
   stageWarmupSteps: number;
   /** ReLoRA: merge-and-restart period (steps) and full-rank warm start (steps). */
@@ -52,7 +54,7 @@ export const DEFAULT_TRAIN_OPTIONS: TrainOptions = {
   vocabSize: 1024, seqLen: 64, batchSize: 16, gradAccum: 1, steps: 600, lr: 3e-3, minLrRatio: 0.1,
   warmupSteps: 30, weightDecay: 0.1, beta1: 0.9, beta2: 0.95, eps: 1e-8, clip: 1, evalEvery: 200,
   evalBatches: 8, checkpointEvery: 200, logEvery: 1, seed: 1, precision: 'fp32', device: 'auto',
-  split: null, stages: 2, loraRank: 8, loraAlpha: 16, stageWarmupSteps: 10, reloraEvery: 100, reloraWarmStart: 50,
+  split: null, stages: 2, loraRank: 8, loraAlpha: 16, loraDropout: 0, stageWarmupSteps: 10, reloraEvery: 100, reloraWarmStart: 50,
   stopAfter: null,
 };
 
@@ -63,13 +65,13 @@ const FLAGS: Record<string, keyof TrainOptions> = {
   '--weight-decay': 'weightDecay', '--beta1': 'beta1', '--beta2': 'beta2', '--eps': 'eps', '--clip': 'clip',
   '--eval-every': 'evalEvery', '--eval-batches': 'evalBatches', '--checkpoint-every': 'checkpointEvery',
   '--log-every': 'logEvery', '--seed': 'seed', '--precision': 'precision', '--device': 'device', '--split': 'split',
-  '--stages': 'stages', '--lora-rank': 'loraRank', '--lora-alpha': 'loraAlpha', '--stage-warmup': 'stageWarmupSteps',
+  '--stages': 'stages', '--lora-rank': 'loraRank', '--lora-alpha': 'loraAlpha', '--lora-dropout': 'loraDropout', '--stage-warmup': 'stageWarmupSteps',
   '--relora-every': 'reloraEvery', '--relora-warm-start': 'reloraWarmStart', '--stop-after': 'stopAfter',
 };
 
 const INTEGER_KEYS = new Set<keyof TrainOptions>(['vocabSize', 'seqLen', 'batchSize', 'gradAccum', 'steps', 'warmupSteps', 'evalEvery',
   'evalBatches', 'checkpointEvery', 'logEvery', 'seed', 'stages', 'loraRank', 'stageWarmupSteps', 'reloraEvery', 'reloraWarmStart', 'stopAfter']);
-const NUMBER_KEYS = new Set<keyof TrainOptions>(['lr', 'minLrRatio', 'weightDecay', 'beta1', 'beta2', 'eps', 'clip', 'loraAlpha']);
+const NUMBER_KEYS = new Set<keyof TrainOptions>(['lr', 'minLrRatio', 'weightDecay', 'beta1', 'beta2', 'eps', 'clip', 'loraAlpha', 'loraDropout']);
 
 export const TRAIN_USAGE = `usage: step train [options]     (no options: the tiny preset on the Brown corpus)
   --name NAME            run folder runs/NAME (default: a timestamp)     --resume NAME  continue a run
@@ -81,7 +83,7 @@ export const TRAIN_USAGE = `usage: step train [options]     (no options: the tin
   --lr X --min-lr-ratio R --warmup W --weight-decay D --beta1 --beta2 --eps --clip C
   --eval-every N --eval-batches N --checkpoint-every N --log-every N --seed S
   --precision fp32|mixed --device auto|webgpu|cpu
-  STEP:   --stages K | --split 2,1,1   --lora-rank R --lora-alpha A --stage-warmup W
+  STEP:   --stages K | --split 2,1,1   --lora-rank R --lora-alpha A --lora-dropout P --stage-warmup W
   ReLoRA: --relora-every N --relora-warm-start N --lora-rank R`;
 
 /** Parses `step train` arguments over the defaults; unknown flags and bad values throw naming them. */
@@ -137,6 +139,7 @@ export function validateTrainOptions(o: TrainOptions): TrainOptions {
   }
   if (o.vocabSize < 260) fail(`--vocab-size must be at least 260 (256 bytes + special tokens), got ${o.vocabSize}`);
   if (!(o.lr > 0)) fail(`--lr must be > 0, got ${o.lr}`);
+  if (!(o.loraDropout >= 0 && o.loraDropout < 1)) fail(`--lora-dropout must be in [0, 1), got ${o.loraDropout}`);
   if (!(o.minLrRatio >= 0 && o.minLrRatio <= 1)) fail(`--min-lr-ratio must be in [0, 1], got ${o.minLrRatio}`);
   if (!(o.beta1 >= 0 && o.beta1 < 1 && o.beta2 >= 0 && o.beta2 < 1)) fail('--beta1 and --beta2 must be in [0, 1)');
   if (o.warmupSteps >= o.steps) fail(`--warmup (${o.warmupSteps}) must be below --steps (${o.steps})`);

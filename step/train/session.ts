@@ -26,6 +26,6 @@ export function makeOptimizer(model: LlamaModel, o: TrainOptions): AdamW {
 /** A model of the given structure: fresh weights from the seed, with LoRA adapters on `frozenLayers`. */
 export function buildModel(config: LlamaConfig, device: Backend, o: TrainOptions, frozenLayers: readonly number[], loraSeed: number): LlamaModel {
   const model = initLlama(config, { device, seed: o.seed, dtype: o.precision === 'mixed' ? 'f16' : 'f32' });
-  if (frozenLayers.length) freezeLayersWithLora(model, frozenLayers, { rank: o.loraRank, alpha: o.loraAlpha, seed: loraSeed });
+  if (frozenLayers.length) freezeLayersWithLora(model, frozenLayers, { rank: o.loraRank, alpha: o.loraAlpha, seed: loraSeed, dropout: o.loraDropout ?? 0 });
   return model;
 }

@@ -5,6 +5,7 @@ import { fromArray } from '../../engine/creation.js';
 import { initDevice } from '../../engine/device.js';
 import { StepError } from '../../engine/errors.js';
 import type { AdamW } from '../../engine/optim/adam.js';
+import { Generator } from '../../engine/random.js';
 import { scope } from '../../engine/scope.js';
 import { mul } from '../../autograd/ops/elementwise.js';
 import { backward } from '../../autograd/backward.js';
@@ -162,6 +163,8 @@ function result(run: Run, lastVal: { loss: number; perplexity: number } | null, 
 /** One optimizer step (with accumulation); returns the mean loss (one scalar read back). */
 async function trainStep(run: Run, sampler: WindowSampler): Promise<number> {
   const { options: o, state, model, optimizer, device } = run;
+  // LoRA dropout masks come from a stream keyed by (seed, step): a resumed run draws the same masks
+  model.dropoutGenerator = o.loraDropout > 0 ? new Generator(o.seed * 1_000_003 + state.step) : null;
   return scope(async () => {
     const losses = [];
     for (let micro = 0; micro < o.gradAccum; micro++) {
@@ -178,6 +181,7 @@ async function trainStep(run: Run, sampler: WindowSampler): Promise<number> {
       }
       losses.push(loss);
     }
+    model.dropoutGenerator = null;
     optimizer.step();
     optimizer.zeroGrad();
     let sum = 0;

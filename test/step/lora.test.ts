@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { fromArray, scope } from '../../index.js';
+import { test } from 'node:test';
+import { CpuBackend, fromArray, Generator, scope, setDevice } from '../../index.js';
 import * as A from '../../autograd/index.js';
 import { addScaledInPlace } from '../../kernels/elementwise.js';
 import { initLlama } from '../../models/llama.js';
@@ -45,6 +46,32 @@ testBothBackends('LoRA on frozen layers: no change at start, only adapters train
     for (let i = 0; i < merged.length; i++) { worst = Math.max(worst, Math.abs(merged[i]! - trained[i]!)); scale = Math.max(scale, Math.abs(trained[i]!)); }
     assert.ok(worst <= 1e-5 * Math.max(1, scale), `logits changed by ${worst} across the merge`);
     assert.equal(device.memory().live.frozen, frozenBytes, 'the merge writes into the frozen weights in place');
+    model.dispose();
+  });
+});
+
+
+test('LoRA dropout: applied only while a generator is set, reproducible per seed, inverted scaling', async () => {
+  const device = new CpuBackend();
+  setDevice(device);
+  await scope(async () => {
+    const model = initLlama(config, { device, seed: 5 });
+    freezeLayersWithLora(model, [0, 1], { rank: 4, alpha: 8, seed: 1, dropout: 0.5 });
+    for (const l of model.layers) for (const x of l.linears) device.write(x.lora!.B.storage, new Array(x.lora!.B.size).fill(0.05));
+    const ids = fromArray([[1, 2, 3, 4]], [1, 4], { dtype: 'i32' });
+    const plain = await model.forward(ids).toArray();
+    model.dropoutGenerator = new Generator(9);
+    const d1 = await model.forward(ids).toArray();
+    model.dropoutGenerator = new Generator(9);
+    const d2 = await model.forward(ids).toArray();
+    model.dropoutGenerator = new Generator(10);
+    const d3 = await model.forward(ids).toArray();
+    model.dropoutGenerator = null;
+    assert.deepEqual(Array.from(await model.forward(ids).toArray()), Array.from(plain), 'no generator: no dropout');
+    assert.deepEqual(Array.from(d1), Array.from(d2), 'same seed, same masks');
+    assert.notDeepEqual(Array.from(d1), Array.from(plain));
+    assert.notDeepEqual(Array.from(d1), Array.from(d3));
+    assert.throws(() => model.layers[0]!.q.addLora(2, 2, new Generator(0), 'f32', 1), /already has a LoRA adapter|dropout must be in \[0, 1\)/);
     model.dispose();
   });
 });
