@@ -1,6 +1,7 @@
 // Every kernel registers itself on import: whoever records ops may run any of them.
 import '../kernels/index.js';
 import { StepError } from '../engine/errors.js';
+import { adoptByOutermostScope } from '../engine/scope.js';
 import { Tensor } from '../engine/tensor.js';
 import { isGradEnabled } from './grad-mode.js';
 
@@ -24,6 +25,7 @@ export class GradNode {
   /** Keeps a view of `t` alive for backward; intermediates are counted as `activation` memory. */
   save(t: Tensor): void {
     const view = t.reshape(t.shape as number[]);
+    adoptByOutermostScope(view); // an inner scope may free the forward's intermediates, never what backward reads
     // an intermediate or an input batch kept for backward is activation memory; a parameter
     // (a leaf that wants a gradient) or a frozen weight keeps its own category
     const isParameterLeaf = t.requiresGrad && t.gradNode === null;

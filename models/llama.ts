@@ -4,7 +4,7 @@ import { ropeInvFreq } from '../kernels/rope.js';
 import type { DType } from '../engine/dtype.js';
 import { ShapeError, StepError } from '../engine/errors.js';
 import { Generator } from '../engine/random.js';
-import { keep } from '../engine/scope.js';
+import { keep, scopeSync } from '../engine/scope.js';
 import { formatShape } from '../engine/shape.js';
 import type { Tensor } from '../engine/tensor.js';
 import * as A from '../autograd/index.js';
@@ -114,7 +114,11 @@ export class LlamaModel {
     if (ids.dtype !== 'i32' || ids.rank !== 2) throw new ShapeError(`LlamaModel.forward: ids must be i32 [B, T], got ${ids.dtype} ${formatShape(ids.shape)}`);
     const c = this.config;
     let h = A.gatherRows(this.embed, ids);
-    for (const layer of this.layers) h = this.block(layer, h, options.positionOffset ?? 0);
+    // each block in its own scope: intermediates backward does not read are freed layer by layer
+    for (const layer of this.layers) {
+      const input = h;
+      h = scopeSync(() => this.block(layer, input, options.positionOffset ?? 0));
+    }
     h = A.rmsNorm(h, this.norm, c.rms_norm_eps);
     return A.matmul(h, this.lmHead ?? this.embed, { transB: true });
   }

@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 import { StepError } from '../engine/errors.js';
 import { evalCommand } from './commands/eval.js';
+import { experiment } from './commands/experiment.js';
 import { generateCommand } from './commands/generate.js';
 import { gradsCommand } from './commands/grads.js';
 import { info } from './commands/info.js';
 import { plan } from './commands/plan.js';
 import { presets } from './commands/presets.js';
+import { report } from './commands/report.js';
 import { train } from './commands/train.js';
 
 const COMMANDS: Record<string, { run: (args: string[]) => Promise<number>; help: string }> = {
@@ -15,6 +17,8 @@ const COMMANDS: Record<string, { run: (args: string[]) => Promise<number>; help:
   eval: { run: evalCommand, help: 'validation loss and perplexity of a checkpoint (and the unigram baseline); --json' },
   grads: { run: gradsCommand, help: 'loss and every parameter gradient for a token batch, as safetensors with HF names' },
   generate: { run: generateCommand, help: 'continue a prompt with a checkpoint (greedy or sampled: temperature, top-k, top-p, seed)' },
+  report: { run: report, help: 'one HTML page comparing runs: loss curves, memory per stage, STEP planner table, configs' },
+  experiment: { run: experiment, help: 'vanilla vs STEP (2 and 3 stages) vs ReLoRA at equal tokens on Brown, then the report (~15 min)' },
   train: { run: train, help: 'train a model (default: the tiny preset on the Brown corpus); --method vanilla|step|relora' },
 };
 
