@@ -42,16 +42,24 @@ function operandRows(l: MatmulLayout, which: 'a' | 'b'): { rows: number; pitch: 
 }
 
 /**
- * An operand whose pitch is not a multiple of 4 is copied into a buffer whose pitch is, so the
- * subgroup kernel can bind it as vec4 (measured on llvmpipe: 19-26 GFLOP per core-second with
- * scalar loads, 33-36 with vec4). The copy costs a few loads per element, so it pays once the
- * other side of the product spans a tile (32).
+ * Re-pitching: an operand is copied into a buffer with another row pitch before the product when
+ * that pays on llvmpipe (measured):
+ * - a pitch that is not a multiple of 4 cannot bind as vec4: 19-26 GFLOP per core-second with
+ *   scalar loads versus 33-36 with vec4. The copy costs a few loads per element, so it pays once
+ *   the other side of the product spans a tile (32).
+ * - rows that the kernel reads 32 at a time (A as stored, B when transposed) at a pitch of a
+ *   multiple of 2 KiB all fall into the same L1 cache sets: K = 1028 ran ~20% faster per core than
+ *   K = 1024. Padding the pitch by 16 bytes costs a vec4 copy, worth it for long products.
  */
 const REPITCH_MIN_REUSE = 32;
+const CACHE_ALIAS_BYTES = 2048;
+const CACHE_ALIAS_MIN_REUSE = 256;
 
 export interface MatmulPlan {
   variant: MatmulVariant;
-  /** Copy A / B to a pitch that is a multiple of 4 first. */
+  /** Row pitch the kernel reads A / B with; it differs from the stored pitch when the operand is re-pitched. */
+  lda: number;
+  ldb: number;
   repitchA: boolean;
   repitchB: boolean;
 }
@@ -66,24 +74,31 @@ export function planMatmul(backend: WebGPUBackend, l: MatmulLayout, dtype: 'f32'
     throw new StepError(`matmul: the subgroup kernel was forced but "${backend.adapter.description}" has no fixed subgroup size`);
   }
   const base = { transA: l.transA, transB: l.transB, dtype, cols: 4 };
+  const stored = { a: operandRows(l, 'a').pitch, b: operandRows(l, 'b').pitch };
   if (preferred === 'plain' || S === 0) {
-    return { variant: { ...base, kind: 'plain', rows: 4, subgroup: 0, lanes: 64, kStep: 1, vecA: false, vecB: false }, repitchA: false, repitchB: false };
+    const variant: MatmulVariant = { ...base, kind: 'plain', rows: 4, subgroup: 0, lanes: 64, kStep: 1, vecA: false, vecB: false };
+    return { variant, lda: stored.a, ldb: stored.b, repitchA: false, repitchB: false };
   }
   const maxBytes = Math.min(backend.limits.maxStorageBufferBindingSize, backend.limits.maxBufferSize);
-  const repitch = (which: 'a' | 'b'): boolean => {
+  const elementBytes = dtype === 'f16' ? 2 : 4;
+  /** The pitch to read `which` with. */
+  const pitchFor = (which: 'a' | 'b'): number => {
     const { rows, pitch } = operandRows(l, which);
-    if (pitch % 4 === 0 || (which === 'a' ? l.N : l.M) < REPITCH_MIN_REUSE) return false;
-    return (sizes[which] / (rows * pitch)) * rows * Math.ceil(pitch / 4) * 16 <= maxBytes;
+    const reuse = which === 'a' ? l.N : l.M;
+    const tileIndexed = which === 'a' ? !l.transA : l.transB;
+    let ld = pitch;
+    if (pitch % 4 !== 0 && reuse >= REPITCH_MIN_REUSE) ld = Math.ceil(pitch / 4) * 4;
+    else if (tileIndexed && (pitch * elementBytes) % CACHE_ALIAS_BYTES === 0 && reuse >= CACHE_ALIAS_MIN_REUSE) ld = pitch + 4;
+    return ld !== pitch && (sizes[which] / (rows * pitch)) * rows * ld * elementBytes <= maxBytes ? ld : pitch;
   };
-  const repitchA = repitch('a'), repitchB = repitch('b');
-  const vecA = repitchA || operandRows(l, 'a').pitch % 4 === 0;
-  const vecB = repitchB || operandRows(l, 'b').pitch % 4 === 0;
-  return { variant: { ...base, kind: 'subgroup', rows: subgroupRows(l.M), subgroup: S, lanes: S, kStep: 4, vecA, vecB }, repitchA, repitchB };
+  const lda = pitchFor('a'), ldb = pitchFor('b');
+  const variant: MatmulVariant = { ...base, kind: 'subgroup', rows: subgroupRows(l.M), subgroup: S, lanes: S, kStep: 4, vecA: lda % 4 === 0, vecB: ldb % 4 === 0 };
+  return { variant, lda, ldb, repitchA: lda !== stored.a, repitchB: ldb !== stored.b };
 }
 
-/** Copies rows of `cols` elements into rows of `ld` >= cols elements, zero-filling the rest. */
-function repitchSource(type: string): string {
-  return `${enables(type === 'f16' ? 'f16' : 'f32')}
+/** Copies rows of `cols` elements into rows of `ld` >= cols elements, zero-filling the rest (`type` may be a vec4). */
+function repitchSource(type: string, scalar: string): string {
+  return `${enables(scalar === 'f16' ? 'f16' : 'f32')}
 struct U { cols: u32, ld: u32, n: u32 }
 @group(0) @binding(0) var<storage, read> src: array<${type}>;
 @group(0) @binding(1) var<storage, read_write> dst: array<${type}>;
@@ -93,22 +108,24 @@ struct U { cols: u32, ld: u32, n: u32 }
   if (i < u.n) {
     let r = i / u.ld;
     let c = i % u.ld;
-    dst[i] = select(${type}(0), src[r * u.cols + min(c, u.cols - 1u)], c < u.cols);
+    dst[i] = select(${type}(), src[r * u.cols + min(c, u.cols - 1u)], c < u.cols);
   }
 }`;
 }
 
-/** A re-pitched copy of one operand, in a transient buffer of the backend's own (category staging). */
-function repitch(backend: WebGPUBackend, src: Storage, l: MatmulLayout, which: 'a' | 'b'): { storage: Storage; ld: number } {
+/** A copy of one operand with row pitch `ld`, in a transient buffer of the backend's own (category staging). */
+function repitch(backend: WebGPUBackend, src: Storage, l: MatmulLayout, which: 'a' | 'b', ld: number): Storage {
   const { rows, pitch } = operandRows(l, which);
-  const ld = Math.ceil(pitch / 4) * 4;
   const n = (src.size / (rows * pitch)) * rows * ld;
   const storage = backend.allocate(src.dtype, n, 'staging', 'matmul repitch');
+  // Both pitches multiples of 4: copy whole vec4s (4x fewer loads).
+  const w = pitch % 4 === 0 && ld % 4 === 0 ? 4 : 1;
+  const scalar = wgslType(src.dtype);
   backend.dispatch({
-    label: 'matmul repitch', source: repitchSource(wgslType(src.dtype)), buffers: [src, storage],
-    uniforms: packUniforms([['u32', pitch], ['u32', ld], ['u32', n]]), workgroups: grid1D(n),
+    label: 'matmul repitch', source: repitchSource(w === 4 ? `vec4<${scalar}>` : scalar, scalar), buffers: [src, storage],
+    uniforms: packUniforms([['u32', pitch / w], ['u32', ld / w], ['u32', n / w]]), workgroups: grid1D(n / w),
   });
-  return { storage, ld };
+  return storage;
 }
 
 export function matmulWebGPU(backend: WebGPUBackend, { inputs, outputs, attrs }: KernelArgs): void {
@@ -116,19 +133,13 @@ export function matmulWebGPU(backend: WebGPUBackend, { inputs, outputs, attrs }:
   const c = outputs[0]!.storage;
   let a = inputs[0]!.storage, b = inputs[1]!.storage;
   const plan = planMatmul(backend, l, c.dtype === 'f16' ? 'f16' : 'f32', { a: a.size, b: b.size });
-  let lda = operandRows(l, 'a').pitch, ldb = operandRows(l, 'b').pitch;
-  let sa = l.stridesA, sb = l.stridesB;
+  const { lda, ldb } = plan;
+  // Batch strides are whole matrices: scale them by the new pitch.
+  const sa = l.stridesA.map((s) => (s / operandRows(l, 'a').pitch) * lda);
+  const sb = l.stridesB.map((s) => (s / operandRows(l, 'b').pitch) * ldb);
   const temps: Storage[] = [];
-  if (plan.repitchA) {
-    const r = repitch(backend, a, l, 'a');
-    sa = sa.map((s) => (s / lda) * r.ld); // batch strides are whole matrices: scale by the new pitch
-    a = r.storage; lda = r.ld; temps.push(r.storage);
-  }
-  if (plan.repitchB) {
-    const r = repitch(backend, b, l, 'b');
-    sb = sb.map((s) => (s / ldb) * r.ld);
-    b = r.storage; ldb = r.ld; temps.push(r.storage);
-  }
+  if (plan.repitchA) temps.push(a = repitch(backend, a, l, 'a', lda));
+  if (plan.repitchB) temps.push(b = repitch(backend, b, l, 'b', ldb));
   const v = plan.variant;
   const source = matmulSource(v);
   const label = `matmul(${v.kind}${v.transA ? ',transA' : ''}${v.transB ? ',transB' : ''},${v.dtype},${v.rows}x${tileCols(v)})`;

@@ -237,7 +237,7 @@ test('matmul: LLaMA-like shapes with edge tiles, forward and both backward forms
   }
 });
 
-test('matmul: operands whose pitch is not a multiple of 4 are re-pitched for vec4 loads', async (t) => {
+test('matmul: operands are re-pitched for vec4 loads and to avoid cache aliasing', async (t) => {
   const backends = await bothBackends(t);
   if (!backends) return;
   const gpu = backends.gpu as WebGPUBackend;
@@ -251,6 +251,22 @@ test('matmul: operands whose pitch is not a multiple of 4 are re-pitched for vec
     const staging = gpu.memory().live.staging;
     await checkCase(backends, c, 'f32');
     assert.equal(gpu.memory().live.staging, staging, 'the re-pitched copies are freed');
+  }
+  // Pitches of a multiple of 2 KiB alias in the L1 cache: padded by 4 elements for long products.
+  const aliasCases: [Case, DType, 'a' | 'b'][] = [
+    [{ M: 40, K: 512, N: 256, transA: false, transB: false, batch: 'equal', seed: 4 }, 'f32', 'a'],
+    [{ M: 256, K: 512, N: 12, transA: false, transB: true, batch: 'none', seed: 5 }, 'f32', 'b'],
+    [{ M: 33, K: 1024, N: 260, transA: false, transB: false, batch: 'none', seed: 6 }, 'f16', 'a'],
+  ];
+  for (const [c, dtype, which] of aliasCases) {
+    const s = shapes(c);
+    const size = (d: number[]) => d.reduce((x, y) => x * y, 1);
+    const plan = planMatmul(gpu, matmulLayout(s.a, s.b, c.transA, c.transB, () => ''), dtype === 'f16' ? 'f16' : 'f32', { a: size(s.a), b: size(s.b) });
+    if (fixedSubgroupSize(gpu) > 0) {
+      assert.equal(which === 'a' ? plan.lda : plan.ldb, c.K + 4, `pitch padded: ${JSON.stringify(plan)}`);
+      assert.ok(which === 'a' ? plan.repitchA && !plan.repitchB : plan.repitchB && !plan.repitchA);
+    }
+    await checkCase(backends, c, dtype);
   }
   // Too little reuse: the other side is under a tile, so no copy.
   const small = planMatmul(gpu, matmulLayout([8, 33], [33, 20], false, false, () => ''), 'f32', { a: 8 * 33, b: 33 * 20 });
