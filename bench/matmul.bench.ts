@@ -50,8 +50,9 @@ function countFor(s: MatmulShape, gflops: number, seconds: number): number {
 
 /**
  * Median ms per matmul of `run(count)` sampled by tinybench (after one untimed warm-up run), and
- * the process's CPU seconds per matmul (lavapipe's threads run inside this process): GFLOP per
- * CPU-second is less sensitive than wall time to other load on the machine.
+ * the process's CPU seconds per matmul averaged over all samples (lavapipe's threads run inside
+ * this process): GFLOP per CPU-second is less sensitive than wall time to other load on the
+ * machine, though not immune to it (shared caches, outlier samples).
  */
 async function measure(name: string, run: (count: number) => Promise<void>, count: number, time: number): Promise<{ ms: number; cpuMs: number }> {
   await run(1); // builds the pipeline (seconds on llvmpipe) outside the timing
@@ -99,7 +100,7 @@ async function main(): Promise<void> {
   const tf: TfjsPeer | string = await openTfjs(backend.waitMode);
   console.log(`peer: ${typeof tf === 'string' ? `unavailable: ${tf}` : tf.description}`);
   console.log();
-  console.log(`${pad('shape', 52)} ${pad('kernel', 44)} ${pad('ms', 8)} ${pad('GFLOP/s', 8)} ${pad('GFLOP/cpu-s', 12)} ${pad('tfjs ms', 9)} ${pad('tfjs GFLOP/s', 12)} speed-up`);
+  console.log(`${pad('shape', 52)} ${pad('kernel', 52)} ${pad('ms', 8)} ${pad('GFLOP/s', 8)} ${pad('GFLOP/cpu-s', 12)} ${pad('tfjs ms', 9)} ${pad('tfjs GFLOP/s', 12)} speed-up`);
   for (const s of shapes) {
     const mine = ours(backend, s);
     const { ms, cpuMs } = await measure(label(s), mine.run, countFor(s, 60, 0.15), QUICK ? 500 : 1500);
@@ -111,7 +112,7 @@ async function main(): Promise<void> {
       p.dispose();
       peer = fmt(pms, 2); peerG = fmt(flops(s) / pms / 1e6); ratio = `${fmt(pms / ms)}x`;
     }
-    console.log(`${pad(label(s), 52)} ${pad(variantOf(backend, s), 44)} ${pad(fmt(ms, 2), 8)} ${pad(fmt(flops(s) / ms / 1e6), 8)} ${pad(fmt(flops(s) / cpuMs / 1e6), 12)} ${pad(peer, 9)} ${pad(peerG, 12)} ${ratio}`);
+    console.log(`${pad(label(s), 52)} ${pad(variantOf(backend, s), 52)} ${pad(fmt(ms, 2), 8)} ${pad(fmt(flops(s) / ms / 1e6), 8)} ${pad(fmt(flops(s) / cpuMs / 1e6), 12)} ${pad(peer, 9)} ${pad(peerG, 12)} ${ratio}`);
   }
 
   // Dawn's busy-poll: the same work awaited with the default 'episode' wait and with plain 'spin'.

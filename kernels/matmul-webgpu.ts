@@ -49,11 +49,11 @@ function operandRows(l: MatmulLayout, which: 'a' | 'b'): { rows: number; pitch: 
  *   the other side of the product spans a tile (32).
  * - rows that the kernel reads 32 at a time (A as stored, B when transposed) at a pitch of a
  *   multiple of 2 KiB all fall into the same L1 cache sets: K = 1028 ran ~20% faster per core than
- *   K = 1024. Padding the pitch by 16 bytes costs a vec4 copy, worth it for long products.
+ *   K = 1024. Padding the pitch by 4 elements costs a vec4 copy, worth it for long products.
  */
 const REPITCH_MIN_REUSE = 32;
 const CACHE_ALIAS_BYTES = 2048;
-const CACHE_ALIAS_MIN_REUSE = 256;
+const CACHE_ALIAS_MIN_REUSE = 1024; // at 512 the copy ate the gain (measured at 2048x512x512)
 
 export interface MatmulPlan {
   variant: MatmulVariant;
@@ -85,7 +85,8 @@ export function planMatmul(backend: WebGPUBackend, l: MatmulLayout, dtype: 'f32'
   const pitchFor = (which: 'a' | 'b'): number => {
     const { rows, pitch } = operandRows(l, which);
     const reuse = which === 'a' ? l.N : l.M;
-    const tileIndexed = which === 'a' ? !l.transA : l.transB;
+    // Rows read 32 per workgroup: A as stored, B when transposed, and only when there are that many.
+    const tileIndexed = which === 'a' ? !l.transA && l.M >= 16 : l.transB && l.N >= 16;
     let ld = pitch;
     if (pitch % 4 !== 0 && reuse >= REPITCH_MIN_REUSE) ld = Math.ceil(pitch / 4) * 4;
     else if (tileIndexed && (pitch * elementBytes) % CACHE_ALIAS_BYTES === 0 && reuse >= CACHE_ALIAS_MIN_REUSE) ld = pitch + 4;

@@ -19,7 +19,8 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
   const transA = options.transA ?? false, transB = options.transB ?? false;
   if (a.rank > 2 && b.rank === 2 && !transA) {
     const k = a.shape[a.rank - 1]!;
-    const a2 = reshape(a, [-1, k]);
+    const rows = a.shape.slice(0, -1).reduce((x, y) => x * y, 1); // explicit: -1 cannot be inferred from 0 elements
+    const a2 = reshape(a, [rows, k]);
     const flat = matmul2(a2, b, transA, transB, options);
     return reshape(flat, [...a.shape.slice(0, -1), flat.shape[1]!]);
   }

@@ -254,9 +254,9 @@ test('matmul: operands are re-pitched for vec4 loads and to avoid cache aliasing
   }
   // Pitches of a multiple of 2 KiB alias in the L1 cache: padded by 4 elements for long products.
   const aliasCases: [Case, DType, 'a' | 'b'][] = [
-    [{ M: 40, K: 512, N: 256, transA: false, transB: false, batch: 'equal', seed: 4 }, 'f32', 'a'],
-    [{ M: 256, K: 512, N: 12, transA: false, transB: true, batch: 'none', seed: 5 }, 'f32', 'b'],
-    [{ M: 33, K: 1024, N: 260, transA: false, transB: false, batch: 'none', seed: 6 }, 'f16', 'a'],
+    [{ M: 20, K: 512, N: 1024, transA: false, transB: false, batch: 'equal', seed: 4 }, 'f32', 'a'],
+    [{ M: 1024, K: 512, N: 17, transA: false, transB: true, batch: 'none', seed: 5 }, 'f32', 'b'],
+    [{ M: 17, K: 1024, N: 1030, transA: false, transB: false, batch: 'none', seed: 6 }, 'f16', 'a'],
   ];
   for (const [c, dtype, which] of aliasCases) {
     const s = shapes(c);
