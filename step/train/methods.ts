@@ -56,19 +56,29 @@ function stepPlan(o: TrainOptions, target: LlamaConfig): MethodPlan {
   const split = o.split ?? planStages({ config: target, stages: o.stages, rank: o.loraRank, mode: 'engine', precision: o.precision }).split;
   if (split.reduce((a, b) => a + b, 0) !== L) throw new Error(`STEP: the split [${split.join(',')}] must sum to the target's ${L} layers`);
   const K = split.length;
-  const starts = split.map((_, s) => Math.round((s * o.steps) / K));
+  if (o.stageTokens && o.stageTokens.length !== K) throw new Error(`STEP: --stage-tokens gives ${o.stageTokens.length} stages but the split has ${K}`);
+  const perStep = o.batchSize * o.seqLen * o.gradAccum;
+  // stage s starts after the tokens of the stages before it (equal shares of the run by default)
+  const stageSteps = o.stageTokens ? o.stageTokens.map((t) => Math.round(t / perStep)) : split.map((_, s) => Math.round(((s + 1) * o.steps) / K) - Math.round((s * o.steps) / K));
+  const starts = stageSteps.map((_, s) => stageSteps.slice(0, s).reduce((a, b) => a + b, 0));
   const schedule = warmupCosineSchedule({ warmupSteps: o.warmupSteps, totalSteps: o.steps, minRatio: o.minLrRatio });
   const stageOf = (step: number) => starts.filter((st) => st <= step).length - 1;
   return {
     stages: K, initialLayers: split[0]!,
-    describe: () => `method: STEP, split [${split.join(', ')}] of ${L} layers, LoRA rank ${o.loraRank}; stages start at steps ${starts.join(', ')}`,
+    describe: () => `method: STEP, split [${split.join(', ')}] of ${L} layers, LoRA rank ${o.loraRank}; stages start at steps ${starts.join(', ')}${o.stageReloraEvery ? `; adapters restart every ${o.stageReloraEvery} steps (ReLoRA)` : ''}`,
     lrScale: (s) => {
       const ramp = s.stage > 0 && o.stageWarmupSteps > 0 ? Math.min(1, (s.step - s.stageStartStep + 1) / o.stageWarmupSteps) : 1;
       return schedule(s.step) * ramp;
     },
     async beforeStep(run) {
       const next = stageOf(run.state.step);
-      if (next <= run.state.stage) return;
+      if (next <= run.state.stage) {
+        // ReLoRA inside a LoRA stage: periodic merge-and-restart of the adapters
+        const { state } = run, every = o.stageReloraEvery;
+        const inStage = state.step - state.stageStartStep;
+        if (every > 0 && state.stage > 0 && inStage > 0 && inStage % every === 0 && state.lastRestart !== state.step) await restart(run, o);
+        return;
+      }
       // stage boundary: merge the adapters, grow, freeze the old layers with fresh adapters, new optimizer
       const { state } = run;
       mergeLora(run.model);
@@ -135,10 +145,11 @@ function reloraPlan(o: TrainOptions, target: LlamaConfig): MethodPlan {
 /** ReLoRA's restart: merge the adapters into the weights, re-initialise them, prune their Adam state (99% by magnitude). */
 async function restart(run: Run, o: TrainOptions): Promise<void> {
   const { state } = run;
-  const adapters = run.model.layers.flatMap((l) => l.linears.map((x) => x.lora!));
+  const adapters = run.model.layers.flatMap((l) => l.linears.flatMap((x) => (x.lora ? [x.lora] : [])));
   for (const [li, l] of run.model.layers.entries()) {
     for (const [xi, x] of l.linears.entries()) {
-      const { A, B, rank, alpha } = x.lora!;
+      if (!x.lora) continue;
+      const { A, B, rank, alpha } = x.lora;
       runKernel('loraMerge', { inputs: [B, A], outputs: [x.weight], attrs: { scale: alpha / rank } });
       const bound = 1 / Math.sqrt(x.inFeatures);
       runKernel('random', { inputs: [], outputs: [A], attrs: { kind: 'uniform', seed: o.seed + state.step, offset: (li * 7 + xi) * 2 ** 24, a: -bound, b: bound } });

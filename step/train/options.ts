@@ -40,6 +40,10 @@ export interface TrainOptions {
   loraAlpha: number;
   /** Dropout on the LoRA adapters' inputs while training (PEFT's lora_dropout). */
   loraDropout: number;
+  /** STEP: tokens per stage (its length); default: the run's steps split equally among the stages. */
+  stageTokens: number[] | null;
+  /** STEP: ReLoRA inside the LoRA stages: merge, re-initialise and prune the adapters every N steps (0 = off). */
+  stageReloraEvery: number;
   /** STEP: warm-up steps at the start of each later stage (the LR restarts after growth). */
   stageWarmupSteps: number;
   /** ReLoRA: merge-and-restart period (steps) and full-rank warm start (steps). */
@@ -54,7 +58,7 @@ export const DEFAULT_TRAIN_OPTIONS: TrainOptions = {
   vocabSize: 1024, seqLen: 64, batchSize: 16, gradAccum: 1, steps: 600, lr: 3e-3, minLrRatio: 0.1,
   warmupSteps: 30, weightDecay: 0.1, beta1: 0.9, beta2: 0.95, eps: 1e-8, clip: 1, evalEvery: 200,
   evalBatches: 8, checkpointEvery: 200, logEvery: 1, seed: 1, precision: 'fp32', device: 'auto',
-  split: null, stages: 2, loraRank: 8, loraAlpha: 16, loraDropout: 0, stageWarmupSteps: 10, reloraEvery: 100, reloraWarmStart: 50,
+  split: null, stages: 2, loraRank: 8, loraAlpha: 16, loraDropout: 0, stageTokens: null, stageReloraEvery: 0, stageWarmupSteps: 10, reloraEvery: 100, reloraWarmStart: 50,
   stopAfter: null,
 };
 
@@ -65,12 +69,12 @@ const FLAGS: Record<string, keyof TrainOptions> = {
   '--weight-decay': 'weightDecay', '--beta1': 'beta1', '--beta2': 'beta2', '--eps': 'eps', '--clip': 'clip',
   '--eval-every': 'evalEvery', '--eval-batches': 'evalBatches', '--checkpoint-every': 'checkpointEvery',
   '--log-every': 'logEvery', '--seed': 'seed', '--precision': 'precision', '--device': 'device', '--split': 'split',
-  '--stages': 'stages', '--lora-rank': 'loraRank', '--lora-alpha': 'loraAlpha', '--lora-dropout': 'loraDropout', '--stage-warmup': 'stageWarmupSteps',
+  '--stages': 'stages', '--lora-rank': 'loraRank', '--lora-alpha': 'loraAlpha', '--lora-dropout': 'loraDropout', '--stage-warmup': 'stageWarmupSteps', '--stage-tokens': 'stageTokens', '--stage-relora-every': 'stageReloraEvery',
   '--relora-every': 'reloraEvery', '--relora-warm-start': 'reloraWarmStart', '--stop-after': 'stopAfter',
 };
 
 const INTEGER_KEYS = new Set<keyof TrainOptions>(['vocabSize', 'seqLen', 'batchSize', 'gradAccum', 'steps', 'warmupSteps', 'evalEvery',
-  'evalBatches', 'checkpointEvery', 'logEvery', 'seed', 'stages', 'loraRank', 'stageWarmupSteps', 'reloraEvery', 'reloraWarmStart', 'stopAfter']);
+  'evalBatches', 'checkpointEvery', 'logEvery', 'seed', 'stages', 'loraRank', 'stageWarmupSteps', 'stageReloraEvery', 'reloraEvery', 'reloraWarmStart', 'stopAfter']);
 const NUMBER_KEYS = new Set<keyof TrainOptions>(['lr', 'minLrRatio', 'weightDecay', 'beta1', 'beta2', 'eps', 'clip', 'loraAlpha', 'loraDropout']);
 
 export const TRAIN_USAGE = `usage: step train [options]     (no options: the tiny preset on the Brown corpus)
@@ -83,7 +87,8 @@ export const TRAIN_USAGE = `usage: step train [options]     (no options: the tin
   --lr X --min-lr-ratio R --warmup W --weight-decay D --beta1 --beta2 --eps --clip C
   --eval-every N --eval-batches N --checkpoint-every N --log-every N --seed S
   --precision fp32|mixed --device auto|webgpu|cpu
-  STEP:   --stages K | --split 2,1,1   --lora-rank R --lora-alpha A --lora-dropout P --stage-warmup W
+  STEP:   --stages K | --split 2,1,1   --stage-tokens T1,T2,..   --lora-rank R --lora-alpha A --lora-dropout P
+          --stage-warmup W   --stage-relora-every N (ReLoRA restarts of the adapters inside each LoRA stage)
   ReLoRA: --relora-every N --relora-warm-start N --lora-rank R`;
 
 /** Parses `step train` arguments over the defaults; unknown flags and bad values throw naming them. */
@@ -112,7 +117,7 @@ export function parseTrainArgs(args: readonly string[]): { options: TrainOptions
 }
 
 function parseValue(key: keyof TrainOptions, flag: string, value: string): unknown {
-  if (key === 'split') {
+  if (key === 'split' || key === 'stageTokens') {
     const parts = value.split(',').map((s) => Number(s.trim()));
     if (parts.some((n) => !Number.isInteger(n) || n < 1)) throw new StepError(`step train: ${flag} must be positive integers separated by commas, got "${value}"`);
     return parts;
@@ -142,6 +147,15 @@ export function validateTrainOptions(o: TrainOptions): TrainOptions {
   if (!(o.loraDropout >= 0 && o.loraDropout < 1)) fail(`--lora-dropout must be in [0, 1), got ${o.loraDropout}`);
   if (!(o.minLrRatio >= 0 && o.minLrRatio <= 1)) fail(`--min-lr-ratio must be in [0, 1], got ${o.minLrRatio}`);
   if (!(o.beta1 >= 0 && o.beta1 < 1 && o.beta2 >= 0 && o.beta2 < 1)) fail('--beta1 and --beta2 must be in [0, 1)');
+  if (o.stageTokens) {
+    const perStep = o.batchSize * o.seqLen * o.gradAccum;
+    const steps = o.stageTokens.map((t) => Math.round(t / perStep));
+    if (steps.some((n) => n < 1)) fail(`--stage-tokens: every stage needs at least one step of ${perStep} tokens, got [${o.stageTokens.join(', ')}]`);
+    if (o.split && o.split.length !== o.stageTokens.length) fail(`--stage-tokens gives ${o.stageTokens.length} stages but --split gives ${o.split.length}`);
+    o.steps = steps.reduce((a, b) => a + b, 0);
+    o.stages = o.stageTokens.length;
+  }
+  if (!(o.stageReloraEvery >= 0)) fail('--stage-relora-every must be >= 0');
   if (o.warmupSteps >= o.steps) fail(`--warmup (${o.warmupSteps}) must be below --steps (${o.steps})`);
   if (o.name && !/^[\w.-]+$/.test(o.name)) fail(`--name may hold letters, digits, '.', '-' and '_' only, got "${o.name}"`);
   if (o.stopAfter !== null && !(o.stopAfter >= 1)) fail('--stop-after must be >= 1');
