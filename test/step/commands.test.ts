@@ -24,6 +24,7 @@ import type { TrainOptions } from '../../step/train/options.js';
 import { train } from '../../step/train/trainer.js';
 import { BpeTokenizer } from '../../models/tokenizer/bpe.js';
 import { REQUIRE_WEBGPU } from '../helpers/backends.js';
+import { tinyCorpus } from '../helpers/corpus.js';
 
 const PYTHON = '/usr/bin/python3';
 const CHECK = new URL('../../../test/fixtures/check_checkpoint.py', import.meta.url).pathname;
@@ -36,19 +37,8 @@ const TORCH_SKIP = hasTorch || REQUIRE_WEBGPU ? false : `${PYTHON} with torch no
 // test prints both), so the bounds leave a factor of 20 or more for other platforms' rounding.
 const LOSS_RTOL = 1e-6, GRAD_TOL = 1e-5;
 
-function corpus(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'step-cmd-corpus-'));
-  const words = ['the', 'cat', 'sat', 'on', 'a', 'mat', 'and', 'dog', 'ran', 'to', 'house', 'big', 'red', 'small', 'tree', 'under', 'blue', 'sky'];
-  let x = 11;
-  for (let d = 0; d < 30; d++) {
-    const out: string[] = [];
-    for (let i = 0; i < 300; i++) { x = (x * 1103515245 + 12345) % 2 ** 31; out.push(words[x % words.length]!); if (i % 12 === 11) out.push('.'); }
-    writeFileSync(join(dir, `doc${String(d).padStart(2, '0')}.txt`), out.join(' '));
-  }
-  return dir;
-}
 
-const DATA = corpus();
+const DATA = tinyCorpus({ documents: 30, seed: 11 });
 const TMP = mkdtempSync(join(tmpdir(), 'step-cmd-'));
 const TOKENS = join(TMP, 'tokens.json');
 after(() => { rmSync(TMP, { recursive: true, force: true }); rmSync(DATA, { recursive: true, force: true }); });

@@ -1,24 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_EXPERIMENT, experimentRuns, parseExperimentArgs } from '../../step/experiment/design.js';
 import type { ExperimentOptions } from '../../step/experiment/design.js';
 import { runExperiment } from '../../step/experiment/run.js';
+import { tinyCorpus } from '../helpers/corpus.js';
 
-/** A small corpus: 40 documents of generated English-like text (a folder of .txt files). */
-function corpus(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'step-exp-corpus-'));
-  const words = ['the', 'cat', 'sat', 'on', 'a', 'mat', 'and', 'dog', 'ran', 'to', 'house', 'big', 'red', 'small', 'tree', 'under', 'blue', 'sky'];
-  let x = 11;
-  for (let d = 0; d < 40; d++) {
-    const out: string[] = [];
-    for (let i = 0; i < 300; i++) { x = (x * 1103515245 + 12345) % 2 ** 31; out.push(words[x % words.length]!); if (i % 12 === 11) out.push('.'); }
-    writeFileSync(join(dir, `doc${String(d).padStart(2, '0')}.txt`), out.join(' '));
-  }
-  return dir;
-}
 
 test('experiment: arguments, defaults and equal-token runs', () => {
   const d = parseExperimentArgs([]);
@@ -41,7 +30,7 @@ test('experiment: arguments, defaults and equal-token runs', () => {
 
 test('experiment: a tiny run of all four methods writes a report and a summary naming every run; a rerun reuses them', async () => {
   const e: ExperimentOptions = {
-    ...DEFAULT_EXPERIMENT, out: join(mkdtempSync(join(tmpdir(), 'step-exp-')), 'exp'), preset: 'tiny', data: corpus(), vocabSize: 300,
+    ...DEFAULT_EXPERIMENT, out: join(mkdtempSync(join(tmpdir(), 'step-exp-')), 'exp'), preset: 'tiny', data: tinyCorpus({ seed: 11 }), vocabSize: 300,
     configOverrides: { hidden_size: 32, intermediate_size: 48, num_hidden_layers: 3, num_attention_heads: 2, num_key_value_heads: 2, max_position_embeddings: 64 },
     steps: 8, batchSize: 4, seqLen: 16, warmupSteps: 1, evalEvery: 4, evalBatches: 2, loraRank: 4, device: 'cpu',
   };

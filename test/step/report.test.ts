@@ -10,28 +10,17 @@ import { train } from '../../step/train/trainer.js';
 import { loadRun } from '../../step/report/load-run.js';
 import { writeReport } from '../../step/report/html.js';
 import { report } from '../../step/commands/report.js';
+import { tinyCorpus } from '../helpers/corpus.js';
 
 const REQUIRE = process.env.STEP_REQUIRE_WEBGPU === '1';
 
-/** A small corpus: 40 documents of generated English-like text (a folder of .txt files). */
-function corpus(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'step-report-corpus-'));
-  const words = ['the', 'cat', 'sat', 'on', 'a', 'mat', 'and', 'dog', 'ran', 'to', 'house', 'big', 'red', 'small', 'tree', 'under', 'blue', 'sky'];
-  let x = 7;
-  for (let d = 0; d < 40; d++) {
-    const out: string[] = [];
-    for (let i = 0; i < 300; i++) { x = (x * 1103515245 + 12345) % 2 ** 31; out.push(words[x % words.length]!); if (i % 12 === 11) out.push('.'); }
-    writeFileSync(join(dir, `doc${String(d).padStart(2, '0')}.txt`), out.join(' '));
-  }
-  return dir;
-}
 
 const ROOT = mkdtempSync(join(tmpdir(), 'step-report-'));
 const RUNS = join(ROOT, 'runs');
 const NAMES = ['vanilla', 'step-2', 'relora'];
 
 before(async () => {
-  const data = corpus();
+  const data = tinyCorpus();
   const base: TrainOptions = {
     ...DEFAULT_TRAIN_OPTIONS, runsDir: RUNS, data, vocabSize: 300, seqLen: 16, batchSize: 4, steps: 8, warmupSteps: 1, evalEvery: 4,
     evalBatches: 2, checkpointEvery: 0, device: 'cpu', loraRank: 4,

@@ -1,29 +1,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_TRAIN_OPTIONS, parseTrainArgs } from '../../step/train/options.js';
 import type { TrainOptions } from '../../step/train/options.js';
 import { train } from '../../step/train/trainer.js';
+import { tinyCorpus } from '../helpers/corpus.js';
 
 const CLI = new URL('../../step/cli.js', import.meta.url).pathname;
 
-/** A small corpus: 40 documents of generated English-like text (a folder of .txt files). */
-function corpus(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'step-corpus-'));
-  const words = ['the', 'cat', 'sat', 'on', 'a', 'mat', 'and', 'dog', 'ran', 'to', 'house', 'big', 'red', 'small', 'tree', 'under', 'blue', 'sky'];
-  let x = 7;
-  for (let d = 0; d < 40; d++) {
-    const out: string[] = [];
-    for (let i = 0; i < 300; i++) { x = (x * 1103515245 + 12345) % 2 ** 31; out.push(words[x % words.length]!); if (i % 12 === 11) out.push('.'); }
-    writeFileSync(join(dir, `doc${String(d).padStart(2, '0')}.txt`), out.join(' '));
-  }
-  return dir;
-}
 
-const DATA = corpus();
+const DATA = tinyCorpus();
 
 function options(over: Partial<TrainOptions>): TrainOptions {
   return {
