@@ -115,8 +115,14 @@ function run(root: Tensor, options: BackwardOptions, targets: readonly Tensor[] 
         }
         const child = input.gradNode as GradNode | null;
         if (child) {
-          const prev = grads.get(child);
-          if (prev) { addScaledInPlace(prev, gi); gi.dispose(); } else grads.set(child, owned(gi));
+          // copy-on-write: a gradient shared with another input (e.g. both sides of an add) is
+          // copied only if a second contribution must be added into it
+          let prev = grads.get(child);
+          if (prev) {
+            if (prev.storage.refs > 1) { const own = owned(prev); grads.set(child, own); prev = own; }
+            addScaledInPlace(prev, gi);
+            gi.dispose();
+          } else grads.set(child, gi);
         } else if (targets) {
           if (!collect(input, gi)) gi.dispose();
         } else {

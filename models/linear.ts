@@ -3,7 +3,7 @@ import { rand, randn, zeros } from '../engine/creation.js';
 import type { DType } from '../engine/dtype.js';
 import { StepError } from '../engine/errors.js';
 import type { Generator } from '../engine/random.js';
-import { keep } from '../engine/scope.js';
+import { keep, scopeSync } from '../engine/scope.js';
 import type { Tensor } from '../engine/tensor.js';
 import * as A from '../autograd/index.js';
 import { greaterEqual, mul } from '../kernels/elementwise.js';
@@ -47,18 +47,21 @@ export class Linear {
 
   /** y = x W^T (+ the adapter); `dropout` draws the adapter's dropout mask (training only). */
   forward(x: Tensor, dropout: Generator | null = null): Tensor {
-    const y = A.matmul(x, this.weight, { transB: true });
-    if (!this.lora) return y;
-    const { A: a, B: b, rank, alpha, dropout: p } = this.lora;
-    let xin = x;
-    if (p > 0 && dropout) {
-      // inverted dropout: keep with probability 1-p and scale by 1/(1-p); the mask is a constant for autograd
-      const mask = mul(greaterEqual(rand(x.shape as number[], { generator: dropout, dtype: x.dtype, device: x.backend }), p), 1 / (1 - p));
-      xin = A.mul(x, mask);
-    }
-    const down = A.matmul(xin, a, { transB: true });
-    const up = A.matmul(down, b, { transB: true });
-    return A.add(y, A.mul(up, alpha / rank));
+    if (!this.lora) return A.matmul(x, this.weight, { transB: true });
+    // own scope: y, x A^T, (x A^T) B^T and its scaling die here unless backward saved them
+    return scopeSync(() => {
+      const { A: a, B: b, rank, alpha, dropout: p } = this.lora!;
+      const y = A.matmul(x, this.weight, { transB: true });
+      let xin = x;
+      if (p > 0 && dropout) {
+        // inverted dropout: keep with probability 1-p and scale by 1/(1-p); the mask is a constant for autograd
+        const mask = mul(greaterEqual(rand(x.shape as number[], { generator: dropout, dtype: x.dtype, device: x.backend }), p), 1 / (1 - p));
+        xin = A.mul(x, mask);
+      }
+      const down = A.matmul(xin, a, { transB: true });
+      const up = A.matmul(down, b, { transB: true });
+      return A.add(y, A.mul(up, alpha / rank));
+    });
   }
 
   /**

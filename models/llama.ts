@@ -114,11 +114,7 @@ export class LlamaModel {
     if (ids.dtype !== 'i32' || ids.rank !== 2) throw new ShapeError(`LlamaModel.forward: ids must be i32 [B, T], got ${ids.dtype} ${formatShape(ids.shape)}`);
     const c = this.config;
     let h = A.gatherRows(this.embed, ids);
-    // each block in its own scope: intermediates backward does not read are freed layer by layer
-    for (const layer of this.layers) {
-      const input = h;
-      h = scopeSync(() => this.block(layer, input, options.positionOffset ?? 0));
-    }
+    for (const layer of this.layers) h = this.block(layer, h, options.positionOffset ?? 0);
     h = A.rmsNorm(h, this.norm, c.rms_norm_eps);
     return A.matmul(h, this.lmHead ?? this.embed, { transB: true });
   }
@@ -131,6 +127,13 @@ export class LlamaModel {
   }
 
   private block(layer: LlamaLayer, x: Tensor, positionOffset: number): Tensor {
+    // the attention and MLP halves in scopes of their own: intermediates backward does not read die
+    // with their half (what it saves belongs to the outermost scope), so they never pile up
+    const h = scopeSync(() => A.add(x, this.attention(layer, x, positionOffset)));
+    return scopeSync(() => A.add(h, this.mlp(layer, h)));
+  }
+
+  private attention(layer: LlamaLayer, x: Tensor, positionOffset: number): Tensor {
     const c = this.config;
     const [b, t, hidden] = x.shape as [number, number, number];
     const nH = c.num_attention_heads, nKV = c.num_key_value_heads ?? nH, d = this.headDim;
@@ -146,11 +149,15 @@ export class LlamaModel {
     const scores = A.mul(A.matmul(qh, kh, { transB: true }), 1 / Math.sqrt(d)); // [B, nH, T, T]
     const probs = A.softmax(scores, { causal: true, positionOffset: 0 });
     const ctx = A.reshape(A.permute(A.matmul(probs, vh), [0, 2, 1, 3]), [b, t, hidden]);
-    const h = A.add(x, layer.o.forward(ctx, g));
-    const hPost = A.rmsNorm(h, layer.postNorm, c.rms_norm_eps);
-    const mlp = layer.down.forward(A.swiglu(layer.gate.forward(hPost, g), layer.up.forward(hPost, g)), g);
-    return A.add(h, mlp);
+    return layer.o.forward(ctx, g);
   }
+
+  private mlp(layer: LlamaLayer, h: Tensor): Tensor {
+    const g = this.dropoutGenerator;
+    const hPost = A.rmsNorm(h, layer.postNorm, this.config.rms_norm_eps);
+    return layer.down.forward(A.swiglu(layer.gate.forward(hPost, g), layer.up.forward(hPost, g)), g);
+  }
+
 }
 
 /** [B, nKV, T, D] -> [B, nKV * rep, T, D], each KV head repeated `rep` times (HF repeat_kv). */
