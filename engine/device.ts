@@ -1,3 +1,4 @@
+import { tmpdir } from 'node:os';
 import type { Backend, BackendName } from './backend.js';
 import { CpuBackend } from './cpu/backend.js';
 import { DeviceError, StepError } from './errors.js';
@@ -17,7 +18,7 @@ async function gpu(flags: string[]): Promise<GPU> {
   if (gpuInstance && flags.length === 0) return gpuInstance;
   const webgpu = await import('webgpu');
   Object.assign(globalThis, webgpu.globals);
-  process.env.XDG_RUNTIME_DIR ??= (await import('node:os')).tmpdir(); // quiets Dawn's warning
+  process.env.XDG_RUNTIME_DIR ??= tmpdir(); // quiets Dawn's warning
   const instance = webgpu.create(flags) as GPU;
   if (flags.length === 0) gpuInstance = instance;
   return instance;

@@ -1,4 +1,5 @@
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Backend } from '../../engine/backend.js';
 import { fromArray } from '../../engine/creation.js';
@@ -66,7 +67,9 @@ export async function train(options: TrainOptions, resumeName: string | null = n
   let resumeDir: string | null = null;
   if (resumeName) {
     resumeDir = await latestCheckpoint(runDir);
-    const saved = JSON.parse(await (await import('node:fs/promises')).readFile(join(runDir, 'train-config.json'), 'utf8')) as TrainOptions;
+    const configPath = join(runDir, 'train-config.json');
+    if (!existsSync(configPath)) throw new StepError(`--resume ${resumeName}: ${configPath} not found; is ${runDir} a run folder?`);
+    const saved = JSON.parse(await readFile(configPath, 'utf8')) as TrainOptions;
     o = { ...saved, stopAfter: options.stopAfter, device: options.device };
   }
   mkdirSync(runDir, { recursive: true });

@@ -87,6 +87,7 @@ test('train options: bad input is refused with clear errors', async () => {
   await assert.rejects(train(options({ configOverrides: { hidden_sise: 3 } })), /hidden_sise/);
   await assert.rejects(train(options({ data: '/nonexistent/corpus' })), /does not exist/);
   await assert.rejects(train(options({ method: 'step', split: [1, 2] })), /split \[1,2\] must sum to the target's 2 layers/);
+  await assert.rejects(train(options({}), 'no-such-run'), /--resume no-such-run: .*train-config\.json not found; is .* a run folder\?/);
 });
 
 test('STEP training: measured model-state bytes equal the planner prediction in every stage', async () => {
