@@ -7,6 +7,9 @@ import { join } from 'node:path';
 import { DEFAULT_TRAIN_OPTIONS, parseTrainArgs } from '../../step/train/options.js';
 import type { TrainOptions } from '../../step/train/options.js';
 import { train } from '../../step/train/trainer.js';
+import { loadModelWeights, readCheckpointConfig } from '../../step/train/checkpoint.js';
+import { initLlama } from '../../models/llama.js';
+import { CpuBackend } from '../../index.js';
 import { tinyCorpus } from '../helpers/corpus.js';
 
 const CLI = new URL('../../step/cli.js', import.meta.url).pathname;
@@ -99,6 +102,12 @@ test('STEP training: measured model-state bytes equal the planner prediction in 
   assert.ok(mem[1].measured.frozen > 0, 'stage 2 has frozen layers');
   const stage = events(r.runDir, 'stage');
   assert.deepEqual(stage.map((s) => s.layers), [2]);
+  // a checkpoint of a LoRA stage does not load into a model of another structure
+  const dir = join(r.runDir, 'checkpoints', 'step-000008');
+  const config = await readCheckpointConfig(dir);
+  const vanilla = initLlama(config, { device: new CpuBackend() });
+  await assert.rejects(loadModelWeights(vanilla, dir), /does not fit this model \(another method, stage or config\?\): unexpected model\.layers\.\d\.self_attn\.q_proj\.lora_A/);
+  vanilla.dispose();
 });
 
 test('ReLoRA training: warm start, LoRA, restart; resume inside a run', async () => {
