@@ -8,6 +8,7 @@ import { createWebGPUBackend, empty, rand, setDevice } from '../index.js';
 import { add, addScaledInPlace, mul } from '../kernels/elementwise.js';
 import { exp, silu } from '../kernels/unary.js';
 import { grid1D, LINEAR_INDEX, LINEAR_PARAMS, packUniforms, PER_THREAD } from '../kernels/wgsl.js';
+import { deviceCopy } from './device-copy.js';
 
 const mib = Number(process.env.STEP_BENCH_MIB ?? 32);
 const n = Math.floor((mib * 2 ** 20) / 4);
@@ -18,7 +19,6 @@ const a = rand([n]), b = rand([n]), dst = empty([n]);
 const row = rand([n / 1024 > 1 ? 1024 : n]);
 const a2 = a.reshape([-1, row.size]);
 await backend.sync();
-const srcBuf = backend.gpuBuffer(a.storage), dstBuf = backend.gpuBuffer(dst.storage);
 
 const COPY_SHADER = `struct U { n: u32, stride: u32 }
 @group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
@@ -37,12 +37,7 @@ const run = (f: () => { dispose(): void } | void) => async () => {
 };
 const bench = new Bench({ name: `elementwise vs copy, ${mib} MiB f32`, time: 3000, iterations: 8, warmupIterations: 2 });
 bench
-  .add('copyBufferToBuffer', async () => {
-    const enc = backend.device.createCommandEncoder();
-    enc.copyBufferToBuffer(srcBuf, 0, dstBuf, 0, bytes);
-    backend.device.queue.submit([enc.finish()]);
-    await backend.sync();
-  })
+  .add('copyBufferToBuffer', deviceCopy(backend, a, dst, bytes))
   // the ceiling for any shader on this device: a vec4 copy with the elementwise kernels' thread layout
   .add('shader copy (vec4)', run(() => {
     const items = n / 4, threads = Math.ceil(items / PER_THREAD);

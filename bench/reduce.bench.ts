@@ -8,6 +8,7 @@
 import { Bench } from 'tinybench';
 import { createWebGPUBackend, empty, rand, setDevice } from '../index.js';
 import { max, sum } from '../kernels/reduce.js';
+import { deviceCopy } from './device-copy.js';
 
 const mib = Number(process.env.STEP_BENCH_MIB ?? 64);
 const n = Math.floor((mib * 2 ** 20) / 4);
@@ -20,17 +21,11 @@ let height = 2 ** Math.floor(Math.log2(Math.sqrt(n)));
 while (n % height) height /= 2;
 const square = x.reshape([height, -1]); // about square: both axes long
 const dst = empty([n], { category: 'temporary' });
-const srcBuf = backend.gpuBuffer(x.storage), dstBuf = backend.gpuBuffer(dst.storage);
 await backend.sync();
 
 const bench = new Bench({ name: `reduce vs copy, ${mib} MiB f32`, time: 3000, iterations: 8, warmupIterations: 2 });
 bench
-  .add('copyBufferToBuffer', async () => {
-    const enc = backend.device.createCommandEncoder();
-    enc.copyBufferToBuffer(srcBuf, 0, dstBuf, 0, bytes);
-    backend.device.queue.submit([enc.finish()]);
-    await backend.sync();
-  })
+  .add('copyBufferToBuffer', deviceCopy(backend, x, dst, bytes))
   .add('sum (all)', async () => {
     const s = sum(x);
     await backend.sync();
