@@ -7,6 +7,13 @@ import { MemoryTracker } from '../memory.js';
 import { BufferPool } from '../pool.js';
 import type { WaitMode } from './device-wait.js';
 import { awaitDevice } from './device-wait.js';
+import { BindGroupCache, layoutEntries, parseBindings } from './bind-groups.js';
+
+interface Kernel {
+  readonly id: number;
+  readonly pipeline: GPUComputePipeline;
+  readonly layout: GPUBindGroupLayout;
+}
 
 /** Features used when the adapter has them. */
 export const WANTED_FEATURES = ['shader-f16', 'subgroups', 'timestamp-query'] as const;
@@ -40,6 +47,8 @@ export interface WebGPUBackendOptions {
   /** Extra dawn.node flags, e.g. 'enable-dawn-features=disable_robustness'. */
   dawnFlags?: string[];
   waitMode?: WaitMode;
+  /** New bind groups allowed between two waits on the device (default: from vm.max_map_count; see bind-groups.ts). */
+  maxBindGroupsPerWait?: number;
 }
 
 /** Everything about the adapter that `step info` prints. */
@@ -70,7 +79,8 @@ export class WebGPUBackend implements Backend {
   readonly limits: GPUSupportedLimits;
   readonly waitMode: WaitMode;
   private readonly pool: BufferPool<GPUBuffer>;
-  private readonly pipelines = new Map<string, GPUComputePipeline>();
+  private readonly kernels = new Map<string, Kernel>();
+  private readonly bindGroups: BindGroupCache;
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
   private batchDispatches = 0;
@@ -87,11 +97,12 @@ export class WebGPUBackend implements Backend {
     this.limits = device.limits;
     this.waitMode = options.waitMode ?? 'episode';
     this.uniformAlign = Math.max(16, device.limits.minUniformBufferOffsetAlignment);
+    this.bindGroups = new BindGroupCache(device, options.maxBindGroupsPerWait);
     const maxBytes = Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize);
     this.pool = new BufferPool<GPUBuffer>(
       this.tracker,
       (size) => device.createBuffer({ size, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST }),
-      (b) => { this.flush(); b.destroy(); }, // the open batch may still use a cached buffer: submit it first
+      (b) => { this.flush(); this.bindGroups.clear(); b.destroy(); }, // the open batch may still use a cached buffer: submit it first
       maxBytes,
     );
     device.onuncapturederror = (ev) => {
@@ -141,14 +152,28 @@ export class WebGPUBackend implements Backend {
 
   /** The cached pipeline for this WGSL, built on first use (0.1 s to seconds on llvmpipe). */
   pipeline(source: string, label: string): GPUComputePipeline {
-    let p = this.pipelines.get(source);
-    if (!p) {
+    return this.kernel(source, label).pipeline;
+  }
+
+  /** Bind groups created so far (the cache makes this stop growing in a steady training loop). */
+  get bindGroupsCreated(): number {
+    return this.bindGroups.created;
+  }
+
+  private kernel(source: string, label: string): Kernel {
+    let k = this.kernels.get(source);
+    if (!k) {
       const module = this.device.createShaderModule({ code: source, label });
-      p = this.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label });
-      this.pipelines.set(source, p);
+      const layout = this.device.createBindGroupLayout({ entries: layoutEntries(parseBindings(source), label), label });
+      const pipeline = this.device.createComputePipeline({
+        layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout], label }),
+        compute: { module, entryPoint: 'main' }, label,
+      });
+      k = { id: this.kernels.size + 1, pipeline, layout };
+      this.kernels.set(source, k);
       this.stats.pipelinesBuilt++;
     }
-    return p;
+    return k;
   }
 
   /** Records one dispatch into the open batch. Nothing is submitted or awaited here. */
@@ -160,29 +185,27 @@ export class WebGPUBackend implements Backend {
     if (x > maxWg || y > maxWg || z > maxWg) {
       throw new StepError(`${spec.label}: workgroup grid [${x}, ${y}, ${z}] exceeds the device limit ${maxWg} per dimension`);
     }
-    const pipeline = this.pipeline(spec.source, spec.label);
+    const kernel = this.kernel(spec.source, spec.label);
     let uniformOffset = -1;
     const u = spec.uniforms;
+    let padded = 0;
     if (u) {
       if (u.byteLength > MAX_UNIFORM_BLOCK) throw new StepError(`${spec.label}: uniforms of ${u.byteLength} bytes exceed ${MAX_UNIFORM_BLOCK}`);
-      const padded = Math.max(16, Math.ceil(u.byteLength / 16) * 16);
+      padded = Math.max(16, Math.ceil(u.byteLength / 16) * 16);
       if (this.arenaUsed + padded > UNIFORM_ARENA_BYTES) this.flush();
       uniformOffset = this.arenaUsed;
       this.arenaHost.set(new Uint8Array(u.buffer, u.byteOffset, u.byteLength), uniformOffset);
       this.arenaUsed = Math.ceil((uniformOffset + padded) / this.uniformAlign) * this.uniformAlign;
     }
-    const entries: GPUBindGroupEntry[] = spec.buffers.map((s, i) => ({
-      binding: i,
-      resource: { buffer: this.gpuBuffer(s), offset: 0, size: this.bindingSize(s) },
-    }));
-    if (u) {
-      entries.push({ binding: spec.buffers.length, resource: { buffer: this.arena, offset: uniformOffset, size: Math.max(16, Math.ceil(u.byteLength / 16) * 16) } });
-    }
-    const bindGroup = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+    const ranges = spec.buffers.map((s) => ({ buffer: this.gpuBuffer(s), offset: 0, size: this.bindingSize(s) }));
+    // the uniform block is bound at offset 0 with its size fixed per kernel; its place in the arena is a dynamic offset
+    if (u) ranges.push({ buffer: this.arena, offset: 0, size: padded });
+    const bindGroup = this.bindGroups.get(kernel.id, kernel.layout, ranges);
     this.encoder ??= this.device.createCommandEncoder();
     this.pass ??= this.encoder.beginComputePass();
-    this.pass.setPipeline(pipeline);
-    this.pass.setBindGroup(0, bindGroup);
+    this.pass.setPipeline(kernel.pipeline);
+    if (u) this.pass.setBindGroup(0, bindGroup, [uniformOffset]);
+    else this.pass.setBindGroup(0, bindGroup);
     this.pass.dispatchWorkgroups(x, y, z);
     this.stats.dispatches++;
     if (++this.batchDispatches >= MAX_DISPATCHES_PER_SUBMIT) this.flush();
@@ -199,6 +222,7 @@ export class WebGPUBackend implements Backend {
     this.pass = null;
     this.arenaUsed = 0;
     this.batchDispatches = 0;
+    this.bindGroups.collectIfDue();
   }
 
   write(storage: Storage, values: ArrayLike<number>): void {
@@ -237,6 +261,7 @@ export class WebGPUBackend implements Backend {
       this.flush();
       this.stats.readbacks++;
       await awaitDevice(staging.mapAsync(GPUMapMode.READ), this.waitMode);
+      this.bindGroups.noteWait();
       const mapped = staging.getMappedRange();
       switch (storage.dtype) {
         case 'f32': (out as Float32Array).set(new Float32Array(mapped, 0, storage.size)); break;
@@ -262,6 +287,7 @@ export class WebGPUBackend implements Backend {
     this.checkAlive('sync');
     this.flush();
     await awaitDevice(this.device.queue.onSubmittedWorkDone(), this.waitMode);
+    this.bindGroups.noteWait();
     this.throwPendingError('sync');
   }
 
