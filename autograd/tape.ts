@@ -1,35 +1,62 @@
 // Every kernel registers itself on import: whoever records ops may run any of them.
 import '../kernels/index.js';
+import { installAutogradHooks } from '../engine/autograd-hooks.js';
+import type { GraphLink } from '../engine/autograd-hooks.js';
+import type { Storage } from '../engine/backend.js';
 import { StepError } from '../engine/errors.js';
-import { adoptByOutermostScope } from '../engine/scope.js';
-import { Tensor } from '../engine/tensor.js';
+import type { Category } from '../engine/memory.js';
+import { keep } from '../engine/scope.js';
+import { Tensor, viewOf } from '../engine/tensor.js';
 import { isGradEnabled } from './grad-mode.js';
 
 /**
- * One recorded op. `backward` receives the gradient of the op's output and returns one gradient
- * per input (null where the input needs none). Saved tensors are views the node holds (so
- * disposing the forward's own tensor frees nothing backward needs); they belong to the scope
- * that ran the forward, and the tape frees them the moment this node's backward has run.
- * Backward must therefore run before that scope ends.
+ * Storages that saved views retagged as `activation`: how many saved views hold each, and the
+ * category to give back when the last one is released (an input batch is `temporary` again
+ * once backward no longer needs it).
  */
-export class GradNode {
+const retagged = new WeakMap<Storage, { views: number; previous: Category }>();
+
+/**
+ * One recorded op. `backward` receives the gradient of the op's output and returns one gradient
+ * per input (null where the input needs none).
+ *
+ * Lifetimes: the tensors a node saves are views the graph owns, not any scope. They are freed
+ * when backward has used them, or as soon as no live tensor can reach the node any more: each
+ * node counts its live outputs plus the not-yet-dropped nodes that consume them, and frees its
+ * saved views when that count reaches zero (so a forward that is never backpropagated, e.g. a
+ * metric, frees everything when its result is disposed). Scopes may therefore free a forward's
+ * intermediates at any time: backward reads only what the nodes saved.
+ */
+export class GradNode implements GraphLink {
   private saved: Tensor[] = [];
   released = false;
+  /** Live outputs + consuming nodes not yet dropped. */
+  private refs = 0;
+  private dropped = false;
 
   constructor(
     readonly op: string,
     readonly inputs: readonly Tensor[],
     readonly backwardFn: (grad: Tensor, saved: readonly Tensor[]) => (Tensor | null)[],
-  ) {}
+  ) {
+    for (const input of inputs) {
+      const producer = input.gradNode as GradNode | null;
+      if (producer) producer.refs++;
+    }
+  }
 
-  /** Keeps a view of `t` alive for backward; intermediates are counted as `activation` memory. */
+  /** Keeps a view of `t` alive for backward; intermediates and input batches count as `activation` while saved. */
   save(t: Tensor): void {
-    const view = t.reshape(t.shape as number[]);
-    adoptByOutermostScope(view); // an inner scope may free the forward's intermediates, never what backward reads
-    // an intermediate or an input batch kept for backward is activation memory; a parameter
-    // (a leaf that wants a gradient) or a frozen weight keeps its own category
+    const view = keep(viewOf(t, t.shape)); // owned by this node, never by a scope
+    // a parameter (a leaf that wants a gradient) or a frozen weight keeps its own category
     const isParameterLeaf = t.requiresGrad && t.gradNode === null;
-    if (view.category === 'temporary' && !isParameterLeaf) view.setCategory('activation');
+    const storage = view.storage;
+    const entry = retagged.get(storage);
+    if (entry) entry.views++;
+    else if (view.category === 'temporary' && !isParameterLeaf) {
+      retagged.set(storage, { views: 1, previous: 'temporary' });
+      view.setCategory('activation');
+    }
     this.saved.push(view);
   }
 
@@ -38,23 +65,56 @@ export class GradNode {
     return this.saved.length;
   }
 
-  /** The saved views, or a clear error if backward already freed them or their scope ended. */
+  /** The saved views, or a clear error if backward already freed them. */
   savedFor(output: Tensor): readonly Tensor[] {
     if (this.released) {
       throw new StepError(`backward: the saved tensors of ${this.op} (producing ${output.describe()}) were already freed by an earlier backward(); pass { retainGraph: true } to the first backward to run it twice`);
     }
-    for (const t of this.saved) {
-      if (t.isDisposed) {
-        throw new StepError(`backward: a tensor saved by ${this.op} (producing ${output.describe()}) was freed when the scope that ran the forward ended; call backward() inside that scope`);
-      }
-    }
     return this.saved;
   }
 
+  /** Frees the saved views (idempotent); a storage they alone kept as `activation` gets its category back. */
   release(): void {
-    for (const t of this.saved) t.dispose();
+    for (const t of this.saved) {
+      const storage = t.storage;
+      const entry = retagged.get(storage);
+      if (entry && --entry.views === 0) {
+        retagged.delete(storage);
+        if (storage.refs > 1) t.setCategory(entry.previous); // someone else still holds it
+      }
+      t.dispose();
+    }
     this.saved = [];
     this.released = true;
+  }
+
+  outputDisposed(): void {
+    if (--this.refs === 0) this.drop();
+  }
+
+  /** No live tensor reaches this node: free it and let go of its inputs' nodes (iteratively: graphs are deep). */
+  private drop(): void {
+    const stack: GradNode[] = [this];
+    while (stack.length) {
+      const node = stack.pop()!;
+      if (node.dropped) continue;
+      node.dropped = true;
+      node.release();
+      for (const input of node.inputs) {
+        const producer = input.gradNode as GradNode | null;
+        if (producer && --producer.refs === 0) stack.push(producer);
+      }
+    }
+  }
+
+  /** Attaches this node to `output`, which must not have a node yet. */
+  attach(output: Tensor): void {
+    if (output.gradNode !== null || this.inputs.includes(output)) {
+      throw new StepError(`autograd: ${this.op} tried to record onto ${output.describe()}, which already belongs to a graph (an op must return a new tensor)`);
+    }
+    output.requiresGrad = true;
+    output.gradNode = this;
+    this.refs++;
   }
 }
 
@@ -77,8 +137,7 @@ export function record(
 ): Tensor {
   const node = new GradNode(op, inputs, backwardFn);
   for (const t of save) if (t) node.save(t);
-  output.requiresGrad = true;
-  output.gradNode = node;
+  node.attach(output);
   return output;
 }
 
@@ -87,3 +146,14 @@ export function isLeaf(t: Tensor): boolean {
   return t.gradNode === null;
 }
 
+installAutogradHooks({
+  reshape(t, shape) {
+    const out = viewOf(t, shape);
+    if (!needsGrad(t)) return out;
+    return record('reshape', out, [t], [], (g) => [viewOf(g, t.shape)]);
+  },
+  recordUnary(op, out, input, backward) {
+    if (!needsGrad(input)) return out;
+    return record(op, out, [input], [], (g) => [backward(g)]);
+  },
+});

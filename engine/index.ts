@@ -15,7 +15,7 @@ export type { ByCategory, Category, MemoryEvent, MemoryReport } from './memory.j
 export { BufferPool, sizeClass } from './pool.js';
 export type { Allocation } from './pool.js';
 export { Tensor } from './tensor.js';
-export { adoptByOutermostScope, keep, scope, scopeSync } from './scope.js';
+export { keep, scope, scopeSync } from './scope.js';
 export { Generator, defaultGenerator, manualSeed, philox4x32 } from './random.js';
 export type { GeneratorState } from './random.js';
 export { arange, clone, empty, fromArray, full, ones, rand, randn, toDevice, zeros } from './creation.js';

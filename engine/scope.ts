@@ -22,20 +22,6 @@ export function trackInScope(t: Scoped): void {
   frame?.tracked.add(t);
 }
 
-/**
- * Hands a tensor to the outermost open scope (e.g. a training step's), so inner scopes that
- * discard their intermediates early do not free it. Autograd uses it for the tensors it saves
- * for backward: they must live until backward runs, however deep the forward created them.
- */
-export function adoptByOutermostScope(t: Scoped): void {
-  let outermost: ScopeFrame | undefined;
-  for (let f = current.getStore(); f; f = f.parent) {
-    f.tracked.delete(t);
-    if (!f.closed) outermost = f;
-  }
-  outermost?.tracked.add(t);
-}
-
 /** Lets a tensor outlive every enclosing scope; the caller disposes it. */
 export function keep<T extends Scoped>(t: T): T {
   kept.add(t);

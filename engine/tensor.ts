@@ -1,3 +1,5 @@
+import type { GraphLink } from './autograd-hooks.js';
+import { autogradHooks } from './autograd-hooks.js';
 import type { Backend, Storage } from './backend.js';
 import type { DType, HostArray } from './dtype.js';
 import { DisposedError, ShapeError } from './errors.js';
@@ -27,7 +29,7 @@ export class Tensor {
    */
   requiresGrad = false;
   grad: Tensor | null = null;
-  gradNode: unknown = null;
+  gradNode: GraphLink | null = null;
 
   /** Prefer the creation functions (`zeros`, `fromArray`, ...); this wraps a storage you own. */
   constructor(storage: Storage, shape: Shape, label = '') {
@@ -87,12 +89,19 @@ export class Tensor {
     return `tensor ${name} ${formatShape(this.shape)}`;
   }
 
-  /** A view with another shape over the same storage (no copy). One dimension may be -1. */
+  /**
+   * A view with another shape over the same storage (no copy). One dimension may be -1.
+   * Differentiable: on a tensor that requires grad (with grad mode on) it records like `reshape()`.
+   */
   reshape(shape: readonly number[]): Tensor {
-    const s = this.use('reshape');
-    const target = resolveReshape(this.shape, shape, `reshape of ${this.describe()}`);
-    s.refs++;
-    return new Tensor(s, target, this.label);
+    this.use('reshape');
+    const hooks = this.requiresGrad ? autogradHooks() : null;
+    return hooks ? hooks.reshape(this, shape) : viewOf(this, shape);
+  }
+
+  /** A view of the same storage outside any graph: requiresGrad false, no gradient flows back (as PyTorch's detach()). */
+  detach(): Tensor {
+    return viewOf(this, this.shape);
   }
 
   /** Copies the values to the host: f32 and f16 as Float32Array, i32 as Int32Array, f64 as Float64Array. */
@@ -113,6 +122,7 @@ export class Tensor {
     if (s === null) return;
     this.storageRef = null;
     if (--s.refs === 0) s.backend.free(s);
+    this.gradNode?.outputDisposed(); // the graph behind this tensor may now be unreachable
   }
 
   [Symbol.dispose](): void {
@@ -122,4 +132,12 @@ export class Tensor {
   toString(): string {
     return `Tensor(${formatShape(this.shape)}, ${this.isDisposed ? 'disposed' : `${this.dtype}, ${this.backend.name}`}${this.label ? `, "${this.label}"` : ''})`;
   }
+}
+
+/** A view with another shape over `t`'s storage that no graph records (the raw form of `reshape`). */
+export function viewOf(t: Tensor, shape: readonly number[]): Tensor {
+  const s = t.use('reshape');
+  const target = resolveReshape(t.shape, shape, `reshape of ${t.describe()}`);
+  s.refs++;
+  return new Tensor(s, target, t.label);
 }

@@ -113,22 +113,27 @@ export class LlamaModel {
   forward(ids: Tensor, options: { positionOffset?: number } = {}): Tensor {
     if (ids.dtype !== 'i32' || ids.rank !== 2) throw new ShapeError(`LlamaModel.forward: ids must be i32 [B, T], got ${ids.dtype} ${formatShape(ids.shape)}`);
     const c = this.config;
-    let h = A.gatherRows(this.embed, ids);
-    for (const layer of this.layers) h = this.block(layer, h, options.positionOffset ?? 0);
-    h = A.rmsNorm(h, this.norm, c.rms_norm_eps);
-    return A.matmul(h, this.lmHead ?? this.embed, { transB: true });
+    // only the logits reach the caller's scope: what backward needs, the graph keeps (see autograd/tape.ts)
+    return scopeSync(() => {
+      let h = A.gatherRows(this.embed, ids);
+      for (const layer of this.layers) h = this.block(layer, h, options.positionOffset ?? 0);
+      h = A.rmsNorm(h, this.norm, c.rms_norm_eps);
+      return A.matmul(h, this.lmHead ?? this.embed, { transB: true });
+    });
   }
 
   /** Mean next-token cross-entropy: logits of ids [B, T] against targets [B, T] (i32, -100 ignored). */
   loss(ids: Tensor, targets: Tensor): Tensor {
-    const logits = this.forward(ids);
-    const [b, t, v] = logits.shape as [number, number, number];
-    return A.crossEntropy(A.reshape(logits, [b * t, v]), A.reshape(targets, [b * t]));
+    return scopeSync(() => {
+      const logits = this.forward(ids);
+      const [b, t, v] = logits.shape as [number, number, number];
+      return A.crossEntropy(A.reshape(logits, [b * t, v]), A.reshape(targets, [b * t]));
+    });
   }
 
   private block(layer: LlamaLayer, x: Tensor, positionOffset: number): Tensor {
     // the attention and MLP halves in scopes of their own: intermediates backward does not read die
-    // with their half (what it saves belongs to the outermost scope), so they never pile up
+    // with their half (what it saves, the graph owns), so they never pile up
     const h = scopeSync(() => A.add(x, this.attention(layer, x, positionOffset)));
     return scopeSync(() => A.add(h, this.mlp(layer, h)));
   }

@@ -1,7 +1,8 @@
 import type { DType } from '../../engine/dtype.js';
 import { zeros } from '../../engine/creation.js';
 import type { Shape } from '../../engine/shape.js';
-import type { Tensor } from '../../engine/tensor.js';
+import { StepError } from '../../engine/errors.js';
+import { Tensor } from '../../engine/tensor.js';
 import * as K from '../../kernels/elementwise.js';
 import type { OpOptions } from '../../kernels/elementwise.js';
 import * as U from '../../kernels/unary.js';
@@ -38,8 +39,16 @@ function binary(
   forA: readonly Saved[],
   forB: readonly Saved[],
 ) {
-  return (a: Tensor, b: Tensor | number, o: OpOptions = {}): Tensor => {
+  return (a: Tensor | number, b: Tensor | number, o: OpOptions = {}): Tensor => {
+    if (typeof a === 'number') {
+      // a number first, as in PyTorch's 2 * x: the op with its operands swapped
+      if (typeof b === 'number') throw new StepError(`${op}(${a}, ${b}): at least one operand must be a Tensor`);
+      return scalarFirst[op]!(a, b, o);
+    }
     if (typeof b === 'number') return scalarForms[op]!(a, b, o);
+    if (!(a instanceof Tensor) || !(b instanceof Tensor)) {
+      throw new StepError(`${op}: operands must be Tensors or numbers, got ${describeOperand(a)} and ${describeOperand(b)}`);
+    }
     const out = forward(a, b, o);
     if (!needsGrad(a, b)) return out;
     const needA = a.requiresGrad, needB = b.requiresGrad;
@@ -126,9 +135,26 @@ const scalarForms: Record<string, (x: Tensor, s: number, o: OpOptions) => Tensor
 
 /** s - x. */
 export const rsub = (x: Tensor, s: number, o: OpOptions = {}) => scalarForm('rsub', (g) => U.neg(g), 'none')(x, s, o);
-/** s / x; d/dx = -s/x^2 = -out/x. */
+/** s / x; d/dx = -s/x^2 (reads the saved x, never the caller's tensor, which a scope may have freed). */
 export const rdiv = (x: Tensor, s: number, o: OpOptions = {}) =>
-  scalarForm('rdiv', (g, _s, _x, out) => U.neg(K.div(K.mul(g, out!), x)), 'out')(x, s, o);
+  scalarForm('rdiv', (g, sc, sx) => K.mul(g, K.mul(U.pow(sx!, -2), -sc)), 'x')(x, s, o);
+
+/** `s op x` for a number s, as the op with its operands swapped (sub and div have their own forms). */
+const scalarFirst: Record<string, (s: number, x: Tensor, o: OpOptions) => Tensor> = {
+  add: (s, x, o) => scalarForms.add!(x, s, o),
+  mul: (s, x, o) => scalarForms.mul!(x, s, o),
+  maximum: (s, x, o) => scalarForms.maximum!(x, s, o),
+  minimum: (s, x, o) => scalarForms.minimum!(x, s, o),
+  sub: (s, x, o) => rsub(x, s, o),
+  div: (s, x, o) => rdiv(x, s, o),
+};
+
+function describeOperand(v: unknown): string {
+  if (v instanceof Tensor) return v.describe();
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array (wrap it with fromArray())';
+  return typeof v === 'object' ? `an object (${(v as object).constructor?.name ?? 'Object'})` : `a ${typeof v}`;
+}
 
 /** cond ? a : b; the gradient flows to a where cond holds and to b elsewhere (none to cond). */
 export function where(cond: Tensor, a: Tensor, b: Tensor, o: OpOptions = {}): Tensor {

@@ -5,9 +5,7 @@ import { needsGrad, record } from '../tape.js';
 
 /** A view with another shape (no copy); the gradient is reshaped back. */
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
-  const out = x.reshape(shape);
-  if (!needsGrad(x)) return out;
-  return record('reshape', out, [x], [], (g) => [g.reshape(x.shape as number[])]);
+  return x.reshape(shape); // Tensor.reshape records through the autograd hook when x requires grad
 }
 
 export function permute(x: Tensor, dims: readonly number[], options: LayoutOptions = {}): Tensor {

@@ -5,6 +5,7 @@
  * overflow and doubles it after `growthInterval` good steps. The scale lives in a 4-float device
  * buffer ([scale, good steps, skipped steps, last step overflowed]) so no step reads anything back.
  */
+import { autogradHooks } from '../autograd-hooks.js';
 import type { Backend } from '../backend.js';
 import { empty, fromArray } from '../creation.js';
 import { getDevice } from '../device.js';
@@ -57,12 +58,21 @@ export class LossScaler {
     return this.state.use('LossScaler').backend;
   }
 
-  /** loss * scale, computed on the device (the scale is never read back). Backpropagate from this. */
+  /**
+   * loss * scale, computed on the device (the scale is never read back). Differentiable: call
+   * `backward(scaler.scaleLoss(loss))` and every gradient comes out multiplied by the scale, which
+   * the optimizer's step divides out again.
+   */
   scaleLoss(loss: Tensor): Tensor {
     loss.use('LossScaler.scaleLoss');
     if (loss.dtype !== 'f32' && loss.dtype !== 'f16') throw new DTypeError(`LossScaler.scaleLoss: loss must be f32 or f16, got ${loss.dtype} (${loss.describe()})`);
-    const out = empty(loss.shape, { dtype: loss.dtype, device: loss.backend, label: 'scaled loss' }, 'LossScaler.scaleLoss');
-    runKernel('loss_scale', { inputs: [loss, this.state], outputs: [out], attrs: {} });
+    const out = this.scaled(loss, 'scaled loss');
+    return autogradHooks()?.recordUnary('loss_scale', out, loss, (g) => this.scaled(g, 'scaled loss gradient')) ?? out;
+  }
+
+  private scaled(t: Tensor, label: string): Tensor {
+    const out = empty(t.shape, { dtype: t.dtype, device: t.backend, label }, 'LossScaler.scaleLoss');
+    runKernel('loss_scale', { inputs: [t, this.state], outputs: [out], attrs: {} });
     return out;
   }
 

@@ -7,10 +7,10 @@ import { initDevice } from '../../engine/device.js';
 import { StepError } from '../../engine/errors.js';
 import type { AdamW } from '../../engine/optim/adam.js';
 import { Generator } from '../../engine/random.js';
-import { scope } from '../../engine/scope.js';
-import { mul } from '../../autograd/ops/elementwise.js';
+import { scope, scopeSync } from '../../engine/scope.js';
+import type { Tensor } from '../../engine/tensor.js';
+import { add, mul } from '../../autograd/ops/elementwise.js';
 import { backward } from '../../autograd/backward.js';
-import { slice } from '../../kernels/layout.js';
 import type { LlamaConfig } from '../../models/config.js';
 import { presetConfig } from '../../models/config-presets.js';
 import { WindowSampler } from '../../models/data/windows.js';
@@ -169,26 +169,30 @@ async function trainStep(run: Run, sampler: WindowSampler): Promise<number> {
   // LoRA dropout masks come from a stream keyed by (seed, step): a resumed run draws the same masks
   model.dropoutGenerator = o.loraDropout > 0 ? new Generator(o.seed * 1_000_003 + state.step) : null;
   return scope(async () => {
-    const losses = [];
+    // each micro-batch in its own scope: its activations are gone before the next one starts, so
+    // the peak stays flat in the number of micro-batches; only its loss (detached) survives
+    let total: Tensor | null = null;
     for (let micro = 0; micro < o.gradAccum; micro++) {
-      const w = sampler.batchAt(state.step * o.gradAccum + micro);
-      const ids = fromArray(w.inputs, [o.batchSize, o.seqLen], { dtype: 'i32', device });
-      const targets = fromArray(w.targets, [o.batchSize, o.seqLen], { dtype: 'i32', device });
-      const loss = model.loss(ids, targets);
-      const scaled = o.gradAccum > 1 ? mul(loss, 1 / o.gradAccum) : loss;
-      if (optimizer.lossScaler) {
-        // mixed precision: seed backward with the loss scale, read on the device from the scaler
-        backward(scaled, { grad: slice(optimizer.lossScaler.state, { axis: 0, start: 0, end: 1 }).reshape([]) });
-      } else {
-        backward(scaled);
-      }
-      losses.push(loss);
+      const loss = scopeSync(() => {
+        const w = sampler.batchAt(state.step * o.gradAccum + micro);
+        const ids = fromArray(w.inputs, [o.batchSize, o.seqLen], { dtype: 'i32', device });
+        const targets = fromArray(w.targets, [o.batchSize, o.seqLen], { dtype: 'i32', device });
+        const l = model.loss(ids, targets);
+        const scaled = o.gradAccum > 1 ? mul(l, 1 / o.gradAccum) : l;
+        // mixed precision: scaleLoss multiplies by the device-side loss scale, which the optimizer divides out
+        backward(optimizer.lossScaler ? optimizer.lossScaler.scaleLoss(scaled) : scaled);
+        return l.detach();
+      });
+      if (total) {
+        const sum = add(total, loss);
+        total.dispose();
+        loss.dispose();
+        total = sum;
+      } else total = loss;
     }
     model.dropoutGenerator = null;
     optimizer.step();
     optimizer.zeroGrad();
-    let sum = 0;
-    for (const l of losses) sum += await l.item();
-    return sum / losses.length;
+    return (await total!.item()) / o.gradAccum; // the one scalar read back per step
   });
 }

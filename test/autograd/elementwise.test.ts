@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import type { Tensor } from '../../index.js';
-import { CpuBackend, fromArray, scope, setDevice, StepError, ShapeError } from '../../index.js';
+import { CpuBackend, DisposedError, fromArray, scope, setDevice, StepError, ShapeError } from '../../index.js';
 import * as A from '../../autograd/index.js';
 import type { GradNode } from '../../autograd/index.js';
 
@@ -87,9 +87,13 @@ test('backward: errors for non-scalars without grad, no graph, tensors outside t
   });
   const x = fromArray([1, 2]);
   x.requiresGrad = true;
+  // the graph lives as long as its output: backward after the forward's scope ended works (as in PyTorch)
   const y = await scope(async () => A.exp(A.mul(x, 3)));
-  assert.throws(() => A.backward(y, { grad: fromArray([1, 1]) }), /was freed when the scope that ran the forward ended; call backward\(\) inside that scope/);
-  y.dispose(); x.dispose();
+  A.backward(y, { grad: fromArray([1, 1]) });
+  assert.deepEqual([...await x.grad!.toArray()].map((v) => +v.toFixed(3)), [3 * Math.exp(3), 3 * Math.exp(6)].map((v) => +v.toFixed(3)));
+  y.dispose();
+  assert.throws(() => A.backward(y, { grad: fromArray([1, 1]) }), (e: unknown) => e instanceof DisposedError && /backward: tensor .* was used after dispose\(\)/.test(e.message));
+  x.grad!.dispose(); x.dispose();
 });
 
 test('frozen operands: nothing is saved that only their gradient would need', async () => {

@@ -34,7 +34,7 @@ for (const precision of ['fp32', 'mixed'] as const) {
     for (let step = 0; step < 300; step++) {
       last = await scope(async () => {
         const loss = lossOf();
-        if (opt.lossScaler) A.backward(loss, { grad: A.reshape(A.slice(opt.lossScaler.state, { axis: 0, start: 0, end: 1 }), []) });
+        if (opt.lossScaler) A.backward(opt.lossScaler.scaleLoss(loss));
         else A.backward(loss);
         opt.step();
         opt.zeroGrad();
