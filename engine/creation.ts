@@ -1,4 +1,5 @@
 import type { Backend } from './backend.js';
+import './builtin-kernels.js'; // fill, arange, random, copy: creation works without 'step-webgpu/kernels'
 import { getDevice } from './device.js';
 import type { DType } from './dtype.js';
 import { assertDType } from './dtype.js';
