@@ -12,7 +12,7 @@ export interface ParameterOptions {
  * (`requiresGrad`), its bytes count as `parameter` memory (`frozen` when `trainable: false`), and it
  * outlives the scope it was made in (`keep()`): the model owns it, so dispose it yourself.
  * Returns the same tensor, so it wraps a creation call: `parameter(randn([out, in], { std: 0.02 }))`.
- * Does not record gradients (it marks a leaf; nothing flows through it).
+ * @nograd it marks a leaf that gradients flow into; it computes nothing.
  */
 export function parameter(t: Tensor, options: ParameterOptions = {}): Tensor {
   if (!(t instanceof Tensor)) throw new StepError(`parameter: expected a Tensor, got ${t === null ? 'null' : typeof t}; wrap a creation call, e.g. parameter(randn([4, 3]))`);
