@@ -10,3 +10,15 @@ export { matmul } from './ops/linalg.js';
 export { max, mean, sum, sumOfSquares } from './ops/reduce.js';
 export { concat, gatherRows, permute, reshape, slice, transpose } from './ops/layout.js';
 export { crossEntropy, rmsNorm, rope, softmax, swiglu } from './ops/nn.js';
+
+/**
+ * The ops that record gradients (every op the root 'step-webgpu' exports). Each records a tape node
+ * when grad mode is on and an input has `requiresGrad`; otherwise it runs the raw kernel. The raw
+ * kernels of 'step-webgpu/kernels' never record. A test checks each name records, and that every
+ * root-exported function that maps tensors to tensors is listed here or documented as not recording.
+ */
+export const DIFFERENTIABLE_OPS = [
+  'abs', 'add', 'cast', 'concat', 'crossEntropy', 'div', 'exp', 'gatherRows', 'log', 'matmul', 'max', 'maximum', 'mean',
+  'minimum', 'mul', 'neg', 'permute', 'pow', 'rdiv', 'relu', 'reshape', 'rmsNorm', 'rope', 'rsqrt', 'rsub', 'sigmoid',
+  'silu', 'slice', 'softmax', 'sqrt', 'square', 'sub', 'sum', 'sumOfSquares', 'swiglu', 'tanh', 'transpose', 'where',
+] as const;

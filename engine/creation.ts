@@ -1,4 +1,5 @@
 import type { Backend } from './backend.js';
+import './builtin-kernels.js'; // fill, arange, random, copy: creation works without 'step-webgpu/kernels'
 import { getDevice } from './device.js';
 import type { DType } from './dtype.js';
 import { assertDType } from './dtype.js';
@@ -145,7 +146,10 @@ export function randn(shape: readonly number[], options: RandomOptions & { mean?
   return t;
 }
 
-/** A copy of `t` with its own storage (optionally another dtype or category). */
+/**
+ * A copy of `t` with its own storage (optionally another dtype or category).
+ * @nograd the copy is a new leaf; for a differentiable copy use `mul(t, 1)`.
+ */
 export function clone(t: Tensor, options: Omit<CreateOptions, 'device'> = {}): Tensor {
   t.use('clone');
   const out = empty(t.shape, { dtype: t.dtype, category: t.category, ...options, device: t.backend }, 'clone');
@@ -153,7 +157,10 @@ export function clone(t: Tensor, options: Omit<CreateOptions, 'device'> = {}): T
   return out;
 }
 
-/** Copies `t` to another backend (reads it back to the host, then uploads). */
+/**
+ * Copies `t` to another backend (reads it back to the host, then uploads).
+ * @nograd the copy is a new leaf on the other backend (ops never mix backends).
+ */
 export async function toDevice(t: Tensor, device: Backend, options: Omit<CreateOptions, 'device'> = {}): Promise<Tensor> {
   t.use('toDevice');
   const values = await t.toArray();

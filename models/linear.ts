@@ -1,9 +1,11 @@
 import type { Backend } from '../engine/backend.js';
 import { rand, randn, zeros } from '../engine/creation.js';
 import type { DType } from '../engine/dtype.js';
-import { StepError } from '../engine/errors.js';
+import { ShapeError, StepError } from '../engine/errors.js';
+import { parameter } from '../engine/parameter.js';
 import type { Generator } from '../engine/random.js';
 import { keep, scopeSync } from '../engine/scope.js';
+import { formatShape } from '../engine/shape.js';
 import type { Tensor } from '../engine/tensor.js';
 import * as A from '../autograd/index.js';
 import { greaterEqual, mul } from '../kernels/elementwise.js';
@@ -28,14 +30,49 @@ export interface LoraAdapter {
   dropout: number;
 }
 
+/** Options of `Linear.create`; the defaults follow PyTorch's `nn.Linear`. */
+export interface LinearOptions {
+  /** Adds a bias b [out], y = x W^T + b (default true). */
+  bias?: boolean;
+  /** Used in errors, the memory tracker and `namedTensors()` (default 'linear'). */
+  name?: string;
+  /** Draws the initial weights (default: the global generator). */
+  generator?: Generator;
+  device?: Backend;
+  dtype?: DType;
+}
+
 /**
- * A bias-free linear layer in Hugging Face layout: weight [out, in], y = x W^T. With a LoRA
- * adapter the frozen weight is read as is (no gradient, nothing saved for it) and only A and B train.
+ * A linear layer in Hugging Face / PyTorch layout: weight [out, in], y = x W^T (+ b). LLaMA's
+ * linears have no bias. With a LoRA adapter the frozen weight is read as is (no gradient, nothing
+ * saved for it) and only A and B train. The forward is built from autograd ops, so gradients reach
+ * the weight, the bias and the adapter.
  */
 export class Linear {
   lora: LoraAdapter | null = null;
 
-  constructor(readonly name: string, public weight: Tensor) {}
+  constructor(readonly name: string, public weight: Tensor, public bias: Tensor | null = null) {
+    if (weight.rank !== 2) throw new ShapeError(`Linear ${name}: the weight must be [out, in], got ${formatShape(weight.shape)}`);
+    if (bias && (bias.rank !== 1 || bias.shape[0] !== weight.shape[0])) {
+      throw new ShapeError(`Linear ${name}: the bias must be [${weight.shape[0]}] (one per output), got ${formatShape(bias.shape)}`);
+    }
+  }
+
+  /**
+   * A new trainable layer (category `parameter`), initialised as PyTorch's `nn.Linear`: weight and
+   * bias uniform in [-1/sqrt(in), 1/sqrt(in)) (kaiming_uniform with a = sqrt(5)).
+   */
+  static create(inFeatures: number, outFeatures: number, options: LinearOptions = {}): Linear {
+    const name = options.name ?? 'linear';
+    for (const [what, n] of [['inFeatures', inFeatures], ['outFeatures', outFeatures]] as const) {
+      if (!Number.isInteger(n) || n < 1) throw new StepError(`Linear ${name}: ${what} must be a positive integer, got ${n}`);
+    }
+    const bound = 1 / Math.sqrt(inFeatures);
+    const common = { low: -bound, high: bound, generator: options.generator, device: options.device, dtype: options.dtype };
+    const w = parameter(rand([outFeatures, inFeatures], { ...common, label: `${name}.weight` }));
+    const b = options.bias === false ? null : parameter(rand([outFeatures], { ...common, label: `${name}.bias` }));
+    return new Linear(name, w, b);
+  }
 
   get inFeatures(): number {
     return this.weight.shape[1]!;
@@ -45,9 +82,35 @@ export class Linear {
     return this.weight.shape[0]!;
   }
 
-  /** y = x W^T (+ the adapter); `dropout` draws the adapter's dropout mask (training only). */
+  /** Weight, bias and adapter under their names (`NAME.weight`, `NAME.bias`, `NAME.lora_A`, ...). */
+  namedTensors(): [string, Tensor][] {
+    const out: [string, Tensor][] = [[`${this.name}.weight`, this.weight]];
+    if (this.bias) out.push([`${this.name}.bias`, this.bias]);
+    if (this.lora) out.push([`${this.name}.lora_A`, this.lora.A], [`${this.name}.lora_B`, this.lora.B]);
+    return out;
+  }
+
+  /** The tensors that train (requiresGrad): what to hand an optimizer. */
+  parameters(): Tensor[] {
+    return this.namedTensors().map(([, t]) => t).filter((t) => t.requiresGrad);
+  }
+
+  /** Frees the layer's tensors and their gradients. */
+  dispose(): void {
+    for (const [, t] of this.namedTensors()) {
+      t.grad?.dispose();
+      t.grad = null;
+      t.dispose();
+    }
+  }
+
+  /** y = x W^T (+ the adapter) (+ b); `dropout` draws the adapter's dropout mask (training only). */
   forward(x: Tensor, dropout: Generator | null = null): Tensor {
-    if (!this.lora) return A.matmul(x, this.weight, { transB: true });
+    const y = this.lora ? this.withLora(x, dropout) : A.matmul(x, this.weight, { transB: true });
+    return this.bias ? A.add(y, this.bias) : y;
+  }
+
+  private withLora(x: Tensor, dropout: Generator | null): Tensor {
     // own scope: y, x A^T, (x A^T) B^T and its scaling die here unless backward saved them
     return scopeSync(() => {
       const { A: a, B: b, rank, alpha, dropout: p } = this.lora!;

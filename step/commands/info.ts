@@ -1,4 +1,5 @@
-import { createWebGPUBackend, DeviceError, formatBytes, registeredKernels } from '../../index.js';
+import { createWebGPUBackend, DeviceError, formatBytes } from '../../index.js';
+import { registeredKernels } from '../../kernels/index.js';
 
 /** `step info [--json]`: the WebGPU adapter, its limits and features (or why there is none). */
 export async function info(args: string[]): Promise<number> {

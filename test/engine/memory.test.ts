@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import type { Allocation, Category } from '../../index.js';
-import { BufferPool, CATEGORIES, MemoryTracker, OutOfMemoryError, sizeClass } from '../../index.js';
+import { BufferPool, CATEGORIES, MemoryTracker, OutOfMemoryError } from '../../index.js';
+import { sizeClass } from '../../engine/pool.js';
 
 function pool(tracker = new MemoryTracker(), max = 2 ** 30) {
   let created = 0, destroyed = 0;

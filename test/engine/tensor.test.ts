@@ -116,7 +116,7 @@ testBothBackends('toDevice copies across backends; mixing backends in one op is 
     if (b !== other) {
       assert.equal(other.memory().allocated, 20);
     }
-    const { runKernel } = await import('../../index.js');
+    const { runKernel } = await import('../../kernels/index.js');
     assert.throws(() => runKernel('copy', { inputs: [a], outputs: [c], attrs: {} }), (e: unknown) => e instanceof StepError && /is on (cpu|webgpu) but/.test(e.message));
   });
 });

@@ -3,8 +3,9 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import type { Backend, DType, Tensor } from '../../index.js';
 import {
-  CpuBackend, crossEntropy, crossEntropyBackward, DTypeError, fromArray, resetPeak, scope, scopeSync, ShapeError, StepError, zeros,
+  CpuBackend, crossEntropy, DTypeError, fromArray, resetPeak, scope, scopeSync, ShapeError, StepError, zeros,
 } from '../../index.js';
+import { crossEntropyBackward } from '../../kernels/index.js';
 import { testBothBackends } from '../helpers/backends.js';
 import { bothBackends, runOnBoth } from '../helpers/conformance.js';
 import { dim, expectClose, expectConform, fixtureTensor, floats, loadFixture, reductionsFor, runs, withReduction } from './fused-helpers.js';

@@ -3,9 +3,10 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import type { Tensor } from '../../index.js';
 import {
-  arange, concat, CpuBackend, DTypeError, fromArray, full, gatherRows, ones, permute, roundToF16, scatterAddRows, scope, ShapeError,
+  arange, concat, CpuBackend, DTypeError, fromArray, full, gatherRows, ones, permute, roundToF16, scope, ShapeError,
   setDevice, slice, StepError, transpose, zeros,
 } from '../../index.js';
+import { scatterAddRows } from '../../kernels/index.js';
 import { testBothBackends } from '../helpers/backends.js';
 import { bothBackends, runOnBoth } from '../helpers/conformance.js';
 

@@ -4,8 +4,9 @@ import fc from 'fast-check';
 import type { Tensor } from '../../index.js';
 import {
   memory, resetPeak, arange, CpuBackend, DeviceMismatchError, DTypeError, fromArray, full, max, mean, ones, roundToF16, scope, ShapeError, StepError, sum,
-  sumOfSquares, sumOfSquaresMany, zeros,
+  sumOfSquares, zeros,
 } from '../../index.js';
+import { sumOfSquaresMany } from '../../kernels/index.js';
 import { chunking, planPass } from '../../kernels/reduce-webgpu.js';
 import { testBothBackends } from '../helpers/backends.js';
 import { bothBackends, runOnBoth } from '../helpers/conformance.js';

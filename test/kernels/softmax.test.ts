@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import type { DType, Tensor } from '../../index.js';
-import { CpuBackend, DTypeError, fromArray, scope, scopeSync, ShapeError, softmax, softmaxBackward, StepError, zeros } from '../../index.js';
+import { CpuBackend, DTypeError, fromArray, scope, scopeSync, ShapeError, softmax, StepError, zeros } from '../../index.js';
+import { softmaxBackward } from '../../kernels/index.js';
 import { testBothBackends } from '../helpers/backends.js';
 import { bothBackends, runOnBoth } from '../helpers/conformance.js';
 import {

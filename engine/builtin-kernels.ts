@@ -1,0 +1,11 @@
+/**
+ * The kernels the engine itself runs: `fill`, `arange` and `random` (creation), `copy` (clone)
+ * and the optimizer kernels (AdamW / SGD updates, clipping, loss scaling, state resets). Importing
+ * this registers them, so 'step-webgpu/engine' works on its own. The kernel files it names import
+ * only from engine/ and kernels/wgsl.ts, never from kernels/index.ts, autograd or models.
+ */
+import '../kernels/fill.js';
+import '../kernels/arange.js';
+import '../kernels/copy.js';
+import '../kernels/random.js';
+import '../kernels/optim.js';
