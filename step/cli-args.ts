@@ -67,7 +67,8 @@ export function closestFlag(flag: string, known: readonly string[]): string | nu
   let best: string | null = null, bestDistance = Infinity;
   for (const k of known) {
     const kb = k.replace(/^-+/, '');
-    const dist = kb.startsWith(bare) && bare.length >= 3 ? 1 : editDistance(bare, kb);
+    // a prefix either way (--pres for --preset, --output for --out) counts as one edit
+    const dist = (kb.startsWith(bare) && bare.length >= 3) || (bare.startsWith(kb) && kb.length >= 3) ? 1 : editDistance(bare, kb);
     if (dist < bestDistance) { best = k; bestDistance = dist; }
   }
   return best !== null && bestDistance <= Math.max(2, Math.floor(bare.length / 3)) ? best : null;

@@ -33,13 +33,16 @@ export async function evalCommand(args: string[], print: (text: string) => void 
   const flags = parseFlags('eval', EVAL_USAGE, args, ['--checkpoint', '--data', '--batch-size', '--seq-len', '--batches', '--device']);
   if (flags.help) { print(EVAL_USAGE + '\n'); return 0; }
   const common = commonArgs('eval', EVAL_USAGE, flags);
+  // the flags are checked before the checkpoint is read
+  const requestedBatch = numberFlag('eval', flags, '--batch-size', { integer: true, min: 1 });
+  const requestedSeq = numberFlag('eval', flags, '--seq-len', { integer: true, min: 1 });
+  const requestedBatches = numberFlag('eval', flags, '--batches', { integer: true, min: 1 });
   const dir = await resolveCheckpointDir(common.checkpoint);
   const run = await runTrainConfig(dir);
   const fromRun = (k: string, dflt: number) => (typeof run?.[k] === 'number' ? (run[k] as number) : dflt);
   const data = flagValue(flags, '--data') ?? (typeof run?.data === 'string' ? run.data : 'brown');
-  const batchSize = numberFlag('eval', flags, '--batch-size', { integer: true, min: 1 }) ?? fromRun('batchSize', 16);
-  const requestedSeq = numberFlag('eval', flags, '--seq-len', { integer: true, min: 1 });
-  const batches = numberFlag('eval', flags, '--batches', { integer: true, min: 1 }) ?? fromRun('evalBatches', 8);
+  const batchSize = requestedBatch ?? fromRun('batchSize', 16);
+  const batches = requestedBatches ?? fromRun('evalBatches', 8);
 
   const { device, ckpt } = await openCheckpoint(dir, common.device);
   try {

@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { UsageError } from '../cli-args.js';
 import { EXPERIMENT_USAGE, experimentRuns, parseExperimentArgs } from '../experiment/design.js';
 import { runExperiment } from '../experiment/run.js';
 
@@ -9,7 +10,12 @@ export async function experiment(args: string[]): Promise<number> {
     process.stdout.write(EXPERIMENT_USAGE + '\n');
     return 0;
   }
-  experimentRuns(options, join(options.out, 'runs')); // every run's options are checked before any folder is created
+  try {
+    experimentRuns(options, join(options.out, 'runs')); // every run's options are checked before any folder is created
+  } catch (e) {
+    if (e instanceof UsageError) throw new UsageError(e.message.replace(/^step train: /, 'step experiment: '));
+    throw e;
+  }
   await runExperiment(options, ['step', 'experiment', ...args].join(' '));
   return 0;
 }
