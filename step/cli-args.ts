@@ -86,10 +86,10 @@ export function parseArgs(spec: CommandSpec, args: readonly string[]): ParsedArg
   const byName = new Map(spec.flags.map((f) => [f.name, f]));
   const values = new Map<string, string[]>();
   const positionals: string[] = [];
-  let help = false;
+  // --help wins over everything else on the line, mistakes included
+  if (args.some((a) => a === '--help' || a === '-h')) return { help: true, values, positionals };
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
-    if (arg === '--help' || arg === '-h') { help = true; continue; }
     if (!arg.startsWith('-') || arg === '-' || isNumberLike(arg)) {
       if (spec.positionals) { positionals.push(arg); continue; }
       const hint = spec.flags.find((f) => f.choices?.includes(arg));
@@ -119,7 +119,7 @@ export function parseArgs(spec: CommandSpec, args: readonly string[]): ParsedArg
     if (seen && !flag.repeatable) fail(spec, `${name} given twice (${JSON.stringify(seen[0])} and ${JSON.stringify(value)}); give it once`, false);
     values.set(name, [...(seen ?? []), value]);
   }
-  return { help, values, positionals };
+  return { help: false, values, positionals };
 }
 
 export interface NumberRule {

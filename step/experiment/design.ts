@@ -90,6 +90,7 @@ export function parseExperimentArgs(args: readonly string[]): ExperimentOptions 
     o.configOverrides = {}; // --set replaces the default overrides
     for (const v of sets) {
       const [key, value] = parseConfigOverride(v, 'experiment');
+      if (key in o.configOverrides) throw new StepError(`step experiment: --set ${key} given twice; give it once`);
       o.configOverrides[key] = value;
     }
   }

@@ -32,6 +32,7 @@ test('parser: --help and -h anywhere ask for the usage instead of an error', () 
   assert.equal(parseArgs(SPEC, ['--help']).help, true);
   assert.equal(parseArgs(SPEC, ['--steps', '3', '-h']).help, true);
   assert.equal(parseArgs(SPEC, ['--steps', '3']).help, false);
+  assert.equal(parseArgs(SPEC, ['tiny', '--bogus', '--help']).help, true, 'even after mistakes');
 });
 
 test('parser: a negative number is a value, not a flag', () => {

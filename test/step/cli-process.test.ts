@@ -65,6 +65,7 @@ test('step CMD: --flag=value works like --flag value', () => {
   assert.match(step('generate', '--checkpoint=nope', '--prompt=hi', '--top-p=0').stderr, /--top-p must be a number in \(0, 1\], got "0"/);
   assert.match(step('eval', '--checkpoint=nope', '--batches=0').stderr, /--batches must be an integer >= 1, got "0"/);
   assert.match(step('experiment', '--steps=0').stderr, /--steps must be an integer >= 1, got "0"/);
+  assert.match(step('experiment', '--set=num_hidden_layers=4', '--set', 'num_hidden_layers=6').stderr, /--set num_hidden_layers given twice/);
 });
 
 test('step experiment: bad run options are refused before the experiment folder is created', () => {
