@@ -90,6 +90,16 @@ test('step: a Node system error escaping a command is one line naming the path',
   assert.doesNotMatch(r.stderr, /^\s+at /m, 'no stack trace for a user-fixable error');
 });
 
+test('step: an internal error (a bug) prints its whole stack and asks for a report', () => {
+  // a fault injected into a built-in that `step presets` uses: a TypeError from inside the command
+  const fault = 'data:text/javascript,String.prototype.padStart=function(){throw new TypeError("injected fault")}';
+  const r = spawnSync(process.execPath, ['--import', fault, CLI, 'presets'], { encoding: 'utf8', cwd: TMP });
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /^step: internal error \(a bug in step-webgpu, not in your input\):\nTypeError: injected fault\n/);
+  assert.match(r.stderr, /\n\s+at .*step\/commands\/presets\.js:\d+:\d+/, 'the stack names the file and line');
+  assert.match(r.stderr, /Please report it with the command you ran and the lines above\.\n$/);
+});
+
 test('describeFailure: user errors one line, system errors name the path and what to do, internal errors carry their stack', () => {
   assert.deepEqual(describeFailure(new StepError('data: "x" does not exist')), { text: 'step: data: "x" does not exist\n', exitCode: 1 });
   assert.deepEqual(describeFailure(new StepError('step eval: --checkpoint DIR is required')), { text: 'step eval: --checkpoint DIR is required\n', exitCode: 1 });
