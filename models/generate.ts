@@ -19,6 +19,8 @@ export interface GenerateOptions {
   eosTokenId?: number;
   /** Longest context fed to the model (older tokens are dropped); default: the whole sequence. */
   maxContext?: number;
+  /** Called once, before generating, when the prompt alone is longer than maxContext: its first `dropped` tokens are not seen. */
+  onPromptTruncated?: (dropped: number, maxContext: number) => void;
 }
 
 /** Picks the next token from logits with temperature, top-k and top-p, using uniform draw `u` in [0, 1). */
@@ -61,6 +63,7 @@ export async function generate(model: LlamaModel, prompt: readonly number[], opt
   if ((options.temperature ?? 1) < 0) throw new StepError('generate: temperature must be >= 0');
   const v = model.config.vocab_size;
   for (const t of prompt) if (!Number.isInteger(t) || t < 0 || t >= v) throw new StepError(`generate: prompt token ${t} is outside the vocabulary (0..${v - 1})`);
+  if (options.maxContext && prompt.length > options.maxContext) options.onPromptTruncated?.(prompt.length - options.maxContext, options.maxContext);
   const [k0, k1] = splitU64(options.seed ?? 0);
   const tokens = [...prompt];
   const device = model.embed.backend;

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { StepError } from '../engine/errors.js';
+import { describeFailure } from './cli-errors.js';
 import { evalCommand } from './commands/eval.js';
 import { experiment } from './commands/experiment.js';
 import { generateCommand } from './commands/generate.js';
@@ -23,18 +23,21 @@ const COMMANDS: Record<string, { run: (args: string[]) => Promise<number>; help:
 };
 
 function usage(): string {
-  return ['usage: step <command> [options]', '', 'commands:',
+  return ['usage: step <command> [options]      (step <command> --help: the command\'s options)', '', 'commands:',
     ...Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(10)} ${c.help}`),
-    '', 'environment: STEP_DEVICE=webgpu|cpu|auto selects the device (default auto)'].join('\n');
+    '', 'options take --flag value or --flag=value',
+    'environment: STEP_DEVICE=webgpu|cpu|auto selects the device (default auto)'].join('\n');
 }
 
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+    // `step help train` is `step train --help`
+    if (cmd === 'help' && rest[0] && COMMANDS[rest[0]]) return COMMANDS[rest[0]]!.run(['--help']);
     process.stdout.write(usage() + '\n');
     return cmd ? 0 : 2;
   }
-  const command = COMMANDS[cmd];
+  const command = Object.prototype.hasOwnProperty.call(COMMANDS, cmd) ? COMMANDS[cmd] : undefined;
   if (!command) {
     process.stderr.write(`step: unknown command "${cmd}"\n\n${usage()}\n`);
     return 2;
@@ -45,7 +48,8 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => { process.exitCode = code; },
   (e: unknown) => {
-    process.stderr.write(`step: ${e instanceof StepError || e instanceof Error ? e.message : String(e)}\n`);
-    process.exitCode = 1;
+    const failure = describeFailure(e);
+    process.stderr.write(failure.text);
+    process.exitCode = failure.exitCode;
   },
 );

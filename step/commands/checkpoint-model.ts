@@ -13,6 +13,8 @@ import type { Backend } from '../../engine/backend.js';
 import type { DeviceChoice } from '../../engine/device.js';
 import { initDevice } from '../../engine/device.js';
 import { StepError } from '../../engine/errors.js';
+import type { ParsedArgs } from '../cli-args.js';
+import { choiceFlag, flagValue, hasFlag, parseArgs, switches, UsageError, valued } from '../cli-args.js';
 import { openSafetensors } from '../../engine/safetensors.js';
 import type { LlamaConfig } from '../../models/config.js';
 import { initLlama } from '../../models/llama.js';
@@ -110,44 +112,21 @@ export interface CommonArgs {
 }
 
 /**
- * Parses `--flag value` pairs (and boolean `--json`) against the flags a command knows; the rest
- * is the command's. Throws naming the command, the flag and the usage on anything unknown.
+ * Parses a checkpoint command's arguments with the shared parser (--flag value, --flag=value,
+ * --help), against the valued flags and switches (default --json) it knows.
  */
-export function parseFlags(command: string, usage: string, args: readonly string[], valued: readonly string[], booleans: readonly string[] = ['--json']): Map<string, string> {
-  const out = new Map<string, string>();
-  for (let i = 0; i < args.length; i++) {
-    const flag = args[i]!;
-    if (flag === '--help' || flag === '-h') throw new StepError(usage);
-    if (booleans.includes(flag)) { out.set(flag, 'true'); continue; }
-    if (!valued.includes(flag)) throw new StepError(`step ${command}: unknown argument ${flag}\n${usage}`);
-    const value = args[i + 1];
-    if (value === undefined || (value.startsWith('--') && value.length > 2)) throw new StepError(`step ${command}: ${flag} needs a value\n${usage}`);
-    out.set(flag, value);
-    i++;
-  }
-  return out;
+export function parseFlags(command: string, usage: string, args: readonly string[], valuedFlags: readonly string[], booleans: readonly string[] = ['--json']): ParsedArgs {
+  return parseArgs({ command, usage, flags: [...valued(valuedFlags, { '--device': DEVICE_CHOICES }), ...switches(booleans)] }, args);
 }
 
-/** A numeric flag: integer or real, with a lower bound; undefined when absent. */
-export function numberFlag(command: string, flags: Map<string, string>, flag: string, opts: { integer?: boolean; min?: number; max?: number }): number | undefined {
-  const raw = flags.get(flag);
-  if (raw === undefined) return undefined;
-  const n = Number(raw);
-  const bad = !Number.isFinite(n) || (opts.integer && !Number.isInteger(n)) || (opts.min !== undefined && n < opts.min) || (opts.max !== undefined && n > opts.max);
-  if (bad) {
-    const range = [opts.min !== undefined ? `>= ${opts.min}` : '', opts.max !== undefined ? `<= ${opts.max}` : ''].filter(Boolean).join(' and ');
-    throw new StepError(`step ${command}: ${flag} must be ${opts.integer ? 'an integer' : 'a number'}${range ? ` ${range}` : ''}, got "${raw}"`);
-  }
-  return n;
-}
+const DEVICE_CHOICES = ['auto', 'webgpu', 'cpu'] as const;
 
 /** --checkpoint (required), --device (auto|webgpu|cpu, default auto), --json. */
-export function commonArgs(command: string, usage: string, flags: Map<string, string>): CommonArgs {
-  const checkpoint = flags.get('--checkpoint');
-  if (!checkpoint) throw new StepError(`step ${command}: --checkpoint DIR is required\n${usage}`);
-  const device = flags.get('--device') ?? 'auto';
-  if (!['auto', 'webgpu', 'cpu'].includes(device)) throw new StepError(`step ${command}: --device must be auto, webgpu or cpu, got "${device}"`);
-  return { checkpoint, device: device as DeviceChoice, json: flags.has('--json') };
+export function commonArgs(command: string, usage: string, flags: ParsedArgs): CommonArgs {
+  const checkpoint = flagValue(flags, '--checkpoint');
+  if (!checkpoint) throw new UsageError(`step ${command}: --checkpoint DIR is required\n${usage}`);
+  const device = choiceFlag(command, flags, '--device', DEVICE_CHOICES) ?? 'auto';
+  return { checkpoint, device, json: hasFlag(flags, '--json') };
 }
 
 /**

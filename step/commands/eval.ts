@@ -1,9 +1,10 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { StepError } from '../../engine/errors.js';
+import { flagValue, numberFlag } from '../cli-args.js';
 import { prepareData } from '../train/data.js';
 import { evaluate } from '../train/evaluate.js';
-import { closeCheckpoint, commonArgs, numberFlag, openCheckpoint, parseFlags, resolveCheckpointDir, runTrainConfig } from './checkpoint-model.js';
+import { closeCheckpoint, commonArgs, openCheckpoint, parseFlags, resolveCheckpointDir, runTrainConfig } from './checkpoint-model.js';
 
 export const EVAL_USAGE = `usage: step eval --checkpoint DIR [options]
   --checkpoint DIR       a checkpoint folder (runs/NAME/checkpoints/step-N) or a run folder (its latest)
@@ -30,14 +31,18 @@ export interface EvalReport {
 /** `step eval`: see EVAL_USAGE. Returns the exit code (errors throw, the CLI exits 1). `print` receives the output (default: stdout). */
 export async function evalCommand(args: string[], print: (text: string) => void = (t) => process.stdout.write(t)): Promise<number> {
   const flags = parseFlags('eval', EVAL_USAGE, args, ['--checkpoint', '--data', '--batch-size', '--seq-len', '--batches', '--device']);
+  if (flags.help) { print(EVAL_USAGE + '\n'); return 0; }
   const common = commonArgs('eval', EVAL_USAGE, flags);
+  // the flags are checked before the checkpoint is read
+  const requestedBatch = numberFlag('eval', flags, '--batch-size', { integer: true, min: 1 });
+  const requestedSeq = numberFlag('eval', flags, '--seq-len', { integer: true, min: 1 });
+  const requestedBatches = numberFlag('eval', flags, '--batches', { integer: true, min: 1 });
   const dir = await resolveCheckpointDir(common.checkpoint);
   const run = await runTrainConfig(dir);
   const fromRun = (k: string, dflt: number) => (typeof run?.[k] === 'number' ? (run[k] as number) : dflt);
-  const data = flags.get('--data') ?? (typeof run?.data === 'string' ? run.data : 'brown');
-  const batchSize = numberFlag('eval', flags, '--batch-size', { integer: true, min: 1 }) ?? fromRun('batchSize', 16);
-  const requestedSeq = numberFlag('eval', flags, '--seq-len', { integer: true, min: 1 });
-  const batches = numberFlag('eval', flags, '--batches', { integer: true, min: 1 }) ?? fromRun('evalBatches', 8);
+  const data = flagValue(flags, '--data') ?? (typeof run?.data === 'string' ? run.data : 'brown');
+  const batchSize = requestedBatch ?? fromRun('batchSize', 16);
+  const batches = requestedBatches ?? fromRun('evalBatches', 8);
 
   const { device, ckpt } = await openCheckpoint(dir, common.device);
   try {

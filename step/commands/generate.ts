@@ -1,7 +1,8 @@
 import { StepError } from '../../engine/errors.js';
+import { flagValue, numberFlag } from '../cli-args.js';
 import { generate } from '../../models/generate.js';
 import { EOT } from '../train/data.js';
-import { closeCheckpoint, commonArgs, numberFlag, openCheckpoint, parseFlags } from './checkpoint-model.js';
+import { closeCheckpoint, commonArgs, openCheckpoint, parseFlags } from './checkpoint-model.js';
 
 export const GENERATE_USAGE = `usage: step generate --checkpoint DIR --prompt TEXT [options]
   --max-new-tokens N     tokens to add (default 50); stops early at the end-of-text token
@@ -12,17 +13,18 @@ export const GENERATE_USAGE = `usage: step generate --checkpoint DIR --prompt TE
   --device auto|webgpu|cpu   --json (one JSON object: prompt, continuation, token ids)
 Prints the continuation of the prompt (not the prompt itself).`;
 
-/** `step generate`: see GENERATE_USAGE. `print` receives the output (default: stdout). */
-export async function generateCommand(args: string[], print: (text: string) => void = (t) => process.stdout.write(t)): Promise<number> {
+/** `step generate`: see GENERATE_USAGE. `print` receives the output (default: stdout), `warn` the warnings (default: stderr). */
+export async function generateCommand(args: string[], print: (text: string) => void = (t) => process.stdout.write(t),
+  warn: (text: string) => void = (t) => process.stderr.write(t)): Promise<number> {
   const flags = parseFlags('generate', GENERATE_USAGE, args, ['--checkpoint', '--prompt', '--max-new-tokens', '--temperature', '--top-k', '--top-p', '--seed', '--device']);
+  if (flags.help) { print(GENERATE_USAGE + '\n'); return 0; }
   const common = commonArgs('generate', GENERATE_USAGE, flags);
-  const prompt = flags.get('--prompt');
+  const prompt = flagValue(flags, '--prompt');
   if (prompt === undefined || prompt.length === 0) throw new StepError(`step generate: --prompt TEXT is required (non-empty)\n${GENERATE_USAGE}`);
   const maxNewTokens = numberFlag('generate', flags, '--max-new-tokens', { integer: true, min: 0 }) ?? 50;
   const temperature = numberFlag('generate', flags, '--temperature', { min: 0 }) ?? 1;
   const topK = numberFlag('generate', flags, '--top-k', { integer: true, min: 0 }) ?? 0;
-  const topP = numberFlag('generate', flags, '--top-p', { min: 0, max: 1 }) ?? 1;
-  if (topP === 0) throw new StepError('step generate: --top-p must be > 0 (1 keeps every token)');
+  const topP = numberFlag('generate', flags, '--top-p', { min: 0, minExclusive: true, max: 1, reason: '1 keeps every token' }) ?? 1;
   const seed = numberFlag('generate', flags, '--seed', { integer: true, min: 0 }) ?? 0;
 
   const { device, ckpt } = await openCheckpoint(common.checkpoint, common.device);
@@ -34,6 +36,7 @@ export async function generateCommand(args: string[], print: (text: string) => v
       : tok.specialTokens.includes(EOT) ? tok.specialId(EOT) : undefined;
     const out = await generate(ckpt.model, ids, {
       maxNewTokens, temperature, topK, topP, seed, eosTokenId: eos, maxContext: ckpt.config.max_position_embeddings,
+      onPromptTruncated: (dropped, context) => warn(`step generate: warning: the prompt has ${ids.length} tokens but the model's context is ${context} (max_position_embeddings); its first ${dropped} tokens are dropped and only the last ${context} are seen\n`),
     });
     const text = tok.decode(out.filter((t) => t !== eos));
     if (common.json) print(JSON.stringify({ prompt, promptTokens: ids, tokens: out, continuation: text }) + '\n');

@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import type { Backend } from '../../engine/backend.js';
 import { fromArray } from '../../engine/creation.js';
 import { StepError } from '../../engine/errors.js';
+import { flagValue } from '../cli-args.js';
 import { saveSafetensors } from '../../engine/safetensors.js';
 import { scope } from '../../engine/scope.js';
 import type { Tensor } from '../../engine/tensor.js';
@@ -73,8 +74,9 @@ export async function lossAndGrads(model: LlamaModel, rows: readonly number[][],
 /** `step grads`: see GRADS_USAGE. `print` receives the output (default: stdout). */
 export async function gradsCommand(args: string[], print: (text: string) => void = (t) => process.stdout.write(t)): Promise<number> {
   const flags = parseFlags('grads', GRADS_USAGE, args, ['--checkpoint', '--tokens', '--out', '--device']);
+  if (flags.help) { print(GRADS_USAGE + '\n'); return 0; }
   const common = commonArgs('grads', GRADS_USAGE, flags);
-  const tokensPath = flags.get('--tokens'), out = flags.get('--out');
+  const tokensPath = flagValue(flags, '--tokens'), out = flagValue(flags, '--out');
   if (!tokensPath) throw new StepError(`step grads: --tokens FILE.json is required\n${GRADS_USAGE}`);
   if (!out) throw new StepError(`step grads: --out FILE.safetensors is required\n${GRADS_USAGE}`);
   const { device, ckpt } = await openCheckpoint(common.checkpoint, common.device);

@@ -1,11 +1,14 @@
 import { createWebGPUBackend, DeviceError, formatBytes } from '../../index.js';
 import { registeredKernels } from '../../kernels/index.js';
+import { hasFlag, parseArgs, switches } from '../cli-args.js';
+
+const USAGE = 'usage: step info [--json]\n  the WebGPU adapter, its limits and features (or why there is none); --json: as one JSON object';
 
 /** `step info [--json]`: the WebGPU adapter, its limits and features (or why there is none). */
 export async function info(args: string[]): Promise<number> {
-  const json = args.includes('--json');
-  const unknown = args.filter((a) => a !== '--json');
-  if (unknown.length) throw new Error(`step info: unknown argument ${unknown[0]}; usage: step info [--json]`);
+  const parsed = parseArgs({ command: 'info', usage: USAGE, flags: switches(['--json']) }, args);
+  if (parsed.help) { process.stdout.write(USAGE + '\n'); return 0; }
+  const json = hasFlag(parsed, '--json');
   let backend;
   try {
     backend = await createWebGPUBackend();

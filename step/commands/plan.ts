@@ -1,6 +1,8 @@
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { StepError } from '../../engine/errors.js';
+import type { CommandSpec } from '../cli-args.js';
+import { parseArgs, switches, valued } from '../cli-args.js';
 import type { LlamaConfig } from '../../models/config.js';
 import { configToJSON, parseConfigJSON } from '../../models/config.js';
 import { PRESET_NAMES, presetConfig } from '../../models/config-presets.js';
@@ -25,29 +27,21 @@ options:
   --json                 print the plan as JSON (exact bytes)`;
 
 const VALUE_FLAGS = ['--preset', '--config', '--stages', '--rank', '--mode', '--precision', '--split', '--layers', '--vocab-size'] as const;
-const BOOL_FLAGS = ['--json', '--freeze-embeddings', '--paper-table', '--help'] as const;
+const BOOL_FLAGS = ['--json', '--freeze-embeddings', '--paper-table'] as const;
 
-type Flags = Partial<Record<(typeof VALUE_FLAGS)[number], string>> & Partial<Record<(typeof BOOL_FLAGS)[number], true>>;
+type Flags = Partial<Record<(typeof VALUE_FLAGS)[number], string>> & Partial<Record<(typeof BOOL_FLAGS)[number] | '--help', true>>;
 
-/** --flag value and --flag=value; unknown flags, missing values and repeats are errors. */
+const PLAN_SPEC: CommandSpec = {
+  command: 'plan',
+  usage: USAGE,
+  flags: [...valued(VALUE_FLAGS, { '--preset': PRESET_NAMES, '--mode': PLANNER_MODES, '--precision': PRECISIONS }), ...switches(BOOL_FLAGS)],
+};
+
+/** --flag value and --flag=value (the shared parser); unknown flags, missing values and repeats are errors. */
 export function parsePlanArgs(args: readonly string[]): Flags {
-  const flags: Record<string, string | true> = {};
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i]!;
-    const eq = arg.indexOf('=');
-    const name = eq > 0 ? arg.slice(0, eq) : arg;
-    if (name in flags) throw new StepError(`step plan: ${name} given twice`);
-    if ((BOOL_FLAGS as readonly string[]).includes(name)) {
-      if (eq > 0) throw new StepError(`step plan: ${name} takes no value`);
-      flags[name] = true;
-    } else if ((VALUE_FLAGS as readonly string[]).includes(name)) {
-      const value = eq > 0 ? arg.slice(eq + 1) : args[++i];
-      if (value === undefined || value === '' || (eq < 0 && value.startsWith('--'))) throw new StepError(`step plan: ${name} needs a value\n${USAGE}`);
-      flags[name] = value;
-    } else {
-      throw new StepError(`step plan: unknown argument ${JSON.stringify(arg)}; valid flags: ${[...VALUE_FLAGS, ...BOOL_FLAGS].join(', ')}\n${USAGE}`);
-    }
-  }
+  const a = parseArgs(PLAN_SPEC, args);
+  const flags: Record<string, string | true> = a.help ? { '--help': true } : {};
+  for (const [name, values] of a.values) flags[name] = values[0] === 'true' && (BOOL_FLAGS as readonly string[]).includes(name) ? true : values[0]!;
   return flags as Flags;
 }
 

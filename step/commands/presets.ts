@@ -1,4 +1,4 @@
-import { StepError } from '../../engine/errors.js';
+import { hasFlag, parseArgs, switches } from '../cli-args.js';
 import { countParameters } from '../../models/config-params.js';
 import { PRESET_NAMES, presetConfig, presetDescription } from '../../models/config-presets.js';
 
@@ -6,9 +6,9 @@ const USAGE = 'usage: step presets [--json]';
 
 /** `step presets [--json]`: the model presets with their parameter counts. */
 export async function presets(args: string[]): Promise<number> {
-  const json = args.includes('--json');
-  const unknown = args.filter((a) => a !== '--json');
-  if (unknown.length) throw new StepError(`step presets: unknown argument ${unknown[0]}; ${USAGE}`);
+  const a = parseArgs({ command: 'presets', usage: USAGE, flags: switches(['--json']) }, args);
+  if (a.help) { process.stdout.write(USAGE + '\n'); return 0; }
+  const json = hasFlag(a, '--json');
   const rows = PRESET_NAMES.map((name) => {
     const config = presetConfig(name);
     return { name, description: presetDescription(name), config, parameters: countParameters(config) };

@@ -1,10 +1,14 @@
-import { parseTrainArgs } from '../train/options.js';
+import { parseTrainArgs, TRAIN_USAGE } from '../train/options.js';
 import { train as runTraining } from '../train/trainer.js';
 
 /** `step train [options]`: see TRAIN_USAGE. */
 export async function train(args: string[]): Promise<number> {
-  const { options, resume } = parseTrainArgs(args);
-  const r = await runTraining(options, resume);
+  const { options, resume, overwrite, given, help } = parseTrainArgs(args);
+  if (help) {
+    process.stdout.write(TRAIN_USAGE + '\n');
+    return 0;
+  }
+  const r = await runTraining(options, resume, { given, overwrite });
   if (r.stopped) {
     process.stdout.write(`stopped at step ${r.finalStep}; continue with: step train --resume ${r.runDir.split('/').pop()}\n`);
     return 0;

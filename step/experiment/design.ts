@@ -8,7 +8,11 @@
  */
 import { StepError } from '../../engine/errors.js';
 import type { TrainOptions } from '../train/options.js';
-import { DEFAULT_TRAIN_OPTIONS, validateTrainOptions } from '../train/options.js';
+import { PRESET_NAMES } from '../../models/config-presets.js';
+import type { CommandSpec } from '../cli-args.js';
+import { choiceFlag, flagValue, numberValue, parseArgs, valued } from '../cli-args.js';
+import { DEFAULT_TRAIN_OPTIONS, parseConfigOverride, validateTrainOptions } from '../train/options.js';
+import { NUMBER_RULES } from '../train/validate-options.js';
 
 export type ExperimentMethod = 'vanilla' | 'step2' | 'step3' | 'relora';
 export const EXPERIMENT_METHODS: readonly ExperimentMethod[] = ['vanilla', 'step2', 'step3', 'relora'];
@@ -51,50 +55,57 @@ export const EXPERIMENT_USAGE = `usage: step experiment [options]
   --eval-every N --eval-batches N --data D (default brown) --device auto|webgpu|cpu
   --methods LIST     comma-separated subset of ${EXPERIMENT_METHODS.join(',')} (default all)`;
 
-const INT_FLAGS: Record<string, keyof ExperimentOptions> = {
+/** Flags that set one option of every run, ranged as `step train` ranges them. */
+const NUMBER_FLAGS: Record<string, keyof ExperimentOptions & keyof typeof NUMBER_RULES> = {
   '--steps': 'steps', '--batch-size': 'batchSize', '--seq-len': 'seqLen', '--warmup': 'warmupSteps', '--vocab-size': 'vocabSize',
-  '--lora-rank': 'loraRank', '--seed': 'seed', '--eval-every': 'evalEvery', '--eval-batches': 'evalBatches',
+  '--lora-rank': 'loraRank', '--seed': 'seed', '--eval-every': 'evalEvery', '--eval-batches': 'evalBatches', '--lr': 'lr',
+};
+
+const EXPERIMENT_SPEC: CommandSpec = {
+  command: 'experiment',
+  usage: EXPERIMENT_USAGE,
+  flags: [
+    ...valued([...Object.keys(NUMBER_FLAGS), '--data', '--out', '--methods'], { '--data': ['brown'] }),
+    { name: '--preset', takesValue: true, choices: PRESET_NAMES },
+    { name: '--device', takesValue: true, choices: ['auto', 'webgpu', 'cpu'] },
+    { name: '--set', takesValue: true, repeatable: true },
+  ],
 };
 
 function timestamp(): string {
   return new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
 }
 
-export function parseExperimentArgs(args: readonly string[]): ExperimentOptions {
+/** Parses `step experiment` arguments; `help` is true for --help (print EXPERIMENT_USAGE, run nothing). */
+export function parseExperimentArgs(args: readonly string[]): ExperimentOptions & { help?: true } {
+  const a = parseArgs(EXPERIMENT_SPEC, args);
   const o: Omit<ExperimentOptions, 'out'> & { out: string | null } = { ...DEFAULT_EXPERIMENT, configOverrides: { ...DEFAULT_EXPERIMENT.configOverrides }, methods: [...DEFAULT_EXPERIMENT.methods], out: null };
-  let overridden = false;
-  for (let i = 0; i < args.length; i++) {
-    const flag = args[i]!;
-    if (flag === '--help' || flag === '-h') throw new StepError(EXPERIMENT_USAGE);
-    const v = args[++i];
-    if (v === undefined || v.startsWith('--')) throw new StepError(`step experiment: ${flag} needs a value\n${EXPERIMENT_USAGE}`);
-    if (flag in INT_FLAGS) {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 0) throw new StepError(`step experiment: ${flag} must be a non-negative integer, got "${v}"`);
-      (o as unknown as Record<string, unknown>)[INT_FLAGS[flag]!] = n;
-    } else if (flag === '--lr') {
-      o.lr = Number(v);
-      if (!(o.lr > 0)) throw new StepError(`step experiment: --lr must be a positive number, got "${v}"`);
-    } else if (flag === '--set') {
-      const eq = v.indexOf('=');
-      if (eq < 1) throw new StepError(`step experiment: --set expects KEY=VALUE, got "${v}"`);
-      if (!overridden) { o.configOverrides = {}; overridden = true; } // --set replaces the default overrides
-      const raw = v.slice(eq + 1);
-      o.configOverrides[v.slice(0, eq)] = Number.isNaN(Number(raw)) ? raw : Number(raw);
-    } else if (flag === '--methods') {
-      const list = v.split(',').map((s) => s.trim());
-      const bad = list.find((m) => !(EXPERIMENT_METHODS as readonly string[]).includes(m));
-      if (bad !== undefined || list.length === 0) throw new StepError(`step experiment: --methods takes ${EXPERIMENT_METHODS.join(', ')}; got "${bad ?? v}"`);
-      o.methods = [...new Set(list)] as ExperimentMethod[];
-    } else if (flag === '--preset') o.preset = v;
-    else if (flag === '--data') o.data = v;
-    else if (flag === '--out') o.out = v;
-    else if (flag === '--device') {
-      if (!['auto', 'webgpu', 'cpu'].includes(v)) throw new StepError(`step experiment: --device must be auto, webgpu or cpu, got "${v}"`);
-      o.device = v as TrainOptions['device'];
-    } else throw new StepError(`step experiment: unknown option ${flag}\n${EXPERIMENT_USAGE}`);
+  if (a.help) return { ...o, out: '', help: true };
+  for (const [flag, key] of Object.entries(NUMBER_FLAGS)) {
+    const raw = flagValue(a, flag);
+    if (raw !== undefined) (o as unknown as Record<string, unknown>)[key] = numberValue('experiment', flag, raw, NUMBER_RULES[key]);
   }
-  if (!overridden && o.preset !== DEFAULT_EXPERIMENT.preset) o.configOverrides = {}; // the 8-layer default belongs to `small`
+  const sets = a.values.get('--set');
+  if (sets) {
+    o.configOverrides = {}; // --set replaces the default overrides
+    for (const v of sets) {
+      const [key, value] = parseConfigOverride(v, 'experiment');
+      if (key in o.configOverrides) throw new StepError(`step experiment: --set ${key} given twice; give it once`);
+      o.configOverrides[key] = value;
+    }
+  }
+  const methods = flagValue(a, '--methods');
+  if (methods !== undefined) {
+    const list = methods.split(',').map((s) => s.trim());
+    const bad = list.find((m) => !(EXPERIMENT_METHODS as readonly string[]).includes(m));
+    if (bad !== undefined) throw new StepError(`step experiment: --methods takes ${EXPERIMENT_METHODS.join(', ')}; got "${bad}"`);
+    o.methods = [...new Set(list)] as ExperimentMethod[];
+  }
+  o.preset = flagValue(a, '--preset') ?? o.preset;
+  o.data = flagValue(a, '--data') ?? o.data;
+  o.out = flagValue(a, '--out') ?? null;
+  o.device = choiceFlag('experiment', a, '--device', ['auto', 'webgpu', 'cpu'] as const) ?? o.device;
+  if (!sets && o.preset !== DEFAULT_EXPERIMENT.preset) o.configOverrides = {}; // the 8-layer default belongs to `small`
   return { ...o, out: o.out ?? `experiments/step-${o.preset}-${timestamp()}` };
 }
 

@@ -1,5 +1,10 @@
-import { StepError } from '../../engine/errors.js';
 import type { Precision } from '../../engine/optim/optimizer.js';
+import { PRESET_NAMES } from '../../models/config-presets.js';
+import type { CommandSpec } from '../cli-args.js';
+import { numberValue, parseArgs, UsageError } from '../cli-args.js';
+import { CHOICES, checkConfigOverride, checkRunName, NUMBER_RULES, OPTION_FLAG, validateOptionValues, validateTrainOptions } from './validate-options.js';
+
+export { validateTrainOptions } from './validate-options.js';
 
 /** Everything a training run is made of; written to runs/NAME/train-config.json at the start. */
 export interface TrainOptions {
@@ -62,102 +67,127 @@ export const DEFAULT_TRAIN_OPTIONS: TrainOptions = {
   stopAfter: null,
 };
 
-const FLAGS: Record<string, keyof TrainOptions> = {
-  '--name': 'name', '--runs-dir': 'runsDir', '--method': 'method', '--preset': 'preset', '--data': 'data',
-  '--vocab-size': 'vocabSize', '--seq-len': 'seqLen', '--batch-size': 'batchSize', '--grad-accum': 'gradAccum',
-  '--steps': 'steps', '--lr': 'lr', '--min-lr-ratio': 'minLrRatio', '--warmup': 'warmupSteps',
-  '--weight-decay': 'weightDecay', '--beta1': 'beta1', '--beta2': 'beta2', '--eps': 'eps', '--clip': 'clip',
-  '--eval-every': 'evalEvery', '--eval-batches': 'evalBatches', '--checkpoint-every': 'checkpointEvery',
-  '--log-every': 'logEvery', '--seed': 'seed', '--precision': 'precision', '--device': 'device', '--split': 'split',
-  '--stages': 'stages', '--lora-rank': 'loraRank', '--lora-alpha': 'loraAlpha', '--lora-dropout': 'loraDropout', '--stage-warmup': 'stageWarmupSteps', '--stage-tokens': 'stageTokens', '--stage-relora-every': 'stageReloraEvery',
-  '--relora-every': 'reloraEvery', '--relora-warm-start': 'reloraWarmStart', '--stop-after': 'stopAfter',
-};
+/**
+ * The options a resumed run may change (`step train --resume NAME --steps 2000`): the schedule's
+ * length and shape, evaluation, checkpoint and log periods, clipping, weight decay, the stop point
+ * and the device. Everything else (model, data, method, batch) is the run's and is refused with
+ * --resume, so that no flag is silently ignored. The trainer applies exactly these.
+ */
+export const RESUME_OVERRIDABLE: ReadonlySet<keyof TrainOptions> = new Set<keyof TrainOptions>([
+  'steps', 'lr', 'minLrRatio', 'warmupSteps', 'evalEvery', 'evalBatches', 'checkpointEvery', 'logEvery',
+  'clip', 'weightDecay', 'stopAfter', 'device',
+]);
 
-const INTEGER_KEYS = new Set<keyof TrainOptions>(['vocabSize', 'seqLen', 'batchSize', 'gradAccum', 'steps', 'warmupSteps', 'evalEvery',
-  'evalBatches', 'checkpointEvery', 'logEvery', 'seed', 'stages', 'loraRank', 'stageWarmupSteps', 'stageReloraEvery', 'reloraEvery', 'reloraWarmStart', 'stopAfter']);
-const NUMBER_KEYS = new Set<keyof TrainOptions>(['lr', 'minLrRatio', 'weightDecay', 'beta1', 'beta2', 'eps', 'clip', 'loraAlpha', 'loraDropout']);
+/** `--flag` -> option key, for every option that has a flag (all but configOverrides, which is --set). */
+const FLAG_KEY: ReadonlyMap<string, keyof TrainOptions> = new Map(
+  (Object.entries(OPTION_FLAG) as [keyof TrainOptions, string][]).filter(([k]) => k !== 'configOverrides').map(([k, f]) => [f, k]),
+);
 
 export const TRAIN_USAGE = `usage: step train [options]     (no options: the tiny preset on the Brown corpus)
-  --name NAME            run folder runs/NAME (default: a timestamp)     --resume NAME  continue a run
+  options take --flag value or --flag=value; --help prints this
+  --name NAME            run folder RUNS_DIR/NAME (default: a timestamp); a plain name, no '/'
+  --runs-dir DIR         folder of the runs (default runs)
+  --overwrite            replace an existing run folder of the same name (default: refuse)
   --method M             vanilla | step | relora (default vanilla)
-  --preset P             tiny | small | 60m | 130m | 350m | 680m | 1b (see step presets)
-  --set KEY=VALUE        override a LlamaConfig key (e.g. --set num_hidden_layers=6)
+  --preset P             ${PRESET_NAMES.join(' | ')} (see step presets)
+  --set KEY=VALUE        override a LlamaConfig key (e.g. --set num_hidden_layers=6); vocab_size comes from --vocab-size
   --data D               brown | FILE.txt | FOLDER | FILE.bin (llm.c token shard)
-  --vocab-size N --seq-len T --batch-size B --grad-accum A --steps S
-  --lr X --min-lr-ratio R --warmup W --weight-decay D --beta1 --beta2 --eps --clip C
-  --eval-every N --eval-batches N --checkpoint-every N --log-every N --seed S
+  --vocab-size N --seq-len T (at most max_position_embeddings) --batch-size B --grad-accum A --steps S
+  --lr X --min-lr-ratio R --warmup W --weight-decay D --beta1 B1 --beta2 B2 --eps E (> 0) --clip C (0: off)
+  --eval-every N --eval-batches N --checkpoint-every N --log-every N --seed S --stop-after N
   --precision fp32|mixed --device auto|webgpu|cpu
   STEP:   --stages K | --split 2,1,1   --stage-tokens T1,T2,..   --lora-rank R --lora-alpha A --lora-dropout P
           --stage-warmup W   --stage-relora-every N (ReLoRA restarts of the adapters inside each LoRA stage)
-  ReLoRA: --relora-every N --relora-warm-start N --lora-rank R`;
+  ReLoRA: --relora-every N --relora-warm-start N --lora-rank R --lora-alpha A --lora-dropout P
+          --stage-warmup W (warm-up after each restart)
+  Flags a method would ignore are refused (e.g. --stages with --method vanilla).
+  --resume NAME          continue the run RUNS_DIR/NAME from its latest checkpoint with its saved settings;
+                         only these may be given with it and take effect:
+                         ${[...RESUME_OVERRIDABLE].map((k) => OPTION_FLAG[k]).join(' ')} (and --runs-dir)`;
 
-/** Parses `step train` arguments over the defaults; unknown flags and bad values throw naming them. */
-export function parseTrainArgs(args: readonly string[]): { options: TrainOptions; resume: string | null } {
-  const o: TrainOptions = { ...DEFAULT_TRAIN_OPTIONS, configOverrides: {} };
-  let resume: string | null = null;
-  for (let i = 0; i < args.length; i++) {
-    const flag = args[i]!;
-    const value = args[i + 1];
-    if (flag === '--help' || flag === '-h') throw new StepError(TRAIN_USAGE);
-    if (value === undefined || value.startsWith('--')) throw new StepError(`step train: ${flag} needs a value\n${TRAIN_USAGE}`);
-    i++;
-    if (flag === '--resume') { resume = value; continue; }
-    if (flag === '--set') {
-      const eq = value.indexOf('=');
-      if (eq < 1) throw new StepError(`step train: --set expects KEY=VALUE, got "${value}"`);
-      const raw = value.slice(eq + 1);
-      o.configOverrides[value.slice(0, eq)] = raw === 'true' ? true : raw === 'false' ? false : Number.isNaN(Number(raw)) ? raw : Number(raw);
-      continue;
-    }
-    const key = FLAGS[flag];
-    if (!key) throw new StepError(`step train: unknown option ${flag}\n${TRAIN_USAGE}`);
-    (o as unknown as Record<string, unknown>)[key] = parseValue(key, flag, value);
-  }
-  return { options: validateTrainOptions(o), resume };
+const TRAIN_SPEC: CommandSpec = {
+  command: 'train',
+  usage: TRAIN_USAGE,
+  flags: [
+    ...[...FLAG_KEY].map(([name, key]) => ({
+      name, takesValue: true,
+      ...(key === 'preset' ? { choices: PRESET_NAMES } : key in CHOICES ? { choices: CHOICES[key as keyof typeof CHOICES] } : key === 'data' ? { choices: ['brown'] } : {}),
+    })),
+    { name: '--set', takesValue: true, repeatable: true },
+    { name: '--resume', takesValue: true },
+    { name: '--overwrite', takesValue: false },
+  ],
+};
+
+export interface ParsedTrainArgs {
+  options: TrainOptions;
+  /** The run to continue (--resume NAME), or null for a new run. */
+  resume: string | null;
+  /** --overwrite: an existing run folder of the same name may be replaced. */
+  overwrite: boolean;
+  /** The options the command line set (configOverrides when --set was given); the rest are defaults. */
+  given: ReadonlySet<keyof TrainOptions>;
+  /** --help was given: print TRAIN_USAGE, train nothing. */
+  help: boolean;
 }
 
+/** `--set KEY=VALUE`: the key must be a settable LlamaConfig key; the value true/false, a number or text. */
+export function parseConfigOverride(text: string, command = 'train'): [string, unknown] {
+  const eq = text.indexOf('=');
+  if (eq < 1) throw new UsageError(`step ${command}: --set expects KEY=VALUE, got ${JSON.stringify(text)}`);
+  const key = text.slice(0, eq), raw = text.slice(eq + 1);
+  checkConfigOverride(key, command);
+  if (raw === '') throw new UsageError(`step ${command}: --set ${key}= needs a value`);
+  return [key, raw === 'true' ? true : raw === 'false' ? false : raw === 'null' ? null : Number.isNaN(Number(raw)) ? raw : Number(raw)];
+}
+
+/** A flag's text as the option's type (numbers in range, lists of positive integers). */
 function parseValue(key: keyof TrainOptions, flag: string, value: string): unknown {
   if (key === 'split' || key === 'stageTokens') {
-    const parts = value.split(',').map((s) => Number(s.trim()));
-    if (parts.some((n) => !Number.isInteger(n) || n < 1)) throw new StepError(`step train: ${flag} must be positive integers separated by commas, got "${value}"`);
+    const parts = value.split(',').map((s) => (s.trim() === '' ? NaN : Number(s.trim())));
+    if (parts.some((n) => !Number.isSafeInteger(n) || n < 1)) throw new UsageError(`step train: ${flag} must be positive integers separated by commas, got ${JSON.stringify(value)}`);
     return parts;
   }
-  if (INTEGER_KEYS.has(key) || NUMBER_KEYS.has(key)) {
-    const n = Number(value);
-    if (!Number.isFinite(n) || (INTEGER_KEYS.has(key) && !Number.isInteger(n))) throw new StepError(`step train: ${flag} must be ${INTEGER_KEYS.has(key) ? 'an integer' : 'a number'}, got "${value}"`);
-    return n;
-  }
+  if (key in NUMBER_RULES) return numberValue('train', flag, value, NUMBER_RULES[key as keyof typeof NUMBER_RULES]);
   return value;
 }
 
-/** Checks ranges and choices; returns the options. */
-export function validateTrainOptions(o: TrainOptions): TrainOptions {
-  const fail = (msg: string) => { throw new StepError(`step train: ${msg}`); };
-  if (!['vanilla', 'step', 'relora'].includes(o.method)) fail(`--method must be vanilla, step or relora, got "${o.method}"`);
-  if (!['fp32', 'mixed'].includes(o.precision)) fail(`--precision must be fp32 or mixed, got "${o.precision}"`);
-  if (!['auto', 'webgpu', 'cpu'].includes(o.device)) fail(`--device must be auto, webgpu or cpu, got "${o.device}"`);
-  for (const k of ['vocabSize', 'seqLen', 'batchSize', 'gradAccum', 'steps', 'evalBatches', 'logEvery', 'stages', 'loraRank'] as const) {
-    if (!(o[k] >= 1)) fail(`${k} must be >= 1, got ${o[k]}`);
+/**
+ * Parses `step train` arguments over the defaults and validates them before anything is created:
+ * unknown flags, bad values, flags the method would ignore and, with --resume, flags the run
+ * cannot change are refused, each in one line naming the flag.
+ */
+export function parseTrainArgs(args: readonly string[]): ParsedTrainArgs {
+  const a = parseArgs(TRAIN_SPEC, args);
+  const o: TrainOptions = { ...DEFAULT_TRAIN_OPTIONS, configOverrides: {} };
+  const given = new Set<keyof TrainOptions>();
+  const resume = a.values.get('--resume')?.[0] ?? null;
+  const overwrite = a.values.has('--overwrite');
+  if (a.help) return { options: o, resume, overwrite, given, help: true };
+  for (const [flag, values] of a.values) {
+    if (flag === '--resume' || flag === '--overwrite') continue;
+    if (flag === '--set') {
+      for (const v of values) {
+        const [key, value] = parseConfigOverride(v);
+        if (key in o.configOverrides) throw new UsageError(`step train: --set ${key} given twice; give it once`);
+        o.configOverrides[key] = value;
+      }
+      given.add('configOverrides');
+      continue;
+    }
+    const key = FLAG_KEY.get(flag)!;
+    (o as unknown as Record<string, unknown>)[key] = parseValue(key, flag, values[0]!);
+    given.add(key);
   }
-  for (const k of ['evalEvery', 'checkpointEvery', 'warmupSteps', 'stageWarmupSteps', 'reloraWarmStart', 'seed'] as const) {
-    if (!(o[k] >= 0)) fail(`${k} must be >= 0, got ${o[k]}`);
+  if (resume === null) return { options: validateTrainOptions(o, given), resume, overwrite, given, help: false };
+  checkRunName(resume, '--resume');
+  if (overwrite) throw new UsageError('step train: --overwrite and --resume contradict each other: --resume continues the run, --overwrite starts it afresh; give one');
+  const refused = [...given].filter((k) => !RESUME_OVERRIDABLE.has(k) && k !== 'runsDir');
+  if (refused.length) {
+    throw new UsageError(`step train: ${refused.map((k) => OPTION_FLAG[k]).join(', ')} cannot be changed with --resume (the run keeps its saved settings); ` +
+      `flags allowed with --resume: ${[...RESUME_OVERRIDABLE].map((k) => OPTION_FLAG[k]).join(', ')}, --runs-dir`);
   }
-  if (o.vocabSize < 260) fail(`--vocab-size must be at least 260 (256 bytes + special tokens), got ${o.vocabSize}`);
-  if (!(o.lr > 0)) fail(`--lr must be > 0, got ${o.lr}`);
-  if (!(o.loraDropout >= 0 && o.loraDropout < 1)) fail(`--lora-dropout must be in [0, 1), got ${o.loraDropout}`);
-  if (!(o.minLrRatio >= 0 && o.minLrRatio <= 1)) fail(`--min-lr-ratio must be in [0, 1], got ${o.minLrRatio}`);
-  if (!(o.beta1 >= 0 && o.beta1 < 1 && o.beta2 >= 0 && o.beta2 < 1)) fail('--beta1 and --beta2 must be in [0, 1)');
-  if (o.stageTokens) {
-    const perStep = o.batchSize * o.seqLen * o.gradAccum;
-    const steps = o.stageTokens.map((t) => Math.round(t / perStep));
-    if (steps.some((n) => n < 1)) fail(`--stage-tokens: every stage needs at least one step of ${perStep} tokens, got [${o.stageTokens.join(', ')}]`);
-    if (o.split && o.split.length !== o.stageTokens.length) fail(`--stage-tokens gives ${o.stageTokens.length} stages but --split gives ${o.split.length}`);
-    o.steps = steps.reduce((a, b) => a + b, 0);
-    o.stages = o.stageTokens.length;
-  }
-  if (!(o.stageReloraEvery >= 0)) fail('--stage-relora-every must be >= 0');
-  if (o.warmupSteps >= o.steps) fail(`--warmup (${o.warmupSteps}) must be below --steps (${o.steps})`);
-  if (o.name && !/^[\w.-]+$/.test(o.name)) fail(`--name may hold letters, digits, '.', '-' and '_' only, got "${o.name}"`);
-  if (o.stopAfter !== null && !(o.stopAfter >= 1)) fail('--stop-after must be >= 1');
-  return o;
+  // each override on its own; the trainer checks them against the run's saved settings
+  validateOptionValues(o, given);
+  return { options: o, resume, overwrite, given, help: false };
 }

@@ -60,7 +60,8 @@ function timestampName(): string {
  * gradient accumulation; periodic evaluation and atomic checkpoints. The method (vanilla, STEP,
  * ReLoRA) decides the model's structure per step through its plan (see methods.ts).
  */
-export async function train(options: TrainOptions, resumeName: string | null = null): Promise<TrainResult> {
+export async function train(options: TrainOptions, resumeName: string | null = null, extra: { given?: ReadonlySet<keyof TrainOptions>; overwrite?: boolean } = {}): Promise<TrainResult> {
+  void extra; // the command line's explicit options and --overwrite: the run-folder checks use them
   const name = resumeName ?? (options.name || timestampName());
   const runDir = resolve(options.runsDir, name);
   let o = options;

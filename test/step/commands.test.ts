@@ -269,10 +269,10 @@ test('errors: broken checkpoints and bad arguments exit non-zero with a message 
   await assert.rejects(grads(join(TMP, 'missing.json')), /token file .*missing\.json does not exist/);
   assert.ok(!existsSync(join(TMP, 'never.safetensors')), 'no output file after an error');
   await assert.rejects(gradsCommand(['--checkpoint', vanilla, '--tokens', TOKENS], () => {}), /--out FILE\.safetensors is required/);
-  await assert.rejects(evalCommand(['--checkpoint', vanilla, '--bogus', '1'], () => {}), /step eval: unknown argument --bogus/);
+  await assert.rejects(evalCommand(['--checkpoint', vanilla, '--bogus', '1'], () => {}), /step eval: unknown option --bogus/);
   await assert.rejects(evalCommand(['--device', 'cpu'], () => {}), /--checkpoint DIR is required/);
-  await assert.rejects(evalCommand(['--checkpoint', vanilla, '--device', 'tpu'], () => {}), /--device must be auto, webgpu or cpu/);
-  await assert.rejects(generateCommand(['--checkpoint', vanilla, '--prompt', 'x', '--top-p', '2'], () => {}), /--top-p must be a number >= 0 and <= 1, got "2"/);
+  await assert.rejects(evalCommand(['--checkpoint', vanilla, '--device', 'tpu'], () => {}), /--device must be one of auto, webgpu, cpu, got "tpu"/);
+  await assert.rejects(generateCommand(['--checkpoint', vanilla, '--prompt', 'x', '--top-p', '2'], () => {}), /--top-p must be a number in \(0, 1\], got "2"/);
   await assert.rejects(generateCommand(['--checkpoint', vanilla, '--prompt', 'x', '--max-new-tokens', '1.5'], () => {}), /--max-new-tokens must be an integer >= 0/);
   // a config.json that does not fit the tensors: names the tensor and both shapes
   const shape = copy('shape');

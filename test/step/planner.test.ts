@@ -279,7 +279,7 @@ test('step plan: text and JSON output, --config, and clear errors', () => {
   assert.equal(fromDir.status, 0, fromDir.stderr);
   assert.equal(JSON.parse(fromDir.stdout).plan.layers, 8);
   const errors: [string[], RegExp][] = [
-    [['--preset', '350m', '--stages', '3', '--bogus'], /unknown argument "--bogus"; valid flags: .*--stages/],
+    [['--preset', '350m', '--stages', '3', '--bogus'], /unknown option --bogus; valid options: .*--stages/],
     [['--preset', '350m', '--split', '12,6,5'], /sums to 23, but the model has 24 layers/],
     [['--preset', '350m', '--stages', '30'], /K = 30 stages cannot each add/],
     [['--preset', '350m', '--stages', '0'], /--stages expects a positive integer, got "0"/],
@@ -306,6 +306,6 @@ test('step presets: a table and JSON with the parameter counts', () => {
   for (const r of rows) assert.equal(r.parameters.total, countParameters(presetConfig(r.name)).total);
   const text = cli('presets', []);
   assert.match(text.stdout, /350m .*367,969,280/);
-  assert.match(cli('presets', ['--bogus']).stderr, /unknown argument --bogus; usage: step presets \[--json\]/);
+  assert.match(cli('presets', ['--bogus']).stderr, /unknown option --bogus; valid options: --json\nusage: step presets \[--json\]/);
   assert.equal(layerLinears(presetConfig('tiny')).length, 7);
 });

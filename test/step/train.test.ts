@@ -83,7 +83,7 @@ test('train: NaN loss stops the run, names the step and keeps the last good chec
 test('train options: bad input is refused with clear errors', async () => {
   assert.throws(() => parseTrainArgs(['--bogus', '1']), /unknown option --bogus/);
   assert.throws(() => parseTrainArgs(['--steps', 'ten']), /--steps must be an integer/);
-  assert.throws(() => parseTrainArgs(['--method', 'magic']), /--method must be vanilla, step or relora/);
+  assert.throws(() => parseTrainArgs(['--method', 'magic']), /--method must be one of vanilla, step, relora, got "magic"/);
   assert.throws(() => parseTrainArgs(['--split', '2,x']), /--split must be positive integers/);
   assert.throws(() => parseTrainArgs(['--warmup', '700']), /--warmup \(700\) must be below --steps/);
   await assert.rejects(train(options({ preset: 'huge' })), /unknown preset "huge"/i);
@@ -132,7 +132,7 @@ test('train --precision mixed: f16 parameters and gradients, f32 master + Adam s
 test('STEP: stage lengths by tokens, and ReLoRA restarts of the adapters inside a LoRA stage', async () => {
   // 64 tokens per step: stage 1 = 3 steps (192 tokens), stage 2 = 6 steps (384 tokens)
   const o = options({ method: 'step', split: [1, 1], stageTokens: [192, 384], stageReloraEvery: 2, checkpointEvery: 0, evalEvery: 0, loraRank: 4, warmupSteps: 1 });
-  const parsed = parseTrainArgs(['--method', 'step', '--split', '1,1', '--stage-tokens', '192,384', '--batch-size', '4', '--seq-len', '16', '--warmup', '1']).options;
+  const parsed = parseTrainArgs(['--method', 'step', '--set', 'num_hidden_layers=2', '--split', '1,1', '--stage-tokens', '192,384', '--batch-size', '4', '--seq-len', '16', '--warmup', '1']).options;
   assert.equal(parsed.steps, 9, 'the run length follows the stage tokens');
   const r = await train({ ...o, steps: 9 });
   const stage = events(r.runDir, 'stage');
@@ -140,5 +140,5 @@ test('STEP: stage lengths by tokens, and ReLoRA restarts of the adapters inside 
   assert.deepEqual(events(r.runDir, 'relora-restart').map((e) => e.step), [5, 7], 'restarts every 2 steps inside stage 2');
   const mem = events(r.runDir, 'memory');
   assert.ok(mem.every((m) => m.match === true), 'restarts do not change the model-state bytes');
-  assert.throws(() => parseTrainArgs(['--split', '1,1', '--stage-tokens', '1024,1024,1024']), /--stage-tokens gives 3 stages but --split gives 2/);
+  assert.throws(() => parseTrainArgs(['--method', 'step', '--set', 'num_hidden_layers=2', '--split', '1,1', '--stage-tokens', '1024,1024,1024']), /--stage-tokens gives 3 stages but --split gives 2/);
 });
