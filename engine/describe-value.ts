@@ -1,5 +1,6 @@
 /**
- * A short, one-line preview of any value for an error message. Unlike JSON.stringify it never
+ * A short, one-line preview of any value for an error message, written like JSON.stringify
+ * (`["a",1]`, `{"k":true}`) for what JSON can hold. Unlike JSON.stringify it never
  * throws (a value nested 100 000 deep overflows the stack there), never prints a 100 MB string,
  * and shows Infinity, -Infinity and NaN as themselves instead of `null`.
  */
@@ -30,12 +31,12 @@ function preview(v: unknown, budget: number, depth: number): string {
   const items: Iterable<unknown> = isArray ? (v as unknown[]) : keysOf(v as object);
   for (const item of items) {
     if (out.length > budget) return `${out}...`;
-    if (!first) out += ', ';
+    if (!first) out += ',';
     first = false;
     if (isArray) out += preview(item, budget - out.length, depth + 1);
     else {
       const key = item as string;
-      out += `${JSON.stringify(key.length > budget ? key.slice(0, budget) : key)}: ${preview((v as Record<string, unknown>)[key], budget - out.length, depth + 1)}`;
+      out += `${JSON.stringify(key.length > budget ? key.slice(0, budget) : key)}:${preview((v as Record<string, unknown>)[key], budget - out.length, depth + 1)}`;
     }
   }
   return out + (isArray ? ']' : '}');
@@ -44,4 +45,13 @@ function preview(v: unknown, budget: number, depth: number): string {
 /** Own enumerable keys, lazily: an object with a million keys costs only the ones printed. */
 function* keysOf(o: object): Generator<string> {
   for (const k in o) if (Object.prototype.hasOwnProperty.call(o, k)) yield k;
+}
+
+/**
+ * Text from elsewhere (a JSON.parse message quotes the input, newlines included) made fit for a
+ * one-line error: control characters escaped, cut to `maxChars`.
+ */
+export function oneLine(text: string, maxChars = 200): string {
+  const cut = text.length > maxChars ? `${text.slice(0, Math.max(0, maxChars - 3))}...` : text;
+  return cut.replace(/[\u0000-\u001f\u007f\u2028\u2029]/g, (c) => JSON.stringify(c).slice(1, -1));
 }

@@ -14,7 +14,7 @@ import { fromArray } from './creation.js';
 import { getDevice } from './device.js';
 import type { DType } from './dtype.js';
 import { f16BitsToF32, f32ToF16Bits } from './dtype.js';
-import { describeValue } from './describe-value.js';
+import { describeValue, oneLine } from './describe-value.js';
 import { StepError } from './errors.js';
 import type { Category } from './memory.js';
 import type { Tensor } from './tensor.js';
@@ -72,7 +72,7 @@ export function parseSafetensorsHeader(json: string, dataBytes: number, file: st
   try {
     raw = JSON.parse(json);
   } catch (e) {
-    throw new SafetensorsError(`${file}: the header is not valid JSON (${(e as Error).message}); the file is corrupt or not a safetensors file`);
+    throw new SafetensorsError(`${file}: the header is not valid JSON (${oneLine((e as Error).message)}); the file is corrupt or not a safetensors file`);
   }
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new SafetensorsError(`${file}: the header must be a JSON object, got ${Array.isArray(raw) ? 'an array' : typeof raw}`);

@@ -165,3 +165,7 @@ test('guard: a header length field of 2^53 or 2^64-1 is refused before anything 
     await assert.rejects(openSafetensors(path), (e: unknown) => e instanceof SafetensorsError && e.message.includes(`says ${n} bytes`));
   }
 });
+
+test('regression: a JSON syntax error in a multi-line header gives a one-line SafetensorsError', () => {
+  throwsOwn(() => parseSafetensorsHeader('{"w":\n  nope\n}', 0, FILE), /the header is not valid JSON \(.*\\n.*\); the file is corrupt/);
+});
