@@ -109,7 +109,9 @@ function checkMetadata(value: unknown, file: string): Record<string, string> {
 
 function checkEntry(name: string, value: unknown, dataBytes: number, file: string): SafetensorsEntry {
   const where = `${file}: tensor ${quoteName(name)}`;
-  if (value === null || typeof value !== 'object') throw new SafetensorsError(`${where}: header entry must be an object with dtype, shape, data_offsets`);
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new SafetensorsError(`${where}: header entry must be an object with dtype, shape, data_offsets, got ${describeValue(value)}`);
+  }
   const { dtype, shape, data_offsets: offsets } = value as Record<string, unknown>;
   // hasOwn, not `in`: "constructor" or "toString" are in every object.
   if (typeof dtype !== 'string' || !Object.hasOwn(FILE_DTYPES, dtype)) {

@@ -169,3 +169,7 @@ test('guard: a header length field of 2^53 or 2^64-1 is refused before anything 
 test('regression: a JSON syntax error in a multi-line header gives a one-line SafetensorsError', () => {
   throwsOwn(() => parseSafetensorsHeader('{"w":\n  nope\n}', 0, FILE), /the header is not valid JSON \(.*\\n.*\); the file is corrupt/);
 });
+
+test('regression: a header entry that is an array says so, not "unsupported dtype undefined"', () => {
+  throwsOwn(() => parseSafetensorsHeader('{"w":["F32",[],[0,4]]}', 4, FILE), /tensor "w": header entry must be an object with dtype, shape, data_offsets, got \["F32",\[\],\[0,4\]\]/);
+});
