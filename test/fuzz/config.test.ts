@@ -8,13 +8,13 @@ import fc from 'fast-check';
 import { ConfigError, parseConfigJSON, stringifyConfig, validateConfig, VALID_JSON_KEYS } from '../../models/config.js';
 import { presetConfig, PRESET_NAMES } from '../../models/config-presets.js';
 import type { JsonNode } from './fuzz-inputs.js';
-import { fuzzSeed, JsonObj, mostly, mutated, nastyString, nastyValue, parsedOrOwnError, toJsonText } from './fuzz-inputs.js';
+import { fuzzSeed, JsonObj, mostly, mutated, nastyString, nastyValue, parsedOrOwnError, Tally, toJsonText } from './fuzz-inputs.js';
 
 const FILE = 'fuzz/run/config.json';
 
 /** A parsed config must be complete and valid, and write back to the same config. */
-function checkConfig(text: string): void {
-  const c = parsedOrOwnError(() => parseConfigJSON(text, FILE), ConfigError, FILE);
+function checkConfig(text: string, tally: Tally): void {
+  const c = tally.note(parsedOrOwnError(() => parseConfigJSON(text, FILE), ConfigError, FILE));
   if (!c) return;
   validateConfig(c, FILE);
   // Compared as JSON, where -0 and 0 are the same number.
@@ -65,14 +65,18 @@ const configObject: fc.Arbitrary<string> = fc.tuple(
 }));
 
 test(`fuzz config.json objects: a valid config or a ConfigError naming the file (seed ${fuzzSeed(11)}, 2500 cases)`, () => {
-  fc.assert(fc.property(fc.oneof({ arbitrary: configObject, weight: 8 }, { arbitrary: nastyValue.map(toJsonText), weight: 1 }), checkConfig), { seed: fuzzSeed(11), numRuns: 2500 });
+  const tally = new Tally();
+  fc.assert(fc.property(fc.oneof({ arbitrary: configObject, weight: 8 }, { arbitrary: nastyValue.map(toJsonText), weight: 1 }), (text) => checkConfig(text, tally)), { seed: fuzzSeed(11), numRuns: 2500 });
+  tally.check(0.05, 0.3);
 });
 
 const validText = fc.constantFrom(...PRESET_NAMES).map((name) => new TextEncoder().encode(stringifyConfig(presetConfig(name, { bos_token_id: 0, eos_token_id: 1 }))));
 
 test(`fuzz config.json bytes: mutated files give a valid config or a ConfigError naming the file (seed ${fuzzSeed(12)}, 1000 cases)`, () => {
   // Decoded as the checkpoint reader does (readFile(path, 'utf8')).
-  fc.assert(fc.property(mutated(validText), (bytes) => checkConfig(Buffer.from(bytes).toString('utf8'))), { seed: fuzzSeed(12), numRuns: 1000 });
+  const tally = new Tally();
+  fc.assert(fc.property(mutated(validText), (bytes) => checkConfig(Buffer.from(bytes).toString('utf8'), tally)), { seed: fuzzSeed(12), numRuns: 1000 });
+  tally.check(0.002, 0.5);
 });
 
 // ---------------------------------------------------------------- regressions found by the fuzzer

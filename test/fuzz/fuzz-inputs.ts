@@ -15,7 +15,9 @@ import fc from 'fast-check';
  * other inputs (e.g. `STEP_FUZZ_SEED=$RANDOM node scripts/run-tests.mjs test/fuzz/`).
  */
 export function fuzzSeed(offset: number): number {
-  const base = Number(process.env.STEP_FUZZ_SEED ?? 20250409);
+  const raw = process.env.STEP_FUZZ_SEED;
+  const base = raw ? Number(raw) : 20250409;
+  if (!Number.isSafeInteger(base)) throw new Error(`STEP_FUZZ_SEED must be an integer, got ${JSON.stringify(raw)}`);
   return (base + offset) | 0;
 }
 
@@ -217,4 +219,26 @@ export function tempDir(prefix: string): string {
   const dir = mkdtempSync(join(tmpdir(), `${prefix}-`));
   after(() => rmSync(dir, { recursive: true, force: true }));
   return dir;
+}
+
+/**
+ * Counts parsed and refused inputs, so that a fuzz test also fails when its generator stops
+ * reaching one side (only syntax errors, or only valid files, test little).
+ */
+export class Tally {
+  parsed = 0;
+  refused = 0;
+
+  note<T>(result: T | undefined): T | undefined {
+    if (result === undefined) this.refused++;
+    else this.parsed++;
+    return result;
+  }
+
+  /** At least `minParsed` and `minRefused` of the inputs (fractions) went each way. */
+  check(minParsed: number, minRefused: number): void {
+    const n = this.parsed + this.refused;
+    assert.ok(this.parsed >= minParsed * n, `only ${this.parsed} of ${n} inputs parsed; the generator no longer reaches valid files`);
+    assert.ok(this.refused >= minRefused * n, `only ${this.refused} of ${n} inputs were refused; the generator no longer breaks files`);
+  }
 }

@@ -11,7 +11,7 @@ import { CpuBackend } from '../../index.js';
 import type { SafetensorsEntry, SafetensorsHeader } from '../../engine/safetensors.js';
 import { encodeSafetensorsHeader, loadSafetensors, openSafetensors, parseSafetensorsHeader, SafetensorsError } from '../../engine/safetensors.js';
 import type { JsonNode } from './fuzz-inputs.js';
-import { fuzzSeed, JsonObj, mostly, mutated, nastyString, nastyValue, objectOf, parsedOrOwnError, parsedOrOwnErrorAsync, tempDir, toJsonText } from './fuzz-inputs.js';
+import { fuzzSeed, JsonObj, mostly, mutated, nastyString, nastyValue, objectOf, parsedOrOwnError, parsedOrOwnErrorAsync, Tally, tempDir, toJsonText } from './fuzz-inputs.js';
 
 const ELEMENT_BYTES: Record<string, number> = { F32: 4, F16: 2, I32: 4, F64: 8, BF16: 2 };
 const FILE = 'fuzz/model.safetensors';
@@ -67,10 +67,12 @@ const header: fc.Arbitrary<string> = fc.oneof(
 );
 
 test(`fuzz safetensors header JSON: valid header or SafetensorsError naming the file (seed ${fuzzSeed(1)}, 2500 cases)`, () => {
+  const tally = new Tally();
   fc.assert(fc.property(header, fc.nat({ max: 512 }), (text, dataBytes) => {
-    const h = parsedOrOwnError(() => parseSafetensorsHeader(text, dataBytes, FILE), SafetensorsError, FILE);
+    const h = tally.note(parsedOrOwnError(() => parseSafetensorsHeader(text, dataBytes, FILE), SafetensorsError, FILE));
     if (h) checkHeader(h, dataBytes);
   }), { seed: fuzzSeed(1), numRuns: 2500 });
+  tally.check(0.03, 0.5);
 });
 
 /** A valid file: a few small tensors of every dtype the reader takes, contiguous, optional metadata. */
@@ -97,9 +99,10 @@ function writeCase(bytes: Uint8Array): string {
 }
 
 test(`fuzz safetensors files: loadSafetensors gives tensors or a SafetensorsError naming the file (seed ${fuzzSeed(2)}, 800 cases)`, async () => {
+  const tally = new Tally();
   await fc.assert(fc.asyncProperty(mutated(validFile), async (bytes) => {
     const path = writeCase(bytes);
-    const loaded = await parsedOrOwnErrorAsync(() => loadSafetensors(path, { device: cpu }), SafetensorsError, path);
+    const loaded = tally.note(await parsedOrOwnErrorAsync(() => loadSafetensors(path, { device: cpu }), SafetensorsError, path));
     if (!loaded) return;
     const reader = await openSafetensors(path);
     try {
@@ -110,6 +113,7 @@ test(`fuzz safetensors files: loadSafetensors gives tensors or a SafetensorsErro
       for (const t of loaded.tensors.values()) t.dispose();
     }
   }), { seed: fuzzSeed(2), numRuns: 800 });
+  tally.check(0.002, 0.5);
 });
 
 // ---------------------------------------------------------------- regressions found by the fuzzer

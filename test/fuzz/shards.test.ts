@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import { DataError } from '../../models/data/documents.js';
 import { parseShardHeader, readTokenShard, readTokenShardHeader, SHARD_HEADER_BYTES, SHARD_MAGIC, SHARD_VERSION } from '../../models/data/shards.js';
-import { fuzzSeed, mutated, parsedOrOwnError, parsedOrOwnErrorAsync, tempDir } from './fuzz-inputs.js';
+import { fuzzSeed, mutated, parsedOrOwnError, parsedOrOwnErrorAsync, Tally, tempDir } from './fuzz-inputs.js';
 
 const FILE = 'fuzz/train-000.bin';
 const dir = tempDir('fuzz-shards');
@@ -28,28 +28,32 @@ const validShard = fc.array(fc.integer({ min: 0, max: 0xffff }), { maxLength: 40
 
 test(`fuzz shard headers: a header that matches the file size or a DataError naming the file (seed ${fuzzSeed(31)}, 2500 cases)`, () => {
   const fileBytes = fc.oneof(fc.constant(-1), fc.nat({ max: 5000 }), fc.constantFrom(0, 1023, 1024, 1026, 2 ** 31, 2 ** 32 + 1024, 2 ** 53));
+  const tally = new Tally();
   fc.assert(fc.property(mutated(validShard), fileBytes, (bytes, size) => {
     const fileSize = size === -1 ? bytes.length : size;
-    const h = parsedOrOwnError(() => parseShardHeader(FILE, bytes.subarray(0, SHARD_HEADER_BYTES), fileSize), DataError, FILE);
+    const h = tally.note(parsedOrOwnError(() => parseShardHeader(FILE, bytes.subarray(0, SHARD_HEADER_BYTES), fileSize), DataError, FILE));
     if (!h) return;
     assert.deepEqual([h.magic, h.version], [SHARD_MAGIC, SHARD_VERSION]);
     assert.ok(Number.isSafeInteger(h.tokenCount) && h.tokenCount >= 0);
     assert.equal(fileSize, SHARD_HEADER_BYTES + 2 * h.tokenCount);
   }), { seed: fuzzSeed(31), numRuns: 2500 });
+  tally.check(0.01, 0.5);
 });
 
 test(`fuzz shard files: readTokenShard and readTokenShardHeader agree, or fail with a DataError naming the file (seed ${fuzzSeed(32)}, 400 cases)`, async () => {
   const path = join(dir, 'shard.bin');
+  const tally = new Tally();
   await fc.assert(fc.asyncProperty(mutated(validShard), async (bytes) => {
     writeFileSync(path, bytes);
     const header = await parsedOrOwnErrorAsync(() => readTokenShardHeader(path), DataError, path);
-    const tokens = await parsedOrOwnErrorAsync(() => readTokenShard(path), DataError, path);
+    const tokens = tally.note(await parsedOrOwnErrorAsync(() => readTokenShard(path), DataError, path));
     assert.equal(header === undefined, tokens === undefined, 'the header reader and the shard reader must agree on validity');
     if (!header || !tokens) return;
     assert.equal(tokens.length, header.tokenCount);
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     tokens.forEach((t, i) => assert.equal(t, view.getUint16(SHARD_HEADER_BYTES + 2 * i, true)));
   }), { seed: fuzzSeed(32), numRuns: 400 });
+  tally.check(0.02, 0.5);
 });
 
 // ---------------------------------------------------------------- regressions found by the fuzzer

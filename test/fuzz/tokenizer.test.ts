@@ -11,7 +11,7 @@ import { BpeTokenizer } from '../../models/tokenizer/bpe.js';
 import { formatTokenizerJson, MAX_TOKEN_BYTES_TOTAL, TOKENIZER_FORMAT, TokenizerFormatError, tokenizerFile } from '../../models/tokenizer/format.js';
 import { PRETOKENIZER_NAME } from '../../models/tokenizer/pretokenize.js';
 import type { JsonNode } from './fuzz-inputs.js';
-import { fuzzSeed, JsonObj, mostly, mutated, nastyValue, objectOf, parsedOrOwnError, parsedOrOwnErrorAsync, tempDir, toJsonText } from './fuzz-inputs.js';
+import { fuzzSeed, JsonObj, mostly, mutated, nastyValue, objectOf, parsedOrOwnError, parsedOrOwnErrorAsync, Tally, tempDir, toJsonText } from './fuzz-inputs.js';
 
 const FILE = 'fuzz/tokenizer.json';
 const dir = tempDir('fuzz-tokenizer');
@@ -34,8 +34,13 @@ const goodMerges: fc.Arbitrary<[number, number][]> = fc.array(fc.tuple(fc.nat(),
 });
 const goodSpecials = fc.uniqueArray(fc.oneof(fc.constantFrom('<|endoftext|>', '<pad>', '<s>'), fc.string({ minLength: 1, maxLength: 6 })), { maxLength: 3 });
 
+/** null three times in four. */
+function sometimes<T>(arb: fc.Arbitrary<T>): fc.Arbitrary<T | null> {
+  return fc.oneof({ arbitrary: fc.constant(null), weight: 3 }, { arbitrary: arb, weight: 1 });
+}
+
 /** Merges and special tokens, usually valid with a consistent vocabSize, with a broken entry now and then. */
-const tokenizerObject: fc.Arbitrary<string> = fc.tuple(goodMerges, goodSpecials, fc.option(fc.tuple(fc.nat(), nastyValue), { freq: 3 }), fc.option(fc.tuple(fc.nat(), nastyValue), { freq: 3 }))
+const tokenizerObject: fc.Arbitrary<string> = fc.tuple(goodMerges, goodSpecials, sometimes(fc.tuple(fc.nat(), nastyValue)), sometimes(fc.tuple(fc.nat(), nastyValue)))
   .chain(([merges, specials, badMerge, badSpecial]) => {
     const mergeList: JsonNode[] = [...merges];
     if (badMerge) mergeList.splice(badMerge[0] % (mergeList.length + 1), 0, badMerge[1]);
@@ -52,10 +57,12 @@ const tokenizerObject: fc.Arbitrary<string> = fc.tuple(goodMerges, goodSpecials,
   }).map(toJsonText);
 
 test(`fuzz tokenizer.json objects: a working tokenizer or a TokenizerFormatError naming the file (seed ${fuzzSeed(21)}, 2000 cases)`, () => {
+  const tally = new Tally();
   fc.assert(fc.property(fc.oneof({ arbitrary: tokenizerObject, weight: 8 }, { arbitrary: nastyValue.map(toJsonText), weight: 1 }), (text) => {
-    const tok = parsedOrOwnError(() => BpeTokenizer.parse(text, FILE), TokenizerFormatError, FILE);
+    const tok = tally.note(parsedOrOwnError(() => BpeTokenizer.parse(text, FILE), TokenizerFormatError, FILE));
     if (tok) checkTokenizer(tok);
   }), { seed: fuzzSeed(21), numRuns: 2000 });
+  tally.check(0.03, 0.3);
 });
 
 /** Valid files: random valid specs, and one trained on text (so merges look like real ones). */
@@ -67,11 +74,13 @@ const validFile = fc.oneof(
 
 test(`fuzz tokenizer.json files: BpeTokenizer.load gives a working tokenizer or a TokenizerFormatError naming the file (seed ${fuzzSeed(22)}, 600 cases)`, async () => {
   const path = join(dir, 'tokenizer.json');
+  const tally = new Tally();
   await fc.assert(fc.asyncProperty(mutated(validFile), async (bytes) => {
     writeFileSync(path, bytes);
-    const tok = await parsedOrOwnErrorAsync(() => BpeTokenizer.load(path), TokenizerFormatError, path);
+    const tok = tally.note(await parsedOrOwnErrorAsync(() => BpeTokenizer.load(path), TokenizerFormatError, path));
     if (tok) checkTokenizer(tok);
   }), { seed: fuzzSeed(22), numRuns: 600 });
+  tally.check(0.002, 0.5);
 });
 
 // ---------------------------------------------------------------- regressions found by the fuzzer
