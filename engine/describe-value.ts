@@ -15,7 +15,7 @@ const MAX_DEPTH = 4;
 /** `budget` is how many characters are still worth producing; past it the caller truncates. */
 function preview(v: unknown, budget: number, depth: number): string {
   switch (typeof v) {
-    case 'string': return JSON.stringify(v.length > budget ? v.slice(0, budget) : v);
+    case 'string': return quote(v.length > budget ? v.slice(0, budget) : v);
     case 'number': return Object.is(v, -0) ? '-0' : String(v);
     case 'boolean': return String(v);
     case 'undefined': return 'undefined';
@@ -36,10 +36,15 @@ function preview(v: unknown, budget: number, depth: number): string {
     if (isArray) out += preview(item, budget - out.length, depth + 1);
     else {
       const key = item as string;
-      out += `${JSON.stringify(key.length > budget ? key.slice(0, budget) : key)}:${preview((v as Record<string, unknown>)[key], budget - out.length, depth + 1)}`;
+      out += `${quote(key.length > budget ? key.slice(0, budget) : key)}:${preview((v as Record<string, unknown>)[key], budget - out.length, depth + 1)}`;
     }
   }
   return out + (isArray ? ']' : '}');
+}
+
+/** JSON.stringify leaves U+2028 and U+2029 as they are; they end a line in many viewers. */
+function quote(s: string): string {
+  return JSON.stringify(s).replace(/[\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16)}`);
 }
 
 /** Own enumerable keys, lazily: an object with a million keys costs only the ones printed. */
@@ -53,5 +58,5 @@ function* keysOf(o: object): Generator<string> {
  */
 export function oneLine(text: string, maxChars = 200): string {
   const cut = text.length > maxChars ? `${text.slice(0, Math.max(0, maxChars - 3))}...` : text;
-  return cut.replace(/[\u0000-\u001f\u007f\u2028\u2029]/g, (c) => JSON.stringify(c).slice(1, -1));
+  return cut.replace(/[\u0000-\u001f\u007f\u2028\u2029]/g, (c) => (c === '\n' ? '\\n' : c === '\r' ? '\\r' : c === '\t' ? '\\t' : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
 }

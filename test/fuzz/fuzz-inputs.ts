@@ -60,7 +60,7 @@ export const rawNumberToken: fc.Arbitrary<RawJson> = fc.constantFrom(
 /** Strings that are keys of Object.prototype, reserved names, empty, control characters, lone surrogates, long. */
 export const nastyString: fc.Arbitrary<string> = fc.oneof(
   fc.constantFrom('', ' ', '__proto__', 'constructor', 'toString', 'hasOwnProperty', 'valueOf', 'isPrototypeOf',
-    'propertyIsEnumerable', 'toLocaleString', '__metadata__', 'null', 'undefined', '\u0000', '\ud800', 'a\nb', '\u202e', '"', '\\'),
+    'propertyIsEnumerable', 'toLocaleString', '__metadata__', 'null', 'undefined', '\u0000', '\ud800', 'a\nb', '\u2028', '\u202e', '"', '\\'),
   fc.string({ maxLength: 10 }),
   fc.string({ unit: 'grapheme', maxLength: 6 }),
   fc.integer({ min: 100, max: 3000 }).map((n) => 'x'.repeat(n)),
@@ -182,7 +182,7 @@ export function checkOwnError(e: unknown, errorClass: abstract new (...args: nev
     assert.fail(`expected a ${errorClass.name} or a result, got ${what}`);
   }
   assert.ok(e.message.includes(file), `the error must name the file ${file}: ${e.message.slice(0, 300)}`);
-  assert.ok(!/[\n\r]/.test(e.message), `the error must be one line: ${JSON.stringify(e.message.slice(0, 300))}`);
+  assert.ok(!/[\n\r\u2028\u2029]/.test(e.message), `the error must be one line: ${JSON.stringify(e.message.slice(0, 300))}`);
   assert.ok(e.message.length <= 1500 + file.length, `the error must be short, got ${e.message.length} chars: ${e.message.slice(0, 200)}...`);
 }
 
