@@ -14,6 +14,7 @@ import { fromArray } from './creation.js';
 import { getDevice } from './device.js';
 import type { DType } from './dtype.js';
 import { f16BitsToF32, f32ToF16Bits } from './dtype.js';
+import { describeValue, oneLine } from './describe-value.js';
 import { StepError } from './errors.js';
 import type { Category } from './memory.js';
 import type { Tensor } from './tensor.js';
@@ -45,6 +46,14 @@ export interface SafetensorsHeader {
   dataStart: number;
 }
 
+/** A tensor or metadata name, quoted and cut short: a corrupt header can hold a 100 MB name. */
+function quoteName(name: string): string {
+  return describeValue(name, 120);
+}
+
+/** Strict UTF-8: the format requires it, and a replaced byte would silently rename a tensor. */
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
 function assertLittleEndian(where: string): void {
   if (endianness() !== 'LE') throw new SafetensorsError(`${where}: safetensors I/O needs a little-endian host`);
 }
@@ -63,7 +72,7 @@ export function parseSafetensorsHeader(json: string, dataBytes: number, file: st
   try {
     raw = JSON.parse(json);
   } catch (e) {
-    throw new SafetensorsError(`${file}: the header is not valid JSON (${(e as Error).message}); the file is corrupt or not a safetensors file`);
+    throw new SafetensorsError(`${file}: the header is not valid JSON (${oneLine((e as Error).message)}); the file is corrupt or not a safetensors file`);
   }
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new SafetensorsError(`${file}: the header must be a JSON object, got ${Array.isArray(raw) ? 'an array' : typeof raw}`);
@@ -82,7 +91,7 @@ export function parseSafetensorsHeader(json: string, dataBytes: number, file: st
   for (let i = 1; i < sorted.length; i++) {
     const [prevName, prev] = sorted[i - 1]!, [name, e] = sorted[i]!;
     if (e.dataOffsets[0] < prev.dataOffsets[1]) {
-      throw new SafetensorsError(`${file}: tensor "${name}" bytes [${e.dataOffsets.join(', ')}) overlap tensor "${prevName}" bytes [${prev.dataOffsets.join(', ')}); the file is corrupt`);
+      throw new SafetensorsError(`${file}: tensor ${quoteName(name)} bytes [${e.dataOffsets.join(', ')}) overlap tensor ${quoteName(prevName)} bytes [${prev.dataOffsets.join(', ')}); the file is corrupt`);
     }
   }
   return { entries, metadata, dataStart };
@@ -93,29 +102,32 @@ function checkMetadata(value: unknown, file: string): Record<string, string> {
     throw new SafetensorsError(`${file}: "__metadata__" must be an object of strings`);
   }
   for (const [k, v] of Object.entries(value)) {
-    if (typeof v !== 'string') throw new SafetensorsError(`${file}: "__metadata__" value of "${k}" must be a string, got ${typeof v}`);
+    if (typeof v !== 'string') throw new SafetensorsError(`${file}: "__metadata__" value of ${quoteName(k)} must be a string, got ${describeValue(v)}`);
   }
   return { ...(value as Record<string, string>) };
 }
 
 function checkEntry(name: string, value: unknown, dataBytes: number, file: string): SafetensorsEntry {
-  const where = `${file}: tensor "${name}"`;
-  if (value === null || typeof value !== 'object') throw new SafetensorsError(`${where}: header entry must be an object with dtype, shape, data_offsets`);
+  const where = `${file}: tensor ${quoteName(name)}`;
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new SafetensorsError(`${where}: header entry must be an object with dtype, shape, data_offsets, got ${describeValue(value)}`);
+  }
   const { dtype, shape, data_offsets: offsets } = value as Record<string, unknown>;
-  if (typeof dtype !== 'string' || !(dtype in FILE_DTYPES)) {
-    throw new SafetensorsError(`${where}: unsupported dtype ${JSON.stringify(dtype)}; this library reads ${Object.keys(FILE_DTYPES).join(', ')} (convert the file, e.g. to F32, first)`);
+  // hasOwn, not `in`: "constructor" or "toString" are in every object.
+  if (typeof dtype !== 'string' || !Object.hasOwn(FILE_DTYPES, dtype)) {
+    throw new SafetensorsError(`${where}: unsupported dtype ${describeValue(dtype)}; this library reads ${Object.keys(FILE_DTYPES).join(', ')} (convert the file, e.g. to F32, first)`);
   }
   if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-    throw new SafetensorsError(`${where}: shape ${JSON.stringify(shape)} must be an array of integers >= 0`);
+    throw new SafetensorsError(`${where}: shape ${describeValue(shape)} must be an array of integers >= 0`);
   }
   if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && o >= 0)) {
-    throw new SafetensorsError(`${where}: data_offsets ${JSON.stringify(offsets)} must be two integers >= 0`);
+    throw new SafetensorsError(`${where}: data_offsets ${describeValue(offsets)} must be two integers >= 0`);
   }
   const [begin, end] = offsets as [number, number];
   const size = (shape as number[]).reduce((a, d) => a * d, 1);
   const bytes = size * FILE_DTYPES[dtype as SafetensorsDType];
   if (end < begin || end - begin !== bytes) {
-    throw new SafetensorsError(`${where}: data_offsets [${begin}, ${end}) cover ${end - begin} bytes but ${dtype} [${(shape as number[]).join(', ')}] needs ${bytes}; the file is corrupt`);
+    throw new SafetensorsError(`${where}: data_offsets [${begin}, ${end}) cover ${end - begin} bytes but ${dtype} ${describeValue(shape)} needs ${bytes}; the file is corrupt`);
   }
   if (end > dataBytes) {
     throw new SafetensorsError(`${where}: data_offsets end at byte ${end} of the data section but it holds only ${dataBytes} bytes; the file is truncated or corrupt`);
@@ -228,9 +240,16 @@ export class SafetensorsReader {
   /** Opens and validates `path` (header, offsets against the file size). Close it when done. */
   static async open(path: string): Promise<SafetensorsReader> {
     assertLittleEndian(`openSafetensors(${path})`);
-    const fh = await open(path, 'r');
+    let fh: FileHandle;
     try {
-      const size = (await fh.stat()).size;
+      fh = await open(path, 'r');
+    } catch (e) {
+      throw new SafetensorsError(`${path}: cannot open it (${(e as Error).message}); check the path`);
+    }
+    try {
+      const stat = await fh.stat();
+      if (!stat.isFile()) throw new SafetensorsError(`${path}: not a file (a directory or device); give the path of a .safetensors file`);
+      const size = stat.size;
       if (size < 8) throw new SafetensorsError(`${path}: ${size} bytes is too small for a safetensors file (8-byte header length missing)`);
       const lenBuf = Buffer.alloc(8);
       await readExactly(fh, lenBuf, 0, path, 'header length');
@@ -243,8 +262,14 @@ export class SafetensorsReader {
       if (headerBuf.length === 0 || headerBuf[0] !== 0x7b) {
         throw new SafetensorsError(`${path}: the header does not start with "{"; the file is corrupt or not a safetensors file`);
       }
+      let json: string;
+      try {
+        json = UTF8.decode(headerBuf);
+      } catch {
+        throw new SafetensorsError(`${path}: the header is not valid UTF-8; the file is corrupt or not a safetensors file`);
+      }
       const dataStart = 8 + Number(n);
-      const header = parseSafetensorsHeader(headerBuf.toString('utf8'), size - dataStart, path, dataStart);
+      const header = parseSafetensorsHeader(json, size - dataStart, path, dataStart);
       return new SafetensorsReader(path, fh, header);
     } catch (e) {
       await fh.close();
@@ -265,7 +290,7 @@ export class SafetensorsReader {
     const e = this.header.entries.get(name);
     if (!e) {
       const names = this.names;
-      throw new SafetensorsError(`${this.path}: no tensor "${name}" in the file; it holds ${names.length} tensors: ${names.slice(0, 8).map((x) => `"${x}"`).join(', ')}${names.length > 8 ? ', ...' : ''}`);
+      throw new SafetensorsError(`${this.path}: no tensor "${name}" in the file; it holds ${names.length} tensors: ${names.slice(0, 8).map(quoteName).join(', ')}${names.length > 8 ? ', ...' : ''}`);
     }
     return e;
   }
@@ -275,7 +300,7 @@ export class SafetensorsReader {
     const e = this.entry(name);
     if (!this.fh) throw new SafetensorsError(`${this.path}: reader is closed`);
     const buf = Buffer.alloc(e.dataOffsets[1] - e.dataOffsets[0]);
-    await readExactly(this.fh, buf, this.header.dataStart + e.dataOffsets[0], this.path, `tensor "${name}"`);
+    await readExactly(this.fh, buf, this.header.dataStart + e.dataOffsets[0], this.path, `tensor ${quoteName(name)}`);
     return buf;
   }
 

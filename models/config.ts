@@ -6,6 +6,7 @@
  * means here what it means in PyTorch. Keys that transformers writes but that describe features
  * we do not implement (attention_bias, rope_scaling, ...) are accepted only at their default value.
  */
+import { describeValue, oneLine } from '../engine/describe-value.js';
 import { StepError } from '../engine/errors.js';
 
 /** A configuration that cannot describe a model we can build: names the key, the value and what to do. */
@@ -77,7 +78,7 @@ const ACCEPTED_EXTRAS: Record<string, (v: unknown, json: Record<string, unknown>
   head_dim: (v, json) => {
     if (v === null) return null;
     const h = json.hidden_size ?? HF_DEFAULTS.hidden_size, n = json.num_attention_heads ?? HF_DEFAULTS.num_attention_heads;
-    return typeof h === 'number' && typeof n === 'number' && v === h / n ? null : `must be null or hidden_size / num_attention_heads (${String(h)} / ${String(n)})`;
+    return typeof h === 'number' && typeof n === 'number' && v === h / n ? null : `must be null or hidden_size / num_attention_heads (${describeValue(h)} / ${describeValue(n)})`;
   },
   // transformers >= 4.56 writes `dtype` for torch_dtype.
   dtype: (v) => (v === 'float32' || v === 'float16' || v === 'bfloat16' ? null : "must be 'float32', 'float16' or 'bfloat16'"),
@@ -92,7 +93,7 @@ const POSITIVE_INT_KEYS = [
 ] as const;
 
 function fail(where: string, key: string, value: unknown, what: string): never {
-  throw new ConfigError(`${where}: ${key} = ${JSON.stringify(value)} ${what}`);
+  throw new ConfigError(`${where}: ${key} = ${describeValue(value, 200)} ${what}`);
 }
 
 function checkTokenId(where: string, key: string, v: unknown, vocab: number): void {
@@ -113,7 +114,7 @@ function checkTokenId(where: string, key: string, v: unknown, vocab: number): vo
 export function validateConfig(c: LlamaConfig, where = 'LlamaConfig'): LlamaConfig {
   if (c === null || typeof c !== 'object') throw new ConfigError(`${where}: expected an object, got ${c === null ? 'null' : typeof c}`);
   const unknown = Object.keys(c).filter((k) => !(CONFIG_KEYS as readonly string[]).includes(k));
-  if (unknown.length) throw new ConfigError(`${where}: unknown key "${unknown[0]}"; valid keys: ${CONFIG_KEYS.join(', ')}`);
+  if (unknown.length) throw new ConfigError(`${where}: unknown key ${describeValue(unknown[0])}; valid keys: ${CONFIG_KEYS.join(', ')}`);
   for (const k of POSITIVE_INT_KEYS) {
     if (!Number.isSafeInteger(c[k]) || c[k] < 1) fail(where, k, c[k], 'must be a positive integer');
   }
@@ -166,13 +167,14 @@ export function configFromJSON(json: unknown, source = 'config.json'): LlamaConf
   const j = json as Record<string, unknown>;
   for (const [k, v] of Object.entries(j)) {
     if ((CONFIG_KEYS as readonly string[]).includes(k)) continue;
-    const check = ACCEPTED_EXTRAS[k];
-    if (!check) throw new ConfigError(`${source}: unknown key "${k}"; valid keys: ${VALID_JSON_KEYS.join(', ')}`);
+    // hasOwn: "constructor", "toString" or "__proto__" must not find Object.prototype's members.
+    const check = Object.hasOwn(ACCEPTED_EXTRAS, k) ? ACCEPTED_EXTRAS[k] : undefined;
+    if (!check) throw new ConfigError(`${source}: unknown key ${describeValue(k)}; valid keys: ${VALID_JSON_KEYS.join(', ')}`);
     const problem = check(v, j);
     if (problem) fail(source, k, v, problem);
   }
   if (j.dtype !== undefined && j.torch_dtype !== undefined && j.dtype !== j.torch_dtype) {
-    fail(source, 'dtype', j.dtype, `disagrees with torch_dtype ${JSON.stringify(j.torch_dtype)}; keep one`);
+    fail(source, 'dtype', j.dtype, `disagrees with torch_dtype ${describeValue(j.torch_dtype)}; keep one`);
   }
   const pick = <T>(k: string, dflt: T): T => (j[k] === undefined ? dflt : (j[k] as T));
   const heads = pick('num_attention_heads', HF_DEFAULTS.num_attention_heads as number);
@@ -221,7 +223,7 @@ export function parseConfigJSON(text: string, source = 'config.json'): LlamaConf
   try {
     json = JSON.parse(text);
   } catch (e) {
-    throw new ConfigError(`${source}: not valid JSON (${(e as Error).message}); expected a Hugging Face LlamaConfig object`);
+    throw new ConfigError(`${source}: not valid JSON (${oneLine((e as Error).message)}); expected a Hugging Face LlamaConfig object`);
   }
   return configFromJSON(json, source);
 }

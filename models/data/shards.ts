@@ -70,10 +70,16 @@ export async function readTokenShardHeader(path: string): Promise<ShardHeader> {
     throw new DataError(`token shard ${path}: cannot open it (${(e as Error).message})`);
   }
   try {
-    const { size } = await fh.stat();
+    const stat = await fh.stat();
+    if (!stat.isFile()) throw new DataError(`token shard ${path}: not a file (a directory or device); give the path of a .bin shard`);
     const head = new Uint8Array(SHARD_HEADER_BYTES);
-    const { bytesRead } = await fh.read(head, 0, SHARD_HEADER_BYTES, 0);
-    return parseShardHeader(path, head.subarray(0, bytesRead), size);
+    let bytesRead: number;
+    try {
+      ({ bytesRead } = await fh.read(head, 0, SHARD_HEADER_BYTES, 0));
+    } catch (e) {
+      throw new DataError(`token shard ${path}: cannot read it (${(e as Error).message})`);
+    }
+    return parseShardHeader(path, head.subarray(0, bytesRead), stat.size);
   } finally {
     await fh.close();
   }

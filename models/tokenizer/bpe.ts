@@ -6,6 +6,7 @@
  * encoded; like TextEncoder they become U+FFFD).
  */
 import { readFile } from 'node:fs/promises';
+import { oneLine } from '../../engine/describe-value.js';
 import { writeFileAtomic } from '../data/atomic-write.js';
 import { formatTokenizerJson, parseTokenizerFile, TokenizerFormatError, tokenizerFile, type TokenizerFile, type TokenizerSpec } from './format.js';
 import { mergePiece } from './merge-piece.js';
@@ -28,6 +29,9 @@ export interface EncodeOptions {
 }
 
 const CACHE_LIMIT = 1 << 18;
+
+/** Strict: a replaced byte would silently change a special token. */
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 export class BpeTokenizer {
   readonly merges: readonly (readonly [number, number])[];
@@ -161,19 +165,30 @@ export class BpeTokenizer {
   }
 
   static async load(path: string): Promise<BpeTokenizer> {
+    let bytes: Uint8Array;
+    try {
+      bytes = await readFile(path);
+    } catch (e) {
+      throw new TokenizerFormatError(`tokenizer file ${path}: cannot read it (${oneLine((e as Error).message)}); check the path or train and save a tokenizer first`);
+    }
     let text: string;
     try {
-      text = await readFile(path, 'utf8');
-    } catch (e) {
-      throw new TokenizerFormatError(`tokenizer file ${path}: cannot read it (${(e as Error).message}); check the path or train and save a tokenizer first`);
+      text = STRICT_UTF8.decode(bytes);
+    } catch {
+      throw new TokenizerFormatError(`tokenizer file ${path}: not valid UTF-8; the file is corrupt`);
     }
+    return BpeTokenizer.parse(text, path);
+  }
+
+  /** A tokenizer from the text of tokenizer.json; `source` (a path) names the file in errors. */
+  static parse(text: string, source = 'tokenizer.json'): BpeTokenizer {
     let data: unknown;
     try {
       data = JSON.parse(text);
     } catch (e) {
-      throw new TokenizerFormatError(`tokenizer file ${path}: not valid JSON (${(e as Error).message}); the file is corrupt or truncated`);
+      throw new TokenizerFormatError(`tokenizer file ${source}: not valid JSON (${oneLine((e as Error).message)}); the file is corrupt or truncated`);
     }
-    return BpeTokenizer.fromJSON(data, path);
+    return BpeTokenizer.fromJSON(data, source);
   }
 
   private checkId(id: number, op: string): number {

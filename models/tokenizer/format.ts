@@ -16,11 +16,20 @@
  * must exist already (ids below 256 + i). Special tokens take the ids after the merges, in order:
  * 256 + merges.length, ... . So vocabSize = 256 + merges.length + specialTokens.length.
  */
+import { describeValue } from '../../engine/describe-value.js';
 import { StepError } from '../../engine/errors.js';
 import { PRETOKENIZER_NAME } from './pretokenize.js';
 
 export const TOKENIZER_FORMAT = 'step-bpe-tokenizer';
 export const TOKENIZER_VERSION = 1;
+
+/**
+ * Bounds no trained tokenizer comes near; past them a file is corrupt (or hostile): merges that
+ * double a token 40 times would otherwise make the loader allocate 2^40 bytes, and a special
+ * token of 100 000 characters is a pattern too large for the RegExp that finds special tokens.
+ */
+export const MAX_TOKEN_BYTES_TOTAL = 64 * 1024 * 1024;
+export const MAX_SPECIAL_TOKEN_CHARS = 1024;
 
 /** A tokenizer file that is unreadable, corrupt or from an incompatible version. */
 export class TokenizerFormatError extends StepError {}
@@ -55,6 +64,9 @@ export function parseTokenizerFile(data: unknown, source: string): TokenizerSpec
   const rawMerges = obj.merges as unknown[];
   const merges: [number, number][] = [];
   const seen = new Set<string>();
+  // Byte length of every token so far (the 256 byte tokens, then one per merge), to bound the total.
+  const tokenBytes: number[] = new Array<number>(256).fill(1);
+  let totalBytes = 256;
   rawMerges.forEach((m, i) => {
     const limit = 256 + i;
     if (!Array.isArray(m) || m.length !== 2 || !m.every((x) => Number.isInteger(x) && (x as number) >= 0 && (x as number) < limit)) {
@@ -65,19 +77,31 @@ export function parseTokenizerFile(data: unknown, source: string): TokenizerSpec
     const key = `${pair[0]},${pair[1]}`;
     if (seen.has(key)) fail(`field "merges[${i}]" repeats the pair [${key}]; the file is corrupt`);
     seen.add(key);
+    const bytes = tokenBytes[pair[0]]! + tokenBytes[pair[1]]!;
+    totalBytes += bytes;
+    if (totalBytes > MAX_TOKEN_BYTES_TOTAL) {
+      fail(`field "merges[${i}]" = [${key}] makes a token of ${bytes} bytes, and the tokens so far total ${totalBytes} bytes, over the ${MAX_TOKEN_BYTES_TOTAL} no trained tokenizer reaches; the file is corrupt`);
+    }
+    tokenBytes.push(bytes);
     merges.push(pair);
   });
   if (!Array.isArray(obj.specialTokens)) fail(`field "specialTokens" must be an array of {token, id}, got ${describe(obj.specialTokens)}`);
   const specialTokens: string[] = [];
+  const specialSet = new Set<string>();
   (obj.specialTokens as unknown[]).forEach((s, i) => {
     const want = 256 + merges.length + i;
     const rec = s as Record<string, unknown> | null;
     if (typeof rec !== 'object' || rec === null || typeof rec.token !== 'string' || rec.token.length === 0) {
       fail(`field "specialTokens[${i}]" must be {"token": non-empty string, "id": ${want}}, got ${describe(s)}`);
     }
+    const token = rec!.token as string;
+    if (token.length > MAX_SPECIAL_TOKEN_CHARS) {
+      fail(`field "specialTokens[${i}]" is a token of ${token.length} characters (${describe(token)}); special tokens are short markers such as <|endoftext|>, at most ${MAX_SPECIAL_TOKEN_CHARS} characters`);
+    }
     if (rec!.id !== want) fail(`field "specialTokens[${i}].id" must be ${want} (ids follow the ${merges.length} merges), got ${describe(rec!.id)}`);
-    if (specialTokens.includes(rec!.token as string)) fail(`field "specialTokens[${i}]" repeats the token ${JSON.stringify(rec!.token)}`);
-    specialTokens.push(rec!.token as string);
+    if (specialSet.has(token)) fail(`field "specialTokens[${i}]" repeats the token ${describe(token)}`);
+    specialSet.add(token);
+    specialTokens.push(token);
   });
   const expected = 256 + merges.length + specialTokens.length;
   if (obj.vocabSize !== expected) {
@@ -106,7 +130,5 @@ export function formatTokenizerJson(file: TokenizerFile): string {
 }
 
 function describe(v: unknown): string {
-  if (v === undefined) return 'nothing (the field is missing)';
-  const s = JSON.stringify(v);
-  return s === undefined ? String(v) : s.length > 60 ? `${s.slice(0, 57)}...` : s;
+  return v === undefined ? 'nothing (the field is missing)' : describeValue(v);
 }
