@@ -62,6 +62,9 @@ export const DEFAULT_TRAIN_OPTIONS: TrainOptions = {
   stopAfter: null,
 };
 
+/** Options `--resume` may change: the schedule, evaluation, checkpointing, logging and where it runs. */
+export const RESUME_OVERRIDABLE: readonly (keyof TrainOptions)[] = ['steps','lr','minLrRatio','warmupSteps','evalEvery','evalBatches','checkpointEvery','logEvery','clip','weightDecay','stopAfter','device'];
+
 const FLAGS: Record<string, keyof TrainOptions> = {
   '--name': 'name', '--runs-dir': 'runsDir', '--method': 'method', '--preset': 'preset', '--data': 'data',
   '--vocab-size': 'vocabSize', '--seq-len': 'seqLen', '--batch-size': 'batchSize', '--grad-accum': 'gradAccum',
