@@ -63,6 +63,7 @@ export async function startRun(options: TrainOptions, resumeName: string | null,
   let lock: RunLock | null = null;
   let model: LlamaModel | null = null;
   let optimizer: AdamW | null = null;
+  let cleaned: string[] = [];
   try {
     // ---- read and check; nothing is created or changed in this part but the lock of an existing folder
     let o: TrainOptions;
@@ -72,7 +73,10 @@ export async function startRun(options: TrainOptions, resumeName: string | null,
     if (resumeName) {
       const configPath = join(runDir, 'train-config.json');
       if (!existsSync(configPath)) throw new StepError(`--resume ${resumeName}: ${configPath} not found; is ${runDir} a run folder?`);
+      checkWritable(runDir, 'the run folder');
       lock = acquireRunLock(runDir);
+      // leftovers of dead processes go first: a checkpoint whose rename was cut short is put back
+      cleaned = cleanStaleLeftovers(runDir);
       saved = await readSavedOptions(configPath);
       ({ options: o, changes } = resumeOptions(saved, options, resumeName, extra.given));
       resumeDir = await latestCheckpoint(runDir);
@@ -80,6 +84,7 @@ export async function startRun(options: TrainOptions, resumeName: string | null,
       o = validateTrainOptions({ ...options });
       if (existsSync(runDir)) {
         if (!extra.overwrite) throw new StepError(`step train: the run folder ${runDir} already exists; continue that run with --resume ${name}, or replace it with --overwrite (its checkpoints are deleted)`);
+        checkWritable(runDir, 'the run folder');
         lock = acquireRunLock(runDir); // an old run still training there is not replaced under its feet
       }
     }
@@ -117,7 +122,6 @@ export async function startRun(options: TrainOptions, resumeName: string | null,
     }
 
     // ---- create (or take over) the folder
-    let cleaned: string[] = [];
     if (!resumeName) {
       if (lock) {
         // --overwrite: everything checked, now the old run goes (the lock stays ours)
@@ -137,8 +141,6 @@ export async function startRun(options: TrainOptions, resumeName: string | null,
         if (!first) created.push(runDir);
         lock = acquireRunLock(runDir);
       }
-    } else {
-      cleaned = cleanStaleLeftovers(runDir);
     }
     const checkpoints = join(runDir, 'checkpoints');
     if (!existsSync(checkpoints)) {

@@ -84,6 +84,9 @@ async function loop(run: Run): Promise<TrainResult> {
   let lastVal: { loss: number; perplexity: number } | null = null;
   let t0 = performance.now(), tokensSince = 0;
   while (state.step < o.steps) {
+    // let the event loop run once a step: on the cpu backend nothing else would, and SIGINT /
+    // SIGTERM (which release the run's lock) would wait for the end of the run
+    await new Promise<void>((resolve) => setImmediate(resolve));
     await run.plan.beforeStep(run); // growth, freezing, ReLoRA restarts at their steps
     run.optimizer.setLrScale(run.plan.lrScale(state));
     const loss = await trainStep(run, sampler);
