@@ -73,11 +73,17 @@ export function resumeOptions(saved: TrainOptions, options: TrainOptions, resume
     (o as unknown as Record<string, unknown>)[key] = options[key];
     if (!PER_PROCESS.includes(key)) changes.push({ key, flag: flagOf(key), from: saved[key], to: options[key] });
   }
+  let valid: TrainOptions;
   try {
-    return { options: validateTrainOptions(o), changes };
+    valid = validateTrainOptions(o);
   } catch (e) {
     throw new StepError(`--resume ${resumeName}: ${(e as Error).message} (after the overrides ${changes.map((c) => `${c.flag} ${formatValue(c.to)}`).join(', ') || 'none'})`);
   }
+  for (const c of changes) {
+    // e.g. --steps of a run whose length comes from --stage-tokens
+    if (!same(valid[c.key], c.to)) throw new StepError(`step train --resume ${resumeName}: ${c.flag} ${formatValue(c.to)} cannot take effect: the run's other options set it to ${formatValue(valid[c.key])}${c.key === 'steps' && valid.stageTokens ? ' (from --stage-tokens)' : ''}`);
+  }
+  return { options: valid, changes };
 }
 
 /** The train-config.json a resumed run saves: the overrides kept, this process's stop point not. */

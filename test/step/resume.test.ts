@@ -48,6 +48,9 @@ test('--resume refuses flags that cannot change, naming the flag and the reason'
   await assert.rejects(train({ ...o, steps: 3 }, 'r', given('steps')), /--steps 3 is below the checkpoint's step 4/);
   await assert.rejects(train({ ...o, name: 'other' }, 'r', given('name')), /--name other and --resume r name different runs/);
   await assert.rejects(train({ ...o, warmupSteps: 20 }, 'r', given('warmupSteps')), /--resume r: .*--warmup \(20\) must be below --steps \(8\)/);
+  const tokens = runOptions({ method: 'step', split: [1, 1], stageTokens: [256, 256], steps: 8, loraRank: 4, stopAfter: 2 });
+  await train(tokens);
+  await assert.rejects(train({ ...tokens, steps: 20 }, 'r', given('steps')), /--steps 20 cannot take effect: the run's other options set it to 8 \(from --stage-tokens\)/);
 });
 
 test('--resume --steps on STEP: accepted before the next stage starts, refused once a boundary it would move was reached', async () => {
