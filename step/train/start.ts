@@ -163,7 +163,9 @@ export async function startRun(options: TrainOptions, resumeName: string | null,
     };
     if (lock.tookOver) {
       log.write('lock-takeover', { previous: lock.tookOver });
-      run.progress.note(`note: took over the lock of process ${lock.tookOver.pid} (started ${lock.tookOver.started}), which is no longer running`);
+      run.progress.note(lock.tookOver.pid > 0
+        ? `note: took over the lock of process ${lock.tookOver.pid} (started ${lock.tookOver.started}), which is no longer running`
+        : `note: took over an unreadable lock file ${lock.path} older than 10 s`);
     }
     for (const c of cleaned) run.progress.note(`note: ${c}`);
     if (resumeName) {

@@ -61,6 +61,7 @@ test('a NaN stop names the last checkpoint whose recorded loss is finite, not si
   await assert.rejects(train({ ...o, lr: 1e12, clip: 0, steps: 60, checkpointEvery: 0, stopAfter: null }, 'r', given),
     new RegExp(`loss is (NaN|Infinity|-Infinity) at step \\d+; training stopped\\. The last good checkpoint is ${ck}/step-000004;`));
   assert.equal(events(join(o.runsDir, 'r'), 'nan').at(-1)!.lastGoodCheckpoint, join(ck, 'step-000004'));
+  assert.ok(!existsSync(join(o.runsDir, 'r', 'run.lock')), 'the lock is released when training fails');
 });
 
 test('the final checkpoint is written before the final evaluation, and records that evaluation', async () => {
