@@ -49,7 +49,13 @@ export async function saveCheckpoint<H extends BaseHyper>(runDir: string, parts:
   } else {
     await rename(tmp, final);
   }
-  await writeFileAtomic(join(runDir, 'latest.json'), JSON.stringify({ checkpoint: name, step: parts.state.step }) + '\n');
+  try {
+    await writeFileAtomic(join(runDir, 'latest.json'), JSON.stringify({ checkpoint: name, step: parts.state.step }) + '\n');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'ENOSPC' && code !== 'EDQUOT') throw e;
+    throw new StepError(`${final} is complete, but ${join(runDir, 'latest.json')} could not point at it: disk full (${code}); it still names the previous checkpoint. Free space, then continue with --resume`);
+  }
   return final;
 }
 

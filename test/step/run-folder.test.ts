@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { train } from '../../step/train/trainer.js';
@@ -196,4 +196,19 @@ test('disk full: a checkpoint write removes its partial folder and says so; a st
   } finally {
     tiny.undo();
   }
+});
+
+test('an unreadable lock file is respected while fresh (a starting process may be writing it) and taken over once old', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'step-lock-'));
+  const path = join(dir, LOCK_FILE);
+  writeFileSync(path, '');
+  assert.throws(() => acquireRunLock(dir), new RegExp(`${path} exists but cannot be read; another process may be starting this run`));
+  const old = new Date(Date.now() - 60_000);
+  utimesSync(path, old, old);
+  const lock = acquireRunLock(dir);
+  assert.equal(lock.tookOver?.pid, 0);
+  assert.equal(JSON.parse(readFileSync(path, 'utf8')).pid, process.pid);
+  lock.release();
+  assert.ok(!existsSync(path));
+  assert.deepEqual(readdirSync(dir), [], 'no temp or stale file left');
 });
