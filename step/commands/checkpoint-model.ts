@@ -82,7 +82,7 @@ export async function loadCheckpointModel(dirArg: string, device: Backend): Prom
   if (tokenizer && tokenizer.vocabSize !== config.vocab_size) {
     throw new StepError(`vocabulary mismatch in ${dir}: tokenizer.json has ${tokenizer.vocabSize} tokens but config.json says vocab_size ${config.vocab_size}; the two files come from different runs`);
   }
-  const state = existsSync(join(dir, 'trainer-state.json')) ? await readTrainerState(dir) : null;
+  const state = existsSync(join(dir, 'trainer-state.json')) ? await readTrainerState(dir, { layers: config.num_hidden_layers }) : null;
   const lora = await loraInFile(dir);
   const model = initLlama(config, { device, seed: 0 });
   try {

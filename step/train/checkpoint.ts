@@ -1,7 +1,8 @@
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rename, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import { StepError } from '../../engine/errors.js';
+import { describeNonFinite, findNonFinite } from '../../engine/finite-check.js';
 import type { Optimizer, BaseHyper } from '../../engine/optim/optimizer.js';
 import { loadOptimizerState, saveOptimizerState } from '../../engine/optim/state-io.js';
 import { openSafetensors, saveSafetensors } from '../../engine/safetensors.js';
@@ -11,30 +12,11 @@ import { configToJSON, parseConfigJSON } from '../../models/config.js';
 import { writeFileAtomic } from '../../engine/atomic-write.js';
 import type { LlamaModel } from '../../models/llama.js';
 import type { BpeTokenizer } from '../../models/tokenizer/bpe.js';
+import type { TrainerState, TrainerStateContext } from './checkpoint-files.js';
+import { CHECKPOINT_NAME, checkpointName, parseLatestPointer, parseTrainerState } from './checkpoint-files.js';
 
-export const TRAINER_STATE_FORMAT = 'step-webgpu/trainer-state';
-
-/** What a checkpoint needs beyond the tensors to resume exactly. */
-export interface TrainerState {
-  format: typeof TRAINER_STATE_FORMAT;
-  version: 1;
-  method: 'vanilla' | 'step' | 'relora';
-  /** Optimizer steps done (the sampler's step equals it). */
-  step: number;
-  tokens: number;
-  sampler: { seed: number; step: number };
-  /** STEP: the stage being trained (0-based) and its first step; layers frozen with LoRA. */
-  stage: number;
-  stageStartStep: number;
-  frozenLayers: number[];
-  lora: { rank: number; alpha: number } | null;
-  /** ReLoRA: the step of the last merge-and-restart. */
-  lastRestart: number;
-  lastLoss: number | null;
-  lastValLoss: number | null;
-}
-
-export const checkpointName = (step: number) => `step-${String(step).padStart(6, '0')}`;
+export type { LatestPointer, TrainerState, TrainerStateContext } from './checkpoint-files.js';
+export { checkpointName, parseLatestPointer, parseTrainerState, TRAINER_STATE_FORMAT } from './checkpoint-files.js';
 
 /**
  * Writes a checkpoint folder atomically: everything goes into a temp folder first, which is then
@@ -47,13 +29,18 @@ export async function saveCheckpoint<H extends BaseHyper>(runDir: string, parts:
   const name = checkpointName(parts.state.step);
   const final = join(runDir, 'checkpoints', name);
   const tmp = `${final}.tmp-${process.pid}`;
-  await rm(tmp, { recursive: true, force: true });
-  await mkdir(tmp, { recursive: true });
-  await saveSafetensors(join(tmp, 'model.safetensors'), new Map(parts.model.namedTensors()), { format: 'pt' });
-  await writeFileAtomic(join(tmp, 'config.json'), JSON.stringify(configToJSON(parts.config), null, 2) + '\n');
-  if (parts.tokenizer) await parts.tokenizer.save(join(tmp, 'tokenizer.json'));
-  if (parts.optimizer) await saveOptimizerState(parts.optimizer, join(tmp, 'optimizer.safetensors'));
-  await writeFileAtomic(join(tmp, 'trainer-state.json'), JSON.stringify(parts.state, null, 2) + '\n');
+  try {
+    await rm(tmp, { recursive: true, force: true });
+    await mkdir(tmp, { recursive: true });
+    await saveSafetensors(join(tmp, 'model.safetensors'), new Map(parts.model.namedTensors()), { format: 'pt' });
+    await writeFileAtomic(join(tmp, 'config.json'), JSON.stringify(configToJSON(parts.config), null, 2) + '\n');
+    if (parts.tokenizer) await parts.tokenizer.save(join(tmp, 'tokenizer.json'));
+    if (parts.optimizer) await saveOptimizerState(parts.optimizer, join(tmp, 'optimizer.safetensors'));
+    await writeFileAtomic(join(tmp, 'trainer-state.json'), JSON.stringify(parts.state, null, 2) + '\n');
+  } catch (e) {
+    await rm(tmp, { recursive: true, force: true }).catch(() => {});
+    throw checkpointWriteError(e, tmp, final);
+  }
   if (existsSync(final)) {
     const old = `${final}.old-${process.pid}`;
     await rename(final, old);
@@ -62,35 +49,82 @@ export async function saveCheckpoint<H extends BaseHyper>(runDir: string, parts:
   } else {
     await rename(tmp, final);
   }
-  await writeFileAtomic(join(runDir, 'latest.json'), JSON.stringify({ checkpoint: name, step: parts.state.step }) + '\n');
+  try {
+    await writeFileAtomic(join(runDir, 'latest.json'), JSON.stringify({ checkpoint: name, step: parts.state.step }) + '\n');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'ENOSPC' && code !== 'EDQUOT') throw e;
+    throw new StepError(`${final} is complete, but ${join(runDir, 'latest.json')} could not point at it: disk full (${code}); it still names the previous checkpoint. Free space, then continue with --resume`);
+  }
   return final;
 }
 
-/** The folder of the run's latest complete checkpoint, or null when it has none. */
+/**
+ * The error to report when writing a checkpoint's temp folder failed (the folder is already
+ * removed): a full disk or a read-only folder in words, with the paths; anything else as it came.
+ */
+export function checkpointWriteError(e: unknown, tmp: string, final: string): unknown {
+  const code = (e as NodeJS.ErrnoException | null)?.code;
+  const where = `writing checkpoint ${final} failed`;
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    return new StepError(`${where}: disk full (${code}); removed the partial ${tmp}; the previous checkpoint is intact. Free space on that disk, then continue with --resume`);
+  }
+  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
+    return new StepError(`${where}: the folder is not writable (${code}); removed the partial ${tmp}. Fix the permissions of ${join(final, '..')}, then continue with --resume`);
+  }
+  return e;
+}
+
+/** The folder of the run's latest complete checkpoint (from latest.json), or null when it has none. */
 export async function latestCheckpoint(runDir: string): Promise<string | null> {
   const pointer = join(runDir, 'latest.json');
   if (!existsSync(pointer)) return null;
-  let name: string;
+  let text: string;
   try {
-    name = (JSON.parse(await readFile(pointer, 'utf8')) as { checkpoint: string }).checkpoint;
+    text = await readFile(pointer, 'utf8');
   } catch (e) {
-    throw new StepError(`${pointer} is corrupt (${(e as Error).message}); point it at a folder in ${join(runDir, 'checkpoints')}`);
+    throw new StepError(`${pointer}: cannot be read (${(e as Error).message})`);
   }
-  const dir = join(runDir, 'checkpoints', name);
-  if (!existsSync(join(dir, 'trainer-state.json'))) throw new StepError(`${pointer} names ${dir}, which is missing or incomplete`);
+  const { checkpoint } = parseLatestPointer(text, pointer);
+  const dir = join(runDir, 'checkpoints', checkpoint);
+  if (!existsSync(join(dir, 'trainer-state.json'))) throw new StepError(`${pointer} names ${dir}, which is missing or incomplete; point it at a complete folder in ${join(runDir, 'checkpoints')}`);
   return dir;
 }
 
-export async function readTrainerState(dir: string): Promise<TrainerState> {
+/** Reads a checkpoint's trainer-state.json, checking every field (and the step against the folder's name). */
+export async function readTrainerState(dir: string, ctx: Omit<TrainerStateContext, 'folderStep'> = {}): Promise<TrainerState> {
   const path = join(dir, 'trainer-state.json');
-  let s: TrainerState;
+  let text: string;
   try {
-    s = JSON.parse(await readFile(path, 'utf8')) as TrainerState;
+    text = await readFile(path, 'utf8');
   } catch (e) {
     throw new StepError(`${path}: cannot read the trainer state (${(e as Error).message})`);
   }
-  if (s.format !== TRAINER_STATE_FORMAT || s.version !== 1) throw new StepError(`${path}: not a trainer state of this library (format ${JSON.stringify(s.format)}, version ${s.version})`);
-  return s;
+  const m = CHECKPOINT_NAME.exec(basename(dir));
+  return parseTrainerState(text, path, { ...ctx, folderStep: m ? Number(m[1]) : undefined });
+}
+
+/**
+ * The newest checkpoint at or before `atMost` whose trainer state is valid and whose recorded
+ * training loss is finite: where a run that hit NaN should resume from. null when there is none.
+ */
+export async function lastGoodCheckpoint(runDir: string, atMost: number): Promise<string | null> {
+  const folder = join(runDir, 'checkpoints');
+  if (!existsSync(folder)) return null;
+  const steps = (await readdir(folder)).flatMap((n) => {
+    const m = CHECKPOINT_NAME.exec(n);
+    return m && Number(m[1]) <= atMost ? [Number(m[1])] : [];
+  }).sort((a, b) => b - a);
+  for (const step of steps) {
+    const dir = join(folder, checkpointName(step));
+    try {
+      const s = await readTrainerState(dir);
+      if (s.lastLoss !== null && Number.isFinite(s.lastLoss)) return dir;
+    } catch {
+      // an unreadable or corrupt state is no place to resume from: look further back
+    }
+  }
+  return null;
 }
 
 export async function readCheckpointConfig(dir: string): Promise<LlamaConfig> {
@@ -126,6 +160,8 @@ export async function loadModelWeights(model: LlamaModel, dir: string): Promise<
   } finally {
     await reader.close();
   }
+  const bad = await findNonFinite(model.namedTensors(), model.embed.backend);
+  if (bad.length) throw new StepError(`${path}: ${describeNonFinite(bad)}; the checkpoint holds NaN/Inf weights. Use an earlier step-NNNNNN folder (or, for a run, the last checkpoint with a finite loss)`);
 }
 
 export async function loadOptimizer<H extends BaseHyper>(optimizer: Optimizer<H>, dir: string): Promise<void> {

@@ -1,10 +1,7 @@
-import { existsSync, mkdirSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
 import type { Backend } from '../../engine/backend.js';
 import { fromArray } from '../../engine/creation.js';
-import { initDevice } from '../../engine/device.js';
 import { StepError } from '../../engine/errors.js';
+import { describeNonFinite, findNonFinite } from '../../engine/finite-check.js';
 import type { AdamW } from '../../engine/optim/adam.js';
 import { Generator } from '../../engine/random.js';
 import { scope, scopeSync } from '../../engine/scope.js';
@@ -12,20 +9,20 @@ import type { Tensor } from '../../engine/tensor.js';
 import { add, mul } from '../../autograd/ops/elementwise.js';
 import { backward } from '../../autograd/backward.js';
 import type { LlamaConfig } from '../../models/config.js';
-import { presetConfig } from '../../models/config-presets.js';
 import { WindowSampler } from '../../models/data/windows.js';
 import { writeFileAtomic } from '../../engine/atomic-write.js';
 import type { LlamaModel } from '../../models/llama.js';
+import { join } from 'node:path';
 import type { TrainerState } from './checkpoint.js';
-import { latestCheckpoint, loadModelWeights, loadOptimizer, readCheckpointConfig, readTrainerState, saveCheckpoint, TRAINER_STATE_FORMAT } from './checkpoint.js';
+import { lastGoodCheckpoint, saveCheckpoint } from './checkpoint.js';
 import type { PreparedData } from './data.js';
-import { prepareData, tokenizerFile } from './data.js';
 import { evaluate } from './evaluate.js';
 import type { MethodPlan } from './methods.js';
-import { planMethod } from './methods.js';
 import type { TrainOptions } from './options.js';
-import { Progress, RunLog } from './run-log.js';
-import { buildModel, makeOptimizer } from './session.js';
+import type { RunLock } from './run-folder.js';
+import type { Progress, RunLog } from './run-log.js';
+import type { TrainExtra } from './start.js';
+import { startRun } from './start.js';
 
 /** Everything one run holds while it trains. */
 export interface Run {
@@ -40,6 +37,8 @@ export interface Run {
   log: RunLog;
   progress: Progress;
   plan: MethodPlan;
+  /** This process's ownership of the run folder (released when the run ends). */
+  lock: RunLock;
 }
 
 export interface TrainResult {
@@ -51,64 +50,31 @@ export interface TrainResult {
   stopped: boolean;
 }
 
-function timestampName(): string {
-  return new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
-}
-
 /**
  * `step train`: trains (or resumes) a run. Each step: forward, backward, clip, AdamW, schedule;
  * gradient accumulation; periodic evaluation and atomic checkpoints. The method (vanilla, STEP,
- * ReLoRA) decides the model's structure per step through its plan (see methods.ts).
+ * ReLoRA) decides the model's structure per step through its plan (see methods.ts). Everything is
+ * checked before the run folder is created (see start.ts); the folder is locked while it trains.
+ * `extra.given`: the options given on the command line (with --resume they override the run's
+ * saved ones where allowed, or are refused); `extra.overwrite`: replace an existing run folder.
  */
-export async function train(options: TrainOptions, resumeName: string | null = null, extra: { given?: ReadonlySet<keyof TrainOptions>; overwrite?: boolean } = {}): Promise<TrainResult> {
-  void extra; // the command line's explicit options and --overwrite: the run-folder checks use them
-  const name = resumeName ?? (options.name || timestampName());
-  const runDir = resolve(options.runsDir, name);
-  let o = options;
-  let resumeDir: string | null = null;
-  if (resumeName) {
-    resumeDir = await latestCheckpoint(runDir);
-    const configPath = join(runDir, 'train-config.json');
-    if (!existsSync(configPath)) throw new StepError(`--resume ${resumeName}: ${configPath} not found; is ${runDir} a run folder?`);
-    const saved = JSON.parse(await readFile(configPath, 'utf8')) as TrainOptions;
-    o = { ...saved, stopAfter: options.stopAfter, device: options.device };
-  }
-  mkdirSync(runDir, { recursive: true });
-  const device = await initDevice(o.device);
-  const log = new RunLog(runDir);
-  const data = await prepareData(o.data, o.vocabSize, resumeDir ? tokenizerFile(resumeDir) : null);
-  let config: LlamaConfig = resumeDir ? await readCheckpointConfig(resumeDir) : presetConfig(o.preset, { ...o.configOverrides, vocab_size: data.vocabSize } as never);
-  if (config.vocab_size !== data.vocabSize) throw new StepError(`vocabulary mismatch: the tokenizer has ${data.vocabSize} tokens but the model expects ${config.vocab_size}`);
-  const plan = planMethod(o, presetConfig(o.preset, { ...o.configOverrides, vocab_size: data.vocabSize } as never));
-  if (!resumeDir) {
-    config = { ...config, num_hidden_layers: plan.initialLayers };
-    await writeFileAtomic(join(runDir, 'train-config.json'), JSON.stringify(o, null, 2) + '\n');
-    if (data.tokenizer) await data.tokenizer.save(join(runDir, 'tokenizer.json'));
-    log.write('start', { options: o, device: device.description, data: data.description, trainTokens: data.train.length, validationTokens: data.validation.length, unigramPerplexity: data.unigramPerplexity, plan: plan.describe() });
-  }
-  const state: TrainerState = resumeDir ? await readTrainerState(resumeDir) : {
-    format: TRAINER_STATE_FORMAT, version: 1, method: o.method, step: 0, tokens: 0, sampler: { seed: o.seed, step: 0 },
-    stage: 0, stageStartStep: 0, frozenLayers: [], lora: null, lastRestart: 0, lastLoss: null, lastValLoss: null,
-  };
-  if (state.method !== o.method) throw new StepError(`${resumeDir}: a checkpoint of method ${state.method}, but the run is ${o.method}`);
-  const model = buildModel(config, device, o, state.frozenLayers, o.seed + state.stage + 1);
-  if (resumeDir) await loadModelWeights(model, resumeDir);
-  const optimizer = makeOptimizer(model, o);
-  if (resumeDir) await loadOptimizer(optimizer, resumeDir);
-  const run: Run = { options: o, runDir, device, data, config, model, optimizer, state, log, plan, progress: new Progress(o.steps, device, Math.max(1, Math.floor(o.steps / 20))) };
-  if (resumeDir) {
-    log.write('resume', { step: state.step, checkpoint: resumeDir });
-    run.progress.note(`resuming ${runDir} from ${resumeDir} (step ${state.step})`);
-  } else {
-    run.progress.note(`run folder: ${runDir}\ndevice: ${device.description}\ndata: ${data.description}; unigram perplexity ${data.unigramPerplexity.toFixed(1)}\n${plan.describe()}`);
-  }
+export async function train(options: TrainOptions, resumeName: string | null = null, extra: TrainExtra = {}): Promise<TrainResult> {
+  const run = await startRun(options, resumeName, extra);
   try {
     return await loop(run);
   } finally {
     run.progress.finish();
     run.optimizer.dispose();
     run.model.dispose();
+    run.lock.release();
   }
+}
+
+/** Stops the run: logs why, and names the last checkpoint a resume can start from. */
+async function stopBad(run: Run, what: string, fields: Record<string, unknown>): Promise<never> {
+  const last = await lastGoodCheckpoint(run.runDir, run.state.step);
+  run.log.write('nan', { step: run.state.step, ...fields, lastGoodCheckpoint: last });
+  throw new StepError(`${what}; training stopped. The last good checkpoint is ${last ?? '(none yet)'}; resume from it with a lower --lr or a larger --warmup`);
 }
 
 async function loop(run: Run): Promise<TrainResult> {
@@ -118,14 +84,13 @@ async function loop(run: Run): Promise<TrainResult> {
   let lastVal: { loss: number; perplexity: number } | null = null;
   let t0 = performance.now(), tokensSince = 0;
   while (state.step < o.steps) {
+    // let the event loop run once a step: on the cpu backend nothing else would, and SIGINT /
+    // SIGTERM (which release the run's lock) would wait for the end of the run
+    await new Promise<void>((resolve) => setImmediate(resolve));
     await run.plan.beforeStep(run); // growth, freezing, ReLoRA restarts at their steps
     run.optimizer.setLrScale(run.plan.lrScale(state));
     const loss = await trainStep(run, sampler);
-    if (!Number.isFinite(loss)) {
-      const last = await latestCheckpoint(run.runDir);
-      run.log.write('nan', { step: state.step, loss });
-      throw new StepError(`loss is ${loss} at step ${state.step + 1}; training stopped. The last good checkpoint is ${last ?? '(none yet)'}; resume from it with a lower --lr or a larger --warmup`);
-    }
+    if (!Number.isFinite(loss)) await stopBad(run, `loss is ${loss} at step ${state.step + 1}`, { loss });
     state.step++;
     state.tokens += o.batchSize * o.seqLen * o.gradAccum;
     state.sampler = { seed: state.sampler.seed, step: state.step * o.gradAccum };
@@ -138,17 +103,24 @@ async function loop(run: Run): Promise<TrainResult> {
     }
     run.progress.update(state.step, { loss, lr, tokensPerSecond: tokensSince / elapsed, stage: run.plan.stages > 1 ? state.stage : undefined });
     if (state.step === run.plan.firstStepOfStage(state.stage) + 1) run.plan.afterFirstStep(run);
+    // the checkpoint comes before the evaluation of the same step: a failing evaluation loses no steps
+    const boundary = run.plan.isStageEnd(state.step);
+    let saved: string | null = null;
+    if ((o.checkpointEvery && state.step % o.checkpointEvery === 0) || state.step === o.steps || boundary) {
+      const bad = await findNonFinite(run.model.namedTensors(), run.device);
+      if (bad.length) await stopBad(run, `the weights hold NaN/Inf after step ${state.step}: ${describeNonFinite(bad)}`, { tensors: bad });
+      saved = await saveCheckpoint(run.runDir, { model: run.model, config: run.config, optimizer: run.optimizer, tokenizer: run.data.tokenizer, state });
+      run.log.write('checkpoint', { step: state.step, dir: saved });
+      t0 = performance.now(); tokensSince = 0;
+    }
     if ((o.evalEvery && state.step % o.evalEvery === 0) || state.step === o.steps) {
       const ev = await evaluate(run.model, run.data.validation, { batch: o.batchSize, seqLen: o.seqLen, maxBatches: o.evalBatches });
-      state.lastValLoss = ev.loss;
+      state.lastValLoss = Number.isFinite(ev.loss) ? ev.loss : null;
       lastVal = ev;
       run.log.write('eval', { step: state.step, tokens: state.tokens, loss: ev.loss, perplexity: ev.perplexity, stage: state.stage });
       run.progress.note(`step ${state.step}: validation loss ${ev.loss.toFixed(4)}, perplexity ${ev.perplexity.toFixed(1)} (unigram ${run.data.unigramPerplexity.toFixed(1)})`);
-      t0 = performance.now(); tokensSince = 0;
-    }
-    const boundary = run.plan.isStageEnd(state.step);
-    if ((o.checkpointEvery && state.step % o.checkpointEvery === 0) || state.step === o.steps || boundary) {
-      await saveCheckpoint(run.runDir, { model: run.model, config: run.config, optimizer: run.optimizer, tokenizer: run.data.tokenizer, state });
+      // the checkpoint of this step records the evaluation it just had
+      if (saved) await writeFileAtomic(join(saved, 'trainer-state.json'), JSON.stringify(state, null, 2) + '\n');
       t0 = performance.now(); tokensSince = 0;
     }
     if (o.stopAfter !== null && ++stepsThisProcess >= o.stopAfter && state.step < o.steps) {
