@@ -55,7 +55,7 @@ test('a run name in use is refused (naming the folder, --resume and --overwrite)
   await assert.rejects(train({ ...o, steps: 6 }), new RegExp(`the run folder ${runDir} already exists; continue that run with --resume r, or replace it with --overwrite`));
   assert.equal(readFileSync(join(runDir, 'log.jsonl'), 'utf8'), before, 'the old run is untouched');
   // --overwrite with a bad option: refused before anything of the old run is removed
-  await assert.rejects(train({ ...o, seqLen: 100 }, null, { overwrite: true }), /--seq-len 100 is beyond the model's max_position_embeddings 64/);
+  await assert.rejects(train({ ...o, seqLen: 100 }, null, { overwrite: true }), /--seq-len 100 is beyond the model's context: max_position_embeddings is 64/);
   assert.equal(readFileSync(join(runDir, 'log.jsonl'), 'utf8'), before);
   const r = await train({ ...o, steps: 6, checkpointEvery: 3 }, null, { overwrite: true });
   assert.equal(r.finalStep, 6);
@@ -66,7 +66,7 @@ test('a run name in use is refused (naming the folder, --resume and --overwrite)
 
 test('checks that fail leave no run folder behind: sequence length beyond the context, too little validation data, a bad name', async () => {
   const o = runOptions({ name: 'fresh' });
-  await assert.rejects(train({ ...o, seqLen: 100 }), /step train: --seq-len 100 is beyond the model's max_position_embeddings 64/);
+  await assert.rejects(train({ ...o, seqLen: 100 }), /step train: --seq-len 100 is beyond the model's context: max_position_embeddings is 64/);
   assert.ok(!existsSync(join(o.runsDir, 'fresh')));
   // 10% of a 200-token shard is validation: 20 tokens, fewer than one window of 32 + 1
   const shardDir = mkdtempSync(join(tmpdir(), 'step-shard-'));

@@ -86,10 +86,10 @@ test('train options: bad input is refused with clear errors', async () => {
   assert.throws(() => parseTrainArgs(['--method', 'magic']), /--method must be one of vanilla, step, relora, got "magic"/);
   assert.throws(() => parseTrainArgs(['--split', '2,x']), /--split must be positive integers/);
   assert.throws(() => parseTrainArgs(['--warmup', '700']), /--warmup \(700\) must be below --steps/);
-  await assert.rejects(train(options({ preset: 'huge' })), /unknown preset "huge"/i);
+  await assert.rejects(train(options({ preset: 'huge' })), /--preset must be one of tiny, small, .*, got "huge"/);
   await assert.rejects(train(options({ configOverrides: { hidden_sise: 3 } })), /hidden_sise/);
   await assert.rejects(train(options({ data: '/nonexistent/corpus' })), /does not exist/);
-  await assert.rejects(train(options({ method: 'step', split: [1, 2] })), /split \[1,2\] must sum to the target's 2 layers/);
+  await assert.rejects(train(options({ method: 'step', split: [1, 2] })), /--split 1,2 sums to 3 layers but the model has 2 \(num_hidden_layers\)/);
   await assert.rejects(train(options({}), 'no-such-run'), /--resume no-such-run: .*train-config\.json not found; is .* a run folder\?/);
 });
 
