@@ -1,8 +1,8 @@
-import { runKernel } from '../../engine/registry.js';
 import { CATEGORIES } from '../../engine/memory.js';
+import { Generator, philox4x32, splitU64 } from '../../engine/random.js';
 import { jaggedCosineSchedule, warmupCosineSchedule } from '../../engine/optim/schedules.js';
 import type { LlamaConfig } from '../../models/config.js';
-import { freezeLayersWithLora, mergeLora } from '../freeze.js';
+import { freezeLayersWithLora, mergeLora, restartLora } from '../freeze.js';
 import { growModel } from '../growth.js';
 import { planStages } from '../planner/plan.js';
 import { listStageTensors } from '../planner/tensors.js';
@@ -142,20 +142,26 @@ function reloraPlan(o: TrainOptions, target: LlamaConfig): MethodPlan {
   };
 }
 
+/** Philox counter word that marks the restart streams in restartSeed (a stream of its own). */
+const RESTART_STREAM = 0x52456c52; // 'ReLR'
+
+/**
+ * The seed of the adapters drawn at a ReLoRA restart at `step`: a Philox hash of (run seed,
+ * step), so each restart has its own stream, apart from the stage seeds (run seed + stage + 1),
+ * and a resumed run redraws exactly the adapters the uninterrupted run drew.
+ */
+export function restartSeed(runSeed: number, step: number): number {
+  const [k0, k1] = splitU64(runSeed);
+  const [c0, c1] = splitU64(step);
+  const [w0, w1] = philox4x32(c0, c1, RESTART_STREAM, 0, k0, k1);
+  return w0 + (w1 & 0x1fffff) * 2 ** 32; // 53 bits: any safe integer is a valid Generator seed
+}
+
 /** ReLoRA's restart: merge the adapters into the weights, re-initialise them, prune their Adam state (99% by magnitude). */
 async function restart(run: Run, o: TrainOptions): Promise<void> {
   const { state } = run;
   const adapters = run.model.layers.flatMap((l) => l.linears.flatMap((x) => (x.lora ? [x.lora] : [])));
-  for (const [li, l] of run.model.layers.entries()) {
-    for (const [xi, x] of l.linears.entries()) {
-      if (!x.lora) continue;
-      const { A, B, rank, alpha } = x.lora;
-      runKernel('loraMerge', { inputs: [B, A], outputs: [x.weight], attrs: { scale: alpha / rank } });
-      const bound = 1 / Math.sqrt(x.inFeatures);
-      runKernel('random', { inputs: [], outputs: [A], attrs: { kind: 'uniform', seed: o.seed + state.step, offset: (li * 7 + xi) * 2 ** 24, a: -bound, b: bound } });
-      runKernel('fill', { inputs: [], outputs: [B], attrs: { value: 0 } });
-    }
-  }
+  restartLora(run.model, new Generator(restartSeed(o.seed, state.step)));
   await run.optimizer.resetState(adapters.flatMap((a) => [a.A, a.B]), { mode: 'magnitude', p: 0.99 });
   state.lastRestart = state.step;
   run.log.write('relora-restart', { step: state.step });
