@@ -6,7 +6,7 @@ import {
   add, addScaledInPlace, cast, greater, lessEqual, equal, notEqual, less, CpuBackend, div, DTypeError, exp, fromArray, maximum, minimum, mul, neg, pow, relu,
   rsqrt, scope, scopeSync, setDevice, ShapeError, sigmoid, silu, sqrt, square, sub, tanh, where, log, abs, rsub, rdiv, zeros,
 } from '../../index.js';
-import { bothBackends, runOnBoth, worstError } from '../helpers/conformance.js';
+import { bothBackends, runOnBoth, worstError } from '../helpers/backends.js';
 
 const cpu = new CpuBackend();
 

@@ -6,8 +6,7 @@ import {
   arange, concat, CpuBackend, DTypeError, fromArray, full, gatherRows, ones, permute, roundToF16, scatterAddRows, scope, ShapeError,
   setDevice, slice, StepError, transpose, zeros,
 } from '../../index.js';
-import { testBothBackends } from '../helpers/backends.js';
-import { bothBackends, runOnBoth } from '../helpers/conformance.js';
+import { bothBackends, runOnBoth, testBothBackends } from '../helpers/backends.js';
 
 const vals = async (t: Tensor) => [...await t.toArray()];
 const sizeOf = (s: readonly number[]) => s.reduce((p, d) => p * d, 1);

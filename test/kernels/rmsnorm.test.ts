@@ -4,8 +4,7 @@ import fc from 'fast-check';
 import type { DType, Tensor } from '../../index.js';
 import { CpuBackend, DTypeError, fromArray, ones, resetPeak, rmsNorm, rmsNormBackward, scope, scopeSync, ShapeError, zeros } from '../../index.js';
 import { DWEIGHT_CHUNK } from '../../kernels/rmsnorm.js';
-import { testBothBackends } from '../helpers/backends.js';
-import { bothBackends, runOnBoth } from '../helpers/conformance.js';
+import { bothBackends, runOnBoth, testBothBackends } from '../helpers/backends.js';
 import { dim, expectClose, expectConform, fixtureTensor, floats, loadFixture, maxAbs, reductionsFor, runs, withReduction } from './fused-helpers.js';
 
 const cpu = new CpuBackend();
