@@ -1,4 +1,5 @@
 import type { CpuBackend } from '../engine/cpu/backend.js';
+import type { DType } from '../engine/dtype.js';
 import { empty } from '../engine/creation.js';
 import type { CreateOptions } from '../engine/creation.js';
 import { f32ToF16Bits } from '../engine/dtype.js';
@@ -71,13 +72,13 @@ function operandLoad(name: string, C: string, access: Access, vec: boolean, size
   }
 }
 
-function binarySource(op: BinaryOp, dtype: string, accA: Access, accB: Access, vec: boolean): string {
-  const T = wgslType(dtype as never), C = computeType(dtype);
+function binarySource(op: BinaryOp, dtype: DType, accA: Access, accB: Access, vec: boolean): string {
+  const T = wgslType(dtype), C = computeType(dtype);
   const typed = vec ? `vec4<${C}>` : C;
   const base = dtype === 'i32' && op === 'div' ? 'select(a / b, C(0), b == C(0))' : BINARY[op].wgsl;
   const expr = base.replaceAll('C(', `${typed}(`);
   const strided = accA === 'strided' || accB === 'strided';
-  return `${enables(dtype as never)}
+  return `${enables(dtype)}
 struct U { n: u32, rank: u32, sizeA: u32, sizeB: u32, stride: u32, p0: u32, p1: u32, p2: u32, shape: array<vec4u, 2>, sa: array<vec4u, 2>, sb: array<vec4u, 2> }
 ${operandDecl('x', 0, T, accA, vec)}
 ${operandDecl('y', 1, T, accB, vec)}
@@ -183,11 +184,11 @@ export const lessEqual = (a: Tensor, b: Tensor | number, options: OpOptions = {}
 export const equal = (a: Tensor, b: Tensor | number, options: OpOptions = {}) => binary('equal', a, b, options);
 export const notEqual = (a: Tensor, b: Tensor | number, options: OpOptions = {}) => binary('notEqual', a, b, options);
 
-function whereSource(condType: string, dtype: string): string {
-  const T = wgslType(dtype as never);
-  return `${enables(dtype as never, condType as never)}
+function whereSource(condType: DType, dtype: DType): string {
+  const T = wgslType(dtype);
+  return `${enables(dtype, condType)}
 struct U { n: u32, rank: u32, p0: u32, p1: u32, shape: array<vec4u, 2>, sc: array<vec4u, 2>, sa: array<vec4u, 2>, sb: array<vec4u, 2> }
-@group(0) @binding(0) var<storage, read> c: array<${wgslType(condType as never)}>;
+@group(0) @binding(0) var<storage, read> c: array<${wgslType(condType)}>;
 @group(0) @binding(1) var<storage, read> x: array<${T}>;
 @group(0) @binding(2) var<storage, read> y: array<${T}>;
 @group(0) @binding(3) var<storage, read_write> out: array<${T}>;
@@ -198,7 +199,7 @@ ${stridedOffsetFn('offB', 'sb')}
 @compute @workgroup_size(64) fn main(${LINEAR_PARAMS}) {
   ${LINEAR_INDEX}
   if (i >= u.n) { return; }
-  out[i] = select(y[offB(i)], x[offA(i)], c[offC(i)] != ${wgslType(condType as never)}(0));
+  out[i] = select(y[offB(i)], x[offA(i)], c[offC(i)] != ${wgslType(condType)}(0));
 }`;
 }
 
@@ -240,10 +241,10 @@ export function where(cond: Tensor, a: Tensor, b: Tensor, options: OpOptions = {
   return out;
 }
 
-function axpySource(dtype: string, vec: boolean): string {
-  const T = vec ? `vec4<${wgslType(dtype as never)}>` : wgslType(dtype as never);
+function axpySource(dtype: DType, vec: boolean): string {
+  const T = vec ? `vec4<${wgslType(dtype)}>` : wgslType(dtype);
   const F = vec ? 'vec4<f32>' : 'f32';
-  return `${enables(dtype as never)}
+  return `${enables(dtype)}
 struct U { n: u32, alpha: f32, stride: u32 }
 @group(0) @binding(0) var<storage, read> x: array<${T}>;
 @group(0) @binding(1) var<storage, read_write> y: array<${T}>;

@@ -1,4 +1,5 @@
 import type { CpuBackend } from '../engine/cpu/backend.js';
+import type { DType } from '../engine/dtype.js';
 import { DTypeError, ShapeError } from '../engine/errors.js';
 import { defineKernel, registerKernel, runKernel } from '../engine/registry.js';
 import { formatShape } from '../engine/shape.js';
@@ -10,12 +11,12 @@ import { enables, grid1D, LINEAR_INDEX, LINEAR_PARAMS, packUniforms, wgslType } 
  * loraMerge: W[o, i] += scale * sum_k B[o, k] A[k, i], in place: each element's rank-r dot
  * product is formed in a register, so no W-sized temporary exists at any point.
  */
-function loraMergeSource(w: string, ab: string): string {
-  return `${enables(w as never, ab as never)}
+function loraMergeSource(w: DType, ab: DType): string {
+  return `${enables(w, ab)}
 struct U { rows: u32, cols: u32, rank: u32, scale: f32 }
-@group(0) @binding(0) var<storage, read> b: array<${wgslType(ab as never)}>;
-@group(0) @binding(1) var<storage, read> a: array<${wgslType(ab as never)}>;
-@group(0) @binding(2) var<storage, read_write> w: array<${wgslType(w as never)}>;
+@group(0) @binding(0) var<storage, read> b: array<${wgslType(ab)}>;
+@group(0) @binding(1) var<storage, read> a: array<${wgslType(ab)}>;
+@group(0) @binding(2) var<storage, read_write> w: array<${wgslType(w)}>;
 @group(0) @binding(3) var<uniform> u: U;
 @compute @workgroup_size(64) fn main(${LINEAR_PARAMS}) {
   ${LINEAR_INDEX}
@@ -24,7 +25,7 @@ struct U { rows: u32, cols: u32, rank: u32, scale: f32 }
   let c = i % u.cols;
   var acc = 0.0;
   for (var k = 0u; k < u.rank; k++) { acc += f32(b[o * u.rank + k]) * f32(a[k * u.cols + c]); }
-  w[i] = ${wgslType(w as never)}(f32(w[i]) + u.scale * acc);
+  w[i] = ${wgslType(w)}(f32(w[i]) + u.scale * acc);
 }`;
 }
 

@@ -54,19 +54,24 @@ export function mergeLora(model: LlamaModel): number {
 
 /**
  * ReLoRA's restart of the adapters: merges each into its frozen weight and re-initialises it in
- * place as a new adapter (A Kaiming-uniform, B zero), drawing A in layer and linear order from
- * `generator`. The adapters stay the same tensors, so the optimizer keeps (and may prune) their
- * state. The logits are unchanged up to f32 rounding. Returns the adapters restarted.
+ * place as a new adapter (A Kaiming-uniform, B zero), A drawn from `generatorFor(layer, linear)`
+ * (linear = its position 0-6 in the layer). The adapters stay the same tensors, so the optimizer
+ * keeps (and may prune) their state. The logits are unchanged up to f32 rounding. Returns the
+ * adapters restarted.
  */
-export function restartLora(model: LlamaModel, generator: Generator): number {
-  const linears = adaptedLinears(model);
+export function restartLora(model: LlamaModel, generatorFor: (layer: number, linear: number) => Generator): number {
+  let restarted = 0;
   scopeSync(() => noGrad(() => {
-    for (const lin of linears) {
-      lin.mergeLoraIntoWeight();
-      lin.initLora(generator);
+    for (const [li, layer] of model.layers.entries()) {
+      for (const [xi, lin] of layer.linears.entries()) {
+        if (!lin.lora) continue;
+        lin.mergeLoraIntoWeight();
+        lin.initLora(generatorFor(li, xi));
+        restarted++;
+      }
     }
   }));
-  return linears.length;
+  return restarted;
 }
 
 /** The linears that carry a LoRA adapter, in layer order. */

@@ -1,5 +1,5 @@
 import { CATEGORIES } from '../../engine/memory.js';
-import { Generator, philox4x32, splitU64 } from '../../engine/random.js';
+import { Generator } from '../../engine/random.js';
 import { jaggedCosineSchedule, warmupCosineSchedule } from '../../engine/optim/schedules.js';
 import type { LlamaConfig } from '../../models/config.js';
 import { freezeLayersWithLora, mergeLora, restartLora } from '../freeze.js';
@@ -142,26 +142,28 @@ function reloraPlan(o: TrainOptions, target: LlamaConfig): MethodPlan {
   };
 }
 
-/** Philox counter word that marks the restart streams in restartSeed (a stream of its own). */
-const RESTART_STREAM = 0x52456c52; // 'ReLR'
+/** Linears per decoder layer (q, k, v, o, gate, up, down): the adapter slots of a layer. */
+const LINEARS_PER_LAYER = 7;
+/** Philox blocks of a restart stream reserved per adapter slot: 2^24 blocks = 2^26 uniforms, more than any A holds. */
+const BLOCKS_PER_ADAPTER = 2 ** 24;
 
 /**
- * The seed of the adapters drawn at a ReLoRA restart at `step`: a Philox hash of (run seed,
- * step), so each restart has its own stream, apart from the stage seeds (run seed + stage + 1),
- * and a resumed run redraws exactly the adapters the uninterrupted run drew.
+ * The random stream an adapter is redrawn from at a ReLoRA restart at `step`: seed
+ * runSeed + step, and in it a window of its own per adapter slot (layer, linear), so no two
+ * adapters share draws, no two restarts share a seed, and a resumed run redraws exactly the
+ * adapters the uninterrupted run drew.
  */
-export function restartSeed(runSeed: number, step: number): number {
-  const [k0, k1] = splitU64(runSeed);
-  const [c0, c1] = splitU64(step);
-  const [w0, w1] = philox4x32(c0, c1, RESTART_STREAM, 0, k0, k1);
-  return w0 + (w1 & 0x1fffff) * 2 ** 32; // 53 bits: any safe integer is a valid Generator seed
+export function restartGenerator(runSeed: number, step: number, layer: number, linear: number): Generator {
+  const g = new Generator(runSeed + step);
+  g.take((layer * LINEARS_PER_LAYER + linear) * BLOCKS_PER_ADAPTER);
+  return g;
 }
 
 /** ReLoRA's restart: merge the adapters into the weights, re-initialise them, prune their Adam state (99% by magnitude). */
 async function restart(run: Run, o: TrainOptions): Promise<void> {
   const { state } = run;
   const adapters = run.model.layers.flatMap((l) => l.linears.flatMap((x) => (x.lora ? [x.lora] : [])));
-  restartLora(run.model, new Generator(restartSeed(o.seed, state.step)));
+  restartLora(run.model, (layer, linear) => restartGenerator(o.seed, state.step, layer, linear));
   await run.optimizer.resetState(adapters.flatMap((a) => [a.A, a.B]), { mode: 'magnitude', p: 0.99 });
   state.lastRestart = state.step;
   run.log.write('relora-restart', { step: state.step });

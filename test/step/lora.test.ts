@@ -6,7 +6,7 @@ import { addScaledInPlace } from '../../kernels/elementwise.js';
 import { initLlama } from '../../models/llama.js';
 import type { LlamaDims } from '../../models/llama.js';
 import { freezeLayersWithLora, mergeLora, restartLora } from '../../step/freeze.js';
-import { restartSeed } from '../../step/train/methods.js';
+import { restartGenerator } from '../../step/train/methods.js';
 import { testBothBackends } from '../helpers/backends.js';
 
 const config: LlamaDims = {
@@ -85,14 +85,13 @@ testBothBackends('ReLoRA restart: merges each adapter into its weight and re-ini
     for (const l of model.layers) for (const x of l.linears) device.write(x.lora!.B.storage, Array.from({ length: x.lora!.B.size }, (_, i) => 0.01 * ((i % 7) - 3)));
     const adapters = model.layers.flatMap((l) => l.linears.map((x) => x.lora!));
     const before = await model.forward(ids).toArray();
-    assert.equal(restartLora(model, new Generator(42)), 14);
+    assert.equal(restartLora(model, (layer, linear) => new Generator(100 * layer + linear)), 14);
     // same tensor objects (the optimizer's state stays attached), B zero, A the draws of a fresh adapter from the same stream
     assert.deepEqual(model.layers.flatMap((l) => l.linears.map((x) => x.lora!)).map((a) => [a.A, a.B]), adapters.map((a) => [a.A, a.B]));
-    const g = new Generator(42);
-    for (const l of model.layers) {
-      for (const x of l.linears) {
+    for (const [li, l] of model.layers.entries()) {
+      for (const [xi, x] of l.linears.entries()) {
         const bound = 1 / Math.sqrt(x.inFeatures);
-        const fresh = rand(x.lora!.A.shape as number[], { low: -bound, high: bound, generator: g, device });
+        const fresh = rand(x.lora!.A.shape as number[], { low: -bound, high: bound, generator: new Generator(100 * li + xi), device });
         assert.deepEqual(Array.from(await x.lora!.A.toArray()), Array.from(await fresh.toArray()), `${x.name}: A redrawn`);
         assert.ok(Array.from(await x.lora!.B.toArray()).every((v) => v === 0), `${x.name}: B zeroed`);
       }
@@ -106,15 +105,15 @@ testBothBackends('ReLoRA restart: merges each adapter into its weight and re-ini
   });
 });
 
-test('restartSeed: one safe-integer seed per (run seed, step), distinct across steps and runs', () => {
-  const seeds = new Set<number>();
-  for (const run of [0, 1, 2 ** 53 - 1]) {
-    for (let step = 0; step < 200; step++) {
-      const s = restartSeed(run, step);
-      assert.ok(Number.isSafeInteger(s) && s >= 0, `seed ${s}`);
-      seeds.add(s);
-    }
+test('restartGenerator: per restart one seed, per adapter slot its own window of the stream, wider than any adapter', () => {
+  const states = [];
+  for (const step of [3, 4]) for (let layer = 0; layer < 3; layer++) for (let linear = 0; linear < 7; linear++) states.push(restartGenerator(10, step, layer, linear).getState());
+  assert.deepEqual(new Set(states.map((s) => s.seed)), new Set([13, 14]), 'seed: run seed + step');
+  for (const seed of [13, 14]) {
+    const offsets = states.filter((s) => s.seed === seed).map((s) => s.offset).sort((a, b) => a - b);
+    assert.equal(offsets[0], 0);
+    // an A of rank r x in draws ceil(r * in / 4) blocks: windows of 2^24 blocks fit any A up to 2^26 elements
+    for (let k = 1; k < offsets.length; k++) assert.equal(offsets[k]! - offsets[k - 1]!, 2 ** 24, 'adjacent slots are one window apart');
   }
-  assert.equal(seeds.size, 600);
-  assert.equal(restartSeed(7, 9), restartSeed(7, 9), 'a resumed run derives the same seed');
+  assert.deepEqual(restartGenerator(7, 9, 1, 2).getState(), restartGenerator(7, 9, 1, 2).getState(), 'a resumed run derives the same stream');
 });
