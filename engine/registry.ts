@@ -90,7 +90,7 @@ const registry = new Map<string, { def: AnyDef; impls: StoredImpls }>();
 /** Registers (or extends) the implementations of a kernel. Registering a backend twice is an error. */
 export function registerKernel<A, I extends OperandNames, O extends OperandNames>(def: KernelDef<A, I, O>, impls: KernelImpls<A, I, O>): void {
   const existing = registry.get(def.op);
-  if (existing && existing.def !== (def as AnyDef)) throw new StepError(`registerKernel: op "${def.op}" is already defined by another defineKernel call`);
+  if (existing && existing.def !== (def as AnyDef)) throw new StepError(`registerKernel: op "${def.op}" is already defined by another defineKernel call; register against that definition, or name the op differently`);
   for (const b of Object.keys(impls) as BackendName[]) {
     if (existing?.impls[b]) throw new StepError(`registerKernel: op "${def.op}" already has a ${b} kernel`);
   }
