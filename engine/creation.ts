@@ -8,6 +8,7 @@ import type { Category } from './memory.js';
 import { assertCategory } from './memory.js';
 import type { Generator } from './random.js';
 import { defaultGenerator } from './random.js';
+import { arangeKernel, copyKernel, fillKernel, randomKernel } from './creation-kernels.js';
 import { runKernel } from './registry.js';
 import type { Shape } from './shape.js';
 import { checkShape, formatShape, sizeOf } from './shape.js';
@@ -46,7 +47,12 @@ function checkNumber(value: unknown, what: string, op: string): number {
 export function full(shape: readonly number[], value: number, options: CreateOptions = {}): Tensor {
   checkNumber(value, 'value', 'full');
   const t = empty(shape, options, 'full');
-  runKernel('fill', { inputs: [], outputs: [t], attrs: { value } });
+  return fillInPlace(t, value);
+}
+
+/** Sets every element of `t` to `value` (NaN allowed), in place (i32 truncates toward zero). */
+export function fillInPlace(t: Tensor, value: number): Tensor {
+  runKernel(fillKernel, { inputs: {}, outputs: { out: t }, attrs: { value } });
   return t;
 }
 
@@ -65,7 +71,7 @@ export function arange(start: number, end?: number, step = 1, options: CreateOpt
   if (step === 0 || !Number.isFinite(step)) throw new StepError(`arange: step must be finite and non-zero, got ${step}`);
   const n = Math.max(0, Math.ceil((end - start) / step));
   const t = empty([n], options, 'arange');
-  runKernel('arange', { inputs: [], outputs: [t], attrs: { start, step } });
+  runKernel(arangeKernel, { inputs: {}, outputs: { out: t }, attrs: { start, step } });
   return t;
 }
 
@@ -128,9 +134,15 @@ export function rand(shape: readonly number[], options: RandomOptions & { low?: 
   const high = checkNumber(options.high ?? 1, 'high', 'rand');
   const t = empty(shape, options, 'rand');
   if (t.dtype === 'i32') throw new StepError('rand: dtype must be a float type');
-  const g = options.generator ?? defaultGenerator;
-  const offset = g.take(Math.ceil(t.size / 4));
-  runKernel('random', { inputs: [], outputs: [t], attrs: { kind: 'uniform', seed: g.seed, offset, a: low, b: high } });
+  return uniformInPlace(t, low, high, options.generator);
+}
+
+/** Overwrites float tensor `t` with uniform numbers in [low, high) from the generator's Philox stream (the draws `rand` makes). */
+export function uniformInPlace(t: Tensor, low: number, high: number, generator: Generator = defaultGenerator): Tensor {
+  checkNumber(low, 'low', 'uniformInPlace'); checkNumber(high, 'high', 'uniformInPlace');
+  if (t.use('uniformInPlace').dtype === 'i32') throw new StepError(`uniformInPlace: ${t.describe()} must be a float tensor`);
+  const offset = generator.take(Math.ceil(t.size / 4));
+  runKernel(randomKernel, { inputs: {}, outputs: { out: t }, attrs: { kind: 'uniform', seed: generator.seed, offset, a: low, b: high } });
   return t;
 }
 
@@ -142,7 +154,7 @@ export function randn(shape: readonly number[], options: RandomOptions & { mean?
   if (t.dtype === 'i32') throw new StepError('randn: dtype must be a float type');
   const g = options.generator ?? defaultGenerator;
   const offset = g.take(Math.ceil(t.size / 2));
-  runKernel('random', { inputs: [], outputs: [t], attrs: { kind: 'normal', seed: g.seed, offset, a: mean, b: std } });
+  runKernel(randomKernel, { inputs: {}, outputs: { out: t }, attrs: { kind: 'normal', seed: g.seed, offset, a: mean, b: std } });
   return t;
 }
 
@@ -153,7 +165,7 @@ export function randn(shape: readonly number[], options: RandomOptions & { mean?
 export function clone(t: Tensor, options: Omit<CreateOptions, 'device'> = {}): Tensor {
   t.use('clone');
   const out = empty(t.shape, { dtype: t.dtype, category: t.category, ...options, device: t.backend }, 'clone');
-  runKernel('copy', { inputs: [t], outputs: [out], attrs: {} });
+  runKernel(copyKernel, { inputs: { src: t }, outputs: { dst: out }, attrs: {} });
   return out;
 }
 

@@ -1,5 +1,6 @@
 import type { CpuBackend } from '../engine/cpu/backend.js';
 import { f32ToF16Bits } from '../engine/dtype.js';
+import { arangeKernel } from '../engine/creation-kernels.js';
 import { registerKernel } from '../engine/registry.js';
 import { enables, grid1D, LINEAR_INDEX, LINEAR_PARAMS, packUniforms, wgslType } from './wgsl.js';
 
@@ -19,10 +20,9 @@ struct U { n: u32, start: f32, step: f32, istart: i32, istep: i32 }
 }`;
 }
 
-registerKernel('arange', {
-  cpu(backend: CpuBackend, { outputs, attrs }) {
-    const s = outputs[0]!.storage;
-    const start = attrs.start as number, step = attrs.step as number;
+registerKernel(arangeKernel, {
+  cpu(backend: CpuBackend, { outputs: { out }, attrs: { start, step } }) {
+    const s = out.storage;
     const view = backend.view(s);
     const f = Math.fround;
     for (let i = 0; i < s.size; i++) {
@@ -34,9 +34,8 @@ registerKernel('arange', {
       }
     }
   },
-  webgpu(backend, { outputs, attrs }) {
-    const s = outputs[0]!.storage;
-    const start = attrs.start as number, step = attrs.step as number;
+  webgpu(backend, { outputs: { out }, attrs: { start, step } }) {
+    const s = out.storage;
     backend.dispatch({
       label: 'arange',
       source: arangeSource(wgslType(s.dtype)),

@@ -1,10 +1,11 @@
 import type { CpuBackend } from '../engine/cpu/backend.js';
 import { f32ToF16Bits } from '../engine/dtype.js';
 import { StepError } from '../engine/errors.js';
+import { copyKernel } from '../engine/creation-kernels.js';
 import { registerKernel } from '../engine/registry.js';
 import { enables, grid1D, LINEAR_INDEX, LINEAR_PARAMS, packUniforms, wgslType } from './wgsl.js';
 
-/** copy: outputs[0] = inputs[0] converted to the output's dtype (float -> i32 truncates). */
+/** copy: dst = src converted to dst's dtype (float -> i32 truncates). */
 function copySource(from: string, to: string): string {
   return `${enables(from === 'f16' || to === 'f16' ? 'f16' : 'f32')}
 struct U { n: u32 }
@@ -17,9 +18,9 @@ struct U { n: u32 }
 }`;
 }
 
-registerKernel('copy', {
+registerKernel(copyKernel, {
   cpu(backend: CpuBackend, { inputs, outputs }) {
-    const src = inputs[0]!.storage, dst = outputs[0]!.storage;
+    const src = inputs.src.storage, dst = outputs.dst.storage;
     if (src.size !== dst.size) throw new StepError(`copy: ${src.size} elements into ${dst.size}`);
     const values = backend.values(src);
     const out = backend.view(dst);
@@ -29,7 +30,7 @@ registerKernel('copy', {
     }
   },
   webgpu(backend, { inputs, outputs }) {
-    const src = inputs[0]!.storage, dst = outputs[0]!.storage;
+    const src = inputs.src.storage, dst = outputs.dst.storage;
     if (src.size !== dst.size) throw new StepError(`copy: ${src.size} elements into ${dst.size}`);
     backend.dispatch({
       label: 'copy',

@@ -22,13 +22,23 @@ import type { CpuBackend } from '../engine/cpu/backend.js';
 import { empty } from '../engine/creation.js';
 import { DTypeError, ShapeError, StepError } from '../engine/errors.js';
 import type { Category } from '../engine/memory.js';
-import { registerKernel, runKernel } from '../engine/registry.js';
+import type { KernelCallOf } from '../engine/registry.js';
+import { defineKernel, registerKernel, runKernel } from '../engine/registry.js';
 import type { Tensor } from '../engine/tensor.js';
 import type { WebGPUBackend } from '../engine/webgpu/backend.js';
 import {
   checkFloat, cpuStore, F32_LOWEST, floatType, ROW_INDEX, ROW_PARAMS, rowEnables, rowGrid, rowPlan, rowReduceWGSL,
 } from './fused-shared.js';
 import { packUniforms } from './wgsl.js';
+
+interface CeAttrs { n: number; v: number; ignore: number }
+/** `gradScale` (a number) is the upstream gradient when no gradScale tensor is given. */
+interface CeBackwardAttrs extends CeAttrs { gradScale: number }
+
+/** loss = mean over non-ignored rows; rowLoss is scratch of the WebGPU passes, allocated by the op on both backends. */
+const crossEntropyKernel = defineKernel<CeAttrs>()('crossEntropy', { inputs: ['logits', 'targets'], outputs: ['loss', 'rowLoss'] });
+/** gradScale: the upstream gradient as a one-element tensor (else attrs.gradScale); scale is scratch. */
+const crossEntropyBackwardKernel = defineKernel<CeBackwardAttrs>()('crossEntropyBackward', { inputs: ['logits', 'targets', 'gradScale?'], outputs: ['dlogits', 'scale'] });
 
 export interface CrossEntropyOptions {
   /** Targets equal to this are skipped (default -100, as in PyTorch). */
@@ -69,7 +79,7 @@ export function crossEntropy(logits: Tensor, targets: Tensor, options: CrossEntr
   const loss = empty([], { dtype: logits.dtype === 'f64' ? 'f64' : 'f32', device: logits.backend, category: options.category }, op);
   const rowLoss = empty([n], { dtype: 'f32', device: logits.backend }, `${op} row losses`);
   try {
-    runKernel(op, { inputs: [logits, targets], outputs: [loss, rowLoss], attrs: { n, v, ignore } });
+    runKernel(crossEntropyKernel, { inputs: { logits, targets }, outputs: { loss, rowLoss }, attrs: { n, v, ignore } });
   } finally {
     rowLoss.dispose();
   }
@@ -81,25 +91,24 @@ export function crossEntropyBackward(logits: Tensor, targets: Tensor, options: C
   const op = 'crossEntropyBackward';
   const { n, v, ignore } = checkInputs(op, logits, targets, options.ignoreIndex ?? -100);
   const g = options.gradScale ?? 1;
-  const inputs = [logits, targets];
   if (typeof g === 'number') {
     if (!Number.isFinite(g)) throw new StepError(`${op}: gradScale must be finite, got ${g}`);
   } else {
     g.use(op);
     if (g.size !== 1 || (g.dtype !== 'f32' && g.dtype !== 'f64')) throw new ShapeError(`${op}: gradScale ${g.describe()} must be a one-element f32 tensor (f64 on cpu), got ${g.dtype}`);
-    inputs.push(g);
   }
   const dlogits = empty(logits.shape, { dtype: logits.dtype, device: logits.backend, category: options.category }, op);
   const scale = empty([1], { dtype: 'f32', device: logits.backend }, `${op} scale`);
   try {
-    runKernel(op, { inputs, outputs: [dlogits, scale], attrs: { n, v, ignore, gradScale: typeof g === 'number' ? g : null } });
+    runKernel(crossEntropyBackwardKernel, {
+      inputs: { logits, targets, gradScale: typeof g === 'number' ? undefined : g }, outputs: { dlogits, scale },
+      attrs: { n, v, ignore, gradScale: typeof g === 'number' ? g : 0 },
+    });
   } finally {
     scale.dispose();
   }
   return dlogits;
 }
-
-interface CeAttrs { n: number; v: number; ignore: number; gradScale?: number | null }
 
 /** Targets as numbers, checking each is ignored or a class index. */
 function checkedTargets(backend: CpuBackend, op: string, targets: Tensor, a: CeAttrs): ArrayLike<number> {
@@ -122,25 +131,25 @@ function rowLse(x: ArrayLike<number>, base: number, v: number): number {
   return m + Math.log(s);
 }
 
-function forwardCpu(backend: CpuBackend, inputs: readonly Tensor[], outputs: readonly Tensor[], a: CeAttrs): void {
-  const x = backend.values(inputs[0]!.storage);
-  const t = checkedTargets(backend, 'crossEntropy', inputs[1]!, a);
+function forwardCpu(backend: CpuBackend, { inputs, outputs, attrs: a }: KernelCallOf<typeof crossEntropyKernel>): void {
+  const x = backend.values(inputs.logits.storage);
+  const t = checkedTargets(backend, 'crossEntropy', inputs.targets, a);
   let sum = 0, count = 0;
   for (let i = 0; i < a.n; i++) {
     if (t[i] === a.ignore) continue;
     sum += rowLse(x, i * a.v, a.v) - x[i * a.v + t[i]!]!;
     count++;
   }
-  cpuStore(backend, outputs[0]!.storage)(0, count === 0 ? 0 : sum / count);
+  cpuStore(backend, outputs.loss.storage)(0, count === 0 ? 0 : sum / count);
 }
 
-function backwardCpu(backend: CpuBackend, inputs: readonly Tensor[], outputs: readonly Tensor[], a: CeAttrs): void {
-  const x = backend.values(inputs[0]!.storage);
-  const t = checkedTargets(backend, 'crossEntropyBackward', inputs[1]!, a);
-  const g = a.gradScale ?? backend.values(inputs[2]!.storage)[0]!;
+function backwardCpu(backend: CpuBackend, { inputs, outputs, attrs: a }: KernelCallOf<typeof crossEntropyBackwardKernel>): void {
+  const x = backend.values(inputs.logits.storage);
+  const t = checkedTargets(backend, 'crossEntropyBackward', inputs.targets, a);
+  const g = inputs.gradScale ? backend.values(inputs.gradScale.storage)[0]! : a.gradScale;
   let count = 0;
   for (let i = 0; i < a.n; i++) if (t[i] !== a.ignore) count++;
-  const store = cpuStore(backend, outputs[0]!.storage);
+  const store = cpuStore(backend, outputs.dlogits.storage);
   for (let i = 0; i < a.n; i++) {
     const base = i * a.v;
     if (t[i] === a.ignore) {
@@ -250,14 +259,11 @@ ${rowReduceWGSL(plan)}
 }`;
 }
 
-registerKernel('crossEntropy', {
-  cpu(backend, { inputs, outputs, attrs }) {
-    forwardCpu(backend, inputs, outputs, attrs as unknown as CeAttrs);
-  },
-  webgpu(backend, { inputs, outputs, attrs }) {
-    const a = attrs as unknown as CeAttrs;
-    const logits = inputs[0]!.storage, targets = inputs[1]!.storage;
-    const loss = outputs[0]!.storage, rowLoss = outputs[1]!.storage;
+registerKernel(crossEntropyKernel, {
+  cpu: forwardCpu,
+  webgpu(backend, { inputs, outputs, attrs: a }) {
+    const logits = inputs.logits.storage, targets = inputs.targets.storage;
+    const loss = outputs.loss.storage, rowLoss = outputs.rowLoss.storage;
     backend.dispatch({
       label: 'crossEntropy rows',
       source: rowLossSource(backend, floatType(logits)),
@@ -275,20 +281,17 @@ registerKernel('crossEntropy', {
   },
 });
 
-registerKernel('crossEntropyBackward', {
-  cpu(backend, { inputs, outputs, attrs }) {
-    backwardCpu(backend, inputs, outputs, attrs as unknown as CeAttrs);
-  },
-  webgpu(backend, { inputs, outputs, attrs }) {
-    const a = attrs as unknown as CeAttrs;
-    const logits = inputs[0]!.storage, targets = inputs[1]!.storage;
-    const dlogits = outputs[0]!.storage, scale = outputs[1]!.storage;
-    const tensorScale = a.gradScale === null || a.gradScale === undefined;
+registerKernel(crossEntropyBackwardKernel, {
+  cpu: backwardCpu,
+  webgpu(backend, { inputs, outputs, attrs: a }) {
+    const logits = inputs.logits.storage, targets = inputs.targets.storage;
+    const dlogits = outputs.dlogits.storage, scale = outputs.scale.storage;
+    const g = inputs.gradScale?.storage;
     backend.dispatch({
       label: 'crossEntropyBackward scale',
-      source: reduceSource(backend, tensorScale ? 'scale-tensor' : 'scale-uniform'),
-      buffers: tensorScale ? [targets, inputs[2]!.storage, scale] : [targets, scale],
-      uniforms: packUniforms([['u32', a.n], ['i32', a.ignore], ['f32', tensorScale ? 0 : a.gradScale!]]),
+      source: reduceSource(backend, g ? 'scale-tensor' : 'scale-uniform'),
+      buffers: g ? [targets, g, scale] : [targets, scale],
+      uniforms: packUniforms([['u32', a.n], ['i32', a.ignore], ['f32', g ? 0 : a.gradScale]]),
       workgroups: [1],
     });
     backend.dispatch({

@@ -1,9 +1,10 @@
 import type { CpuBackend } from '../engine/cpu/backend.js';
+import type { DType } from '../engine/dtype.js';
 import { empty } from '../engine/creation.js';
 import type { CreateOptions } from '../engine/creation.js';
 import { f32ToF16Bits } from '../engine/dtype.js';
 import { DTypeError, ShapeError } from '../engine/errors.js';
-import { registerKernel, runKernel } from '../engine/registry.js';
+import { defineKernel, registerKernel, runKernel } from '../engine/registry.js';
 import { broadcastShapes, formatShape } from '../engine/shape.js';
 import type { Tensor } from '../engine/tensor.js';
 import { broadcastStrides, MAX_RANK, padRank, stridedOffsetFn, stridedOffsets } from './broadcast.js';
@@ -71,13 +72,13 @@ function operandLoad(name: string, C: string, access: Access, vec: boolean, size
   }
 }
 
-function binarySource(op: BinaryOp, dtype: string, accA: Access, accB: Access, vec: boolean): string {
-  const T = wgslType(dtype as never), C = computeType(dtype);
+function binarySource(op: BinaryOp, dtype: DType, accA: Access, accB: Access, vec: boolean): string {
+  const T = wgslType(dtype), C = computeType(dtype);
   const typed = vec ? `vec4<${C}>` : C;
   const base = dtype === 'i32' && op === 'div' ? 'select(a / b, C(0), b == C(0))' : BINARY[op].wgsl;
   const expr = base.replaceAll('C(', `${typed}(`);
   const strided = accA === 'strided' || accB === 'strided';
-  return `${enables(dtype as never)}
+  return `${enables(dtype)}
 struct U { n: u32, rank: u32, sizeA: u32, sizeB: u32, stride: u32, p0: u32, p1: u32, p2: u32, shape: array<vec4u, 2>, sa: array<vec4u, 2>, sb: array<vec4u, 2> }
 ${operandDecl('x', 0, T, accA, vec)}
 ${operandDecl('y', 1, T, accB, vec)}
@@ -109,11 +110,13 @@ export function storeNumber(view: { [i: number]: number }, i: number, v: number,
   view[i] = dtype === 'f16' ? f32ToF16Bits(v) : dtype === 'i32' ? Math.trunc(v) : v;
 }
 
-for (const op of Object.keys(BINARY) as BinaryOp[]) {
-  registerKernel(op, {
-    cpu(backend: CpuBackend, { inputs, outputs }) {
-      const [a, b] = inputs as [Tensor, Tensor];
-      const out = outputs[0]!;
+/** out = a (op) b, both broadcast to out's shape. */
+const binaryKernel = (op: BinaryOp) => defineKernel()(op, { inputs: ['a', 'b'], outputs: ['out'] });
+const BINARY_KERNELS = new Map((Object.keys(BINARY) as BinaryOp[]).map((op) => [op, binaryKernel(op)]));
+
+for (const [op, def] of BINARY_KERNELS) {
+  registerKernel(def, {
+    cpu(backend: CpuBackend, { inputs: { a, b }, outputs: { out } }) {
       const av = backend.values(a.storage), bv = backend.values(b.storage);
       const ov = backend.view(out.storage);
       const sa = broadcastStrides(a.shape, out.shape), sb = broadcastStrides(b.shape, out.shape);
@@ -127,9 +130,7 @@ for (const op of Object.keys(BINARY) as BinaryOp[]) {
         storeNumber(ov, i, v, out.dtype);
       }
     },
-    webgpu(backend, { inputs, outputs }) {
-      const [a, b] = inputs as [Tensor, Tensor];
-      const out = outputs[0]!;
+    webgpu(backend, { inputs: { a, b }, outputs: { out } }) {
       const accA = accessOf(a, out), accB = accessOf(b, out);
       const vec = canVectorize(out.size, [{ access: accA, size: a.size }, { access: accB, size: b.size }]);
       const sa = broadcastStrides(a.shape, out.shape), sb = broadcastStrides(b.shape, out.shape);
@@ -159,7 +160,7 @@ function binary(op: BinaryOp, a: Tensor, b: Tensor | number, options: OpOptions)
   const shape = broadcastShapes(a.shape, b.shape, op);
   if (shape.length > MAX_RANK) throw new ShapeError(`${op}: rank ${shape.length} exceeds ${MAX_RANK}`);
   const out = empty(shape, { dtype: a.dtype, device: a.backend, category: options.category, label: options.label }, op);
-  runKernel(op, { inputs: [a, b], outputs: [out], attrs: {} });
+  runKernel(BINARY_KERNELS.get(op)!, { inputs: { a, b }, outputs: { out }, attrs: {} });
   return out;
 }
 
@@ -183,11 +184,11 @@ export const lessEqual = (a: Tensor, b: Tensor | number, options: OpOptions = {}
 export const equal = (a: Tensor, b: Tensor | number, options: OpOptions = {}) => binary('equal', a, b, options);
 export const notEqual = (a: Tensor, b: Tensor | number, options: OpOptions = {}) => binary('notEqual', a, b, options);
 
-function whereSource(condType: string, dtype: string): string {
-  const T = wgslType(dtype as never);
-  return `${enables(dtype as never, condType as never)}
+function whereSource(condType: DType, dtype: DType): string {
+  const T = wgslType(dtype);
+  return `${enables(dtype, condType)}
 struct U { n: u32, rank: u32, p0: u32, p1: u32, shape: array<vec4u, 2>, sc: array<vec4u, 2>, sa: array<vec4u, 2>, sb: array<vec4u, 2> }
-@group(0) @binding(0) var<storage, read> c: array<${wgslType(condType as never)}>;
+@group(0) @binding(0) var<storage, read> c: array<${wgslType(condType)}>;
 @group(0) @binding(1) var<storage, read> x: array<${T}>;
 @group(0) @binding(2) var<storage, read> y: array<${T}>;
 @group(0) @binding(3) var<storage, read_write> out: array<${T}>;
@@ -198,14 +199,15 @@ ${stridedOffsetFn('offB', 'sb')}
 @compute @workgroup_size(64) fn main(${LINEAR_PARAMS}) {
   ${LINEAR_INDEX}
   if (i >= u.n) { return; }
-  out[i] = select(y[offB(i)], x[offA(i)], c[offC(i)] != ${wgslType(condType as never)}(0));
+  out[i] = select(y[offB(i)], x[offA(i)], c[offC(i)] != ${wgslType(condType)}(0));
 }`;
 }
 
-registerKernel('where', {
-  cpu(backend: CpuBackend, { inputs, outputs }) {
-    const [c, a, b] = inputs as [Tensor, Tensor, Tensor];
-    const out = outputs[0]!;
+/** out = cond != 0 ? a : b, all three broadcast to out's shape. */
+const whereKernel = defineKernel()('where', { inputs: ['cond', 'a', 'b'], outputs: ['out'] });
+
+registerKernel(whereKernel, {
+  cpu(backend: CpuBackend, { inputs: { cond: c, a, b }, outputs: { out } }) {
     const cv = backend.values(c.storage), av = backend.view(a.storage), bv = backend.view(b.storage);
     const ov = backend.view(out.storage);
     const st = [c, a, b].map((t) => broadcastStrides(t.shape, out.shape));
@@ -215,9 +217,7 @@ registerKernel('where', {
       ov[i] = cv[offs[0]!] !== 0 ? av[offs[1]!]! : bv[offs[2]!]!; // raw storage values: exact for every dtype
     }
   },
-  webgpu(backend, { inputs, outputs }) {
-    const [c, a, b] = inputs as [Tensor, Tensor, Tensor];
-    const out = outputs[0]!;
+  webgpu(backend, { inputs: { cond: c, a, b }, outputs: { out } }) {
     const st = [c, a, b].map((t) => padRank(broadcastStrides(t.shape, out.shape)).map((d) => ['u32', d] as const));
     backend.dispatch({
       label: 'where',
@@ -237,14 +237,14 @@ export function where(cond: Tensor, a: Tensor, b: Tensor, options: OpOptions = {
   const shape = broadcastShapes(broadcastShapes(cond.shape, a.shape, 'where'), b.shape, 'where');
   if (shape.length > MAX_RANK) throw new ShapeError(`where: rank ${shape.length} exceeds ${MAX_RANK}`);
   const out = empty(shape, { dtype: a.dtype, device: a.backend, category: options.category, label: options.label }, 'where');
-  runKernel('where', { inputs: [cond, a, b], outputs: [out], attrs: {} });
+  runKernel(whereKernel, { inputs: { cond, a, b }, outputs: { out }, attrs: {} });
   return out;
 }
 
-function axpySource(dtype: string, vec: boolean): string {
-  const T = vec ? `vec4<${wgslType(dtype as never)}>` : wgslType(dtype as never);
+function axpySource(dtype: DType, vec: boolean): string {
+  const T = vec ? `vec4<${wgslType(dtype)}>` : wgslType(dtype);
   const F = vec ? 'vec4<f32>' : 'f32';
-  return `${enables(dtype as never)}
+  return `${enables(dtype)}
 struct U { n: u32, alpha: f32, stride: u32 }
 @group(0) @binding(0) var<storage, read> x: array<${T}>;
 @group(0) @binding(1) var<storage, read_write> y: array<${T}>;
@@ -260,22 +260,23 @@ struct U { n: u32, alpha: f32, stride: u32 }
 }`;
 }
 
-registerKernel('axpy', {
-  cpu(backend: CpuBackend, { inputs, outputs, attrs }) {
-    const x = backend.values(inputs[0]!.storage), y = outputs[0]!;
+/** In place: y += alpha * x. */
+const axpyKernel = defineKernel<{ alpha: number }>()('axpy', { inputs: ['x'], outputs: ['y'] });
+
+registerKernel(axpyKernel, {
+  cpu(backend: CpuBackend, { inputs, outputs: { y }, attrs: { alpha } }) {
+    const x = backend.values(inputs.x.storage);
     const yv = backend.values(y.storage), out = backend.view(y.storage);
-    const alpha = attrs.alpha as number;
     const f = Math.fround;
     for (let i = 0; i < y.size; i++) storeNumber(out, i, y.dtype === 'f64' ? yv[i]! + alpha * x[i]! : f(yv[i]! + f(f(alpha) * x[i]!)), y.dtype);
   },
-  webgpu(backend, { inputs, outputs, attrs }) {
-    const y = outputs[0]!;
+  webgpu(backend, { inputs: { x }, outputs: { y }, attrs: { alpha } }) {
     const vec = y.size % 4 === 0;
     const items = vec ? y.size / 4 : y.size;
     const threads = Math.ceil(items / PER_THREAD);
     backend.dispatch({
-      label: 'axpy', source: axpySource(y.dtype, vec), buffers: [inputs[0]!.storage, y.storage],
-      uniforms: packUniforms([['u32', items], ['f32', attrs.alpha as number], ['u32', threads]]), workgroups: grid1D(threads),
+      label: 'axpy', source: axpySource(y.dtype, vec), buffers: [x.storage, y.storage],
+      uniforms: packUniforms([['u32', items], ['f32', alpha], ['u32', threads]]), workgroups: grid1D(threads),
     });
   },
 });
@@ -289,6 +290,6 @@ export function addScaledInPlace(y: Tensor, x: Tensor, alpha = 1): Tensor {
     throw new ShapeError(`addScaledInPlace: shapes differ: ${formatShape(y.shape)} += ${formatShape(x.shape)}`);
   }
   if (y.storage === x.storage) throw new ShapeError('addScaledInPlace: x and y share storage; clone one first');
-  runKernel('axpy', { inputs: [x], outputs: [y], attrs: { alpha } });
+  runKernel(axpyKernel, { inputs: { x }, outputs: { y }, attrs: { alpha } });
   return y;
 }

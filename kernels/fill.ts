@@ -1,9 +1,10 @@
 import type { CpuBackend } from '../engine/cpu/backend.js';
 import { f32ToF16Bits } from '../engine/dtype.js';
+import { fillKernel } from '../engine/creation-kernels.js';
 import { registerKernel } from '../engine/registry.js';
 import { enables, grid1D, LINEAR_INDEX, LINEAR_PARAMS, packUniforms, wgslType } from './wgsl.js';
 
-/** fill: every element of outputs[0] = attrs.value (i32 truncates toward zero). */
+/** fill: every element of `out` = value (i32 truncates toward zero). */
 function fillSource(type: string, isInt: boolean): string {
   return `${enables(type === 'f16' ? 'f16' : 'f32')}
 struct U { n: u32, fv: f32, iv: i32 }
@@ -15,18 +16,16 @@ struct U { n: u32, fv: f32, iv: i32 }
 }`;
 }
 
-registerKernel('fill', {
-  cpu(backend: CpuBackend, { outputs, attrs }) {
-    const s = outputs[0]!.storage;
-    const value = attrs.value as number;
+registerKernel(fillKernel, {
+  cpu(backend: CpuBackend, { outputs: { out }, attrs: { value } }) {
+    const s = out.storage;
     const view = backend.view(s);
     if (s.dtype === 'f16') view.fill(f32ToF16Bits(value));
     else if (s.dtype === 'i32') view.fill(Math.trunc(value));
     else view.fill(value);
   },
-  webgpu(backend, { outputs, attrs }) {
-    const s = outputs[0]!.storage;
-    const value = attrs.value as number;
+  webgpu(backend, { outputs: { out }, attrs: { value } }) {
+    const s = out.storage;
     backend.dispatch({
       label: 'fill',
       source: fillSource(wgslType(s.dtype), s.dtype === 'i32'),

@@ -4,7 +4,7 @@ import type { DType } from '../engine/dtype.js';
 import { f32ToF16Bits } from '../engine/dtype.js';
 import { DTypeError, ShapeError, StepError } from '../engine/errors.js';
 import type { Category } from '../engine/memory.js';
-import { registerKernel, runKernel } from '../engine/registry.js';
+import { defineKernel, registerKernel, runKernel } from '../engine/registry.js';
 import { formatShape } from '../engine/shape.js';
 import type { Tensor } from '../engine/tensor.js';
 import { enables, grid1D, LINEAR_INDEX, LINEAR_PARAMS, packUniforms, wgslType } from './wgsl.js';
@@ -46,21 +46,21 @@ struct U { n: u32, h: u32, v: u32 }
 }`;
 }
 
-registerKernel('gatherRows', {
-  cpu(backend: CpuBackend, { inputs, outputs }) {
-    const [table, ids] = inputs as [Tensor, Tensor];
+/** out[t, :] = table[ids[t], :]. */
+const gatherRowsKernel = defineKernel()('gatherRows', { inputs: ['table', 'ids'], outputs: ['out'] });
+
+registerKernel(gatherRowsKernel, {
+  cpu(backend: CpuBackend, { inputs: { table, ids }, outputs }) {
     const [v, h] = table.shape as [number, number];
-    const src = backend.view(table.storage), idv = backend.view(ids.storage), out = backend.view(outputs[0]!.storage);
+    const src = backend.view(table.storage), idv = backend.view(ids.storage), out = backend.view(outputs.out.storage);
     for (let t = 0; t < idv.length; t++) {
       const id = idv[t]!;
       if (id < 0 || id >= v) throw idError('gatherRows', id, t, v);
       out.set(src.subarray(id * h, id * h + h), t * h);
     }
   },
-  webgpu(backend, { inputs, outputs }) {
-    const [table, ids] = inputs as [Tensor, Tensor];
+  webgpu(backend, { inputs: { table, ids }, outputs: { out } }) {
     const [v, h] = table.shape as [number, number];
-    const out = outputs[0]!;
     if (out.size === 0) return;
     backend.dispatch({
       label: 'gatherRows',
@@ -82,7 +82,7 @@ export function gatherRows(table: Tensor, ids: Tensor, options: RowsOptions = {}
   if (table.rank !== 2) throw new ShapeError(`gatherRows: table ${table.describe()} must be 2-D [rows, hidden]`);
   checkIds('gatherRows', ids);
   const out = empty([...ids.shape, table.shape[1]!], { dtype: table.dtype, device: table.backend, category: options.category, label: options.label }, 'gatherRows');
-  if (ids.size > 0) runKernel('gatherRows', { inputs: [table, ids], outputs: [out], attrs: {} });
+  if (ids.size > 0) runKernel(gatherRowsKernel, { inputs: { table, ids }, outputs: { out }, attrs: {} });
   return out;
 }
 
@@ -151,10 +151,11 @@ struct U { n: u32, h: u32, t: u32, v: u32 }
 }`;
 }
 
-registerKernel('scatterAddRows', {
-  cpu(backend: CpuBackend, { inputs, outputs }) {
-    const [grad, ids] = inputs as [Tensor, Tensor];
-    const out = outputs[0]!;
+/** out[ids[t], :] += grad[t, :], in place, in position order. */
+const scatterAddRowsKernel = defineKernel()('scatterAddRows', { inputs: ['grad', 'ids'], outputs: ['out'] });
+
+registerKernel(scatterAddRowsKernel, {
+  cpu(backend: CpuBackend, { inputs: { grad, ids }, outputs: { out } }) {
     const [v, h] = out.shape as [number, number];
     const g = backend.values(grad.storage), idv = backend.view(ids.storage);
     for (let t = 0; t < idv.length; t++) {
@@ -168,9 +169,7 @@ registerKernel('scatterAddRows', {
     const view = backend.view(out.storage);
     for (let k = 0; k < acc.length; k++) view[k] = out.dtype === 'f16' ? f32ToF16Bits(acc[k]!) : acc[k]!;
   },
-  webgpu(backend, { inputs, outputs }) {
-    const [grad, ids] = inputs as [Tensor, Tensor];
-    const out = outputs[0]!;
+  webgpu(backend, { inputs: { grad, ids }, outputs: { out } }) {
     const [v, h] = out.shape as [number, number];
     const t = ids.size;
     if (t * h === 0 || v === 0) return;
@@ -222,6 +221,6 @@ export function scatterAddRows(grad: Tensor, ids: Tensor, numRows: number, optio
   }
   const h = grad.shape[grad.rank - 1]!;
   const out = zeros([numRows, h], { dtype, device: grad.backend, category: options.category, label: options.label });
-  if (ids.size > 0) runKernel('scatterAddRows', { inputs: [grad, ids], outputs: [out], attrs: {} });
+  if (ids.size > 0) runKernel(scatterAddRowsKernel, { inputs: { grad, ids }, outputs: { out }, attrs: {} });
   return out;
 }

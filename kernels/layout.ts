@@ -1,8 +1,8 @@
 import type { CpuBackend } from '../engine/cpu/backend.js';
-import { empty } from '../engine/creation.js';
+import { empty, fillInPlace } from '../engine/creation.js';
 import { DTypeError, ShapeError, StepError } from '../engine/errors.js';
 import type { Category } from '../engine/memory.js';
-import { registerKernel, runKernel } from '../engine/registry.js';
+import { defineKernel, registerKernel, runKernel } from '../engine/registry.js';
 import type { Shape } from '../engine/shape.js';
 import { formatShape } from '../engine/shape.js';
 import type { Tensor } from '../engine/tensor.js';
@@ -54,19 +54,19 @@ interface StridedCopyAttrs {
   dstOffset: number;
 }
 
-registerKernel('stridedCopy', {
-  cpu(backend: CpuBackend, { inputs, outputs, attrs }) {
-    const { walk, n, srcOffset, dstOffset } = attrs as unknown as StridedCopyAttrs;
-    const src = backend.view(inputs[0]!.storage), dst = backend.view(outputs[0]!.storage);
+const stridedCopyKernel = defineKernel<StridedCopyAttrs>()('stridedCopy', { inputs: ['src'], outputs: ['dst'] });
+
+registerKernel(stridedCopyKernel, {
+  cpu(backend: CpuBackend, { inputs, outputs, attrs: { walk, n, srcOffset, dstOffset } }) {
+    const src = backend.view(inputs.src.storage), dst = backend.view(outputs.dst.storage);
     const off = [0, 0];
     for (let i = 0; i < n; i++) {
       walkOffsets(i, walk, [srcOffset, dstOffset], off);
       dst[off[1]!] = src[off[0]!]!;
     }
   },
-  webgpu(backend, { inputs, outputs, attrs }) {
-    const { walk, n, srcOffset, dstOffset } = attrs as unknown as StridedCopyAttrs;
-    const src = inputs[0]!.storage, dst = outputs[0]!.storage;
+  webgpu(backend, { inputs, outputs, attrs: { walk, n, srcOffset, dstOffset } }) {
+    const src = inputs.src.storage, dst = outputs.dst.storage;
     backend.dispatch({
       label: 'stridedCopy',
       source: stridedCopySource(src.dtype === 'f16' ? 'f16' : 'u32'),
@@ -83,7 +83,7 @@ function copyStrided(op: string, x: Tensor, out: Tensor, dims: WalkDim[], srcOff
   if (n === 0) return;
   const walk = simplifyWalk(dims);
   checkWalkRank(walk, op, x.shape);
-  runKernel('stridedCopy', { inputs: [x], outputs: [out], attrs: { walk, n, srcOffset, dstOffset } });
+  runKernel(stridedCopyKernel, { inputs: { src: x }, outputs: { dst: out }, attrs: { walk, n, srcOffset, dstOffset } });
 }
 
 function output(op: string, x: Tensor, shape: Shape, options: LayoutOptions): Tensor {
@@ -199,7 +199,7 @@ export function slice(
 export function sliceGradient(g: Tensor, inputShape: Shape, starts: readonly number[], steps: readonly number[], options: LayoutOptions = {}): Tensor {
   g.use('sliceGradient');
   const out = output('sliceGradient', g, inputShape, options);
-  runKernel('fill', { inputs: [], outputs: [out], attrs: { value: 0 } });
+  fillInPlace(out, 0);
   const inStrides = contiguousStrides(inputShape), gStrides = contiguousStrides(g.shape);
   const dstOffset = starts.reduce((s, v, k) => s + v * inStrides[k]!, 0);
   copyStrided('sliceGradient', g, out, g.shape.map((n, k) => ({ size: n, strides: [gStrides[k]!, inStrides[k]! * steps[k]!] })), 0, dstOffset);

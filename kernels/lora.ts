@@ -1,6 +1,7 @@
 import type { CpuBackend } from '../engine/cpu/backend.js';
+import type { DType } from '../engine/dtype.js';
 import { DTypeError, ShapeError } from '../engine/errors.js';
-import { registerKernel, runKernel } from '../engine/registry.js';
+import { defineKernel, registerKernel, runKernel } from '../engine/registry.js';
 import { formatShape } from '../engine/shape.js';
 import type { Tensor } from '../engine/tensor.js';
 import { storeNumber } from './elementwise.js';
@@ -10,12 +11,12 @@ import { enables, grid1D, LINEAR_INDEX, LINEAR_PARAMS, packUniforms, wgslType } 
  * loraMerge: W[o, i] += scale * sum_k B[o, k] A[k, i], in place: each element's rank-r dot
  * product is formed in a register, so no W-sized temporary exists at any point.
  */
-function loraMergeSource(w: string, ab: string): string {
-  return `${enables(w as never, ab as never)}
+function loraMergeSource(w: DType, ab: DType): string {
+  return `${enables(w, ab)}
 struct U { rows: u32, cols: u32, rank: u32, scale: f32 }
-@group(0) @binding(0) var<storage, read> b: array<${wgslType(ab as never)}>;
-@group(0) @binding(1) var<storage, read> a: array<${wgslType(ab as never)}>;
-@group(0) @binding(2) var<storage, read_write> w: array<${wgslType(w as never)}>;
+@group(0) @binding(0) var<storage, read> b: array<${wgslType(ab)}>;
+@group(0) @binding(1) var<storage, read> a: array<${wgslType(ab)}>;
+@group(0) @binding(2) var<storage, read_write> w: array<${wgslType(w)}>;
 @group(0) @binding(3) var<uniform> u: U;
 @compute @workgroup_size(64) fn main(${LINEAR_PARAMS}) {
   ${LINEAR_INDEX}
@@ -24,18 +25,19 @@ struct U { rows: u32, cols: u32, rank: u32, scale: f32 }
   let c = i % u.cols;
   var acc = 0.0;
   for (var k = 0u; k < u.rank; k++) { acc += f32(b[o * u.rank + k]) * f32(a[k * u.cols + c]); }
-  w[i] = ${wgslType(w as never)}(f32(w[i]) + u.scale * acc);
+  w[i] = ${wgslType(w)}(f32(w[i]) + u.scale * acc);
 }`;
 }
 
-registerKernel('loraMerge', {
-  cpu(backend: CpuBackend, { inputs, outputs, attrs }) {
-    const [b, a] = inputs as [Tensor, Tensor];
-    const w = outputs[0]!;
+/** In place: w += scale * b @ a. */
+const loraMergeKernel = defineKernel<{ scale: number }>()('loraMerge', { inputs: ['b', 'a'], outputs: ['w'] });
+
+registerKernel(loraMergeKernel, {
+  cpu(backend: CpuBackend, { inputs: { b, a }, outputs: { w }, attrs: { scale } }) {
     const bv = backend.values(b.storage), av = backend.values(a.storage);
     const wv = backend.values(w.storage), out = backend.view(w.storage);
     const [rows, cols] = w.shape as [number, number];
-    const r = a.shape[0]!, scale = attrs.scale as number;
+    const r = a.shape[0]!;
     const f = w.dtype === 'f64' ? (x: number) => x : Math.fround;
     for (let o = 0; o < rows; o++) {
       for (let c = 0; c < cols; c++) {
@@ -45,13 +47,11 @@ registerKernel('loraMerge', {
       }
     }
   },
-  webgpu(backend, { inputs, outputs, attrs }) {
-    const [b, a] = inputs as [Tensor, Tensor];
-    const w = outputs[0]!;
+  webgpu(backend, { inputs: { b, a }, outputs: { w }, attrs: { scale } }) {
     const [rows, cols] = w.shape as [number, number];
     backend.dispatch({
       label: 'loraMerge', source: loraMergeSource(w.dtype, a.dtype), buffers: [b.storage, a.storage, w.storage],
-      uniforms: packUniforms([['u32', rows], ['u32', cols], ['u32', a.shape[0]!], ['f32', attrs.scale as number]]),
+      uniforms: packUniforms([['u32', rows], ['u32', cols], ['u32', a.shape[0]!], ['f32', scale]]),
       workgroups: grid1D(rows * cols),
     });
   },
@@ -64,6 +64,6 @@ export function loraMergeInPlace(w: Tensor, b: Tensor, a: Tensor, scale: number)
     throw new ShapeError(`loraMerge: W ${formatShape(w.shape)} += B ${formatShape(b.shape)} @ A ${formatShape(a.shape)} do not fit (need W [out, in], B [out, r], A [r, in])`);
   }
   if (a.dtype !== b.dtype || w.dtype === 'i32' || a.dtype === 'i32') throw new DTypeError(`loraMerge: float tensors with A and B of one dtype needed (W ${w.dtype}, B ${b.dtype}, A ${a.dtype})`);
-  runKernel('loraMerge', { inputs: [b, a], outputs: [w], attrs: { scale } });
+  runKernel(loraMergeKernel, { inputs: { b, a }, outputs: { w }, attrs: { scale } });
   return w;
 }

@@ -1,16 +1,14 @@
 /** The cpu reference of matmul: plain loops, f64 accumulation, one rounding when storing. */
 import type { CpuBackend } from '../engine/cpu/backend.js';
 import { f32ToF16Bits } from '../engine/dtype.js';
-import type { KernelArgs } from '../engine/registry.js';
-import type { MatmulLayout } from './matmul-layout.js';
+import type { MatmulCall } from './matmul-layout.js';
 import { batchOffsets } from './matmul-layout.js';
 
-export function matmulCpu(backend: CpuBackend, { inputs, outputs, attrs }: KernelArgs): void {
-  const l = attrs.layout as MatmulLayout;
+export function matmulCpu(backend: CpuBackend, { inputs, outputs, attrs: { layout: l } }: MatmulCall): void {
   const { M, N, K, transA, transB } = l;
-  const a = backend.values(inputs[0]!.storage);
-  const b = backend.values(inputs[1]!.storage);
-  const outStorage = outputs[0]!.storage;
+  const a = backend.values(inputs.a.storage);
+  const b = backend.values(inputs.b.storage);
+  const outStorage = outputs.out.storage;
   const out = backend.view(outStorage);
   const f16 = outStorage.dtype === 'f16';
   // Element (m, k) of A and (k, n) of B, as in the WGSL kernels.

@@ -3,6 +3,8 @@
  * batch entry maps to offsets in A and B (broadcasting included).
  */
 import { ShapeError } from '../engine/errors.js';
+import type { KernelCallOf } from '../engine/registry.js';
+import { defineKernel } from '../engine/registry.js';
 import type { Shape } from '../engine/shape.js';
 import { broadcastShapes, formatShape } from '../engine/shape.js';
 
@@ -25,6 +27,10 @@ export interface MatmulLayout {
   stridesA: number[];
   stridesB: number[];
 }
+
+/** out = a · b as `layout` lays them out (transposes and batch broadcasting included). */
+export const matmulKernel = defineKernel<{ layout: MatmulLayout }>()('matmul', { inputs: ['a', 'b'], outputs: ['out'] });
+export type MatmulCall = KernelCallOf<typeof matmulKernel>;
 
 /** Validates shapes (ranks >= 2, matching inner dims, broadcastable batch dims) and lays out the batch. */
 export function matmulLayout(aShape: Shape, bShape: Shape, transA: boolean, transB: boolean, describe: () => string): MatmulLayout {

@@ -1,9 +1,8 @@
 /** The webgpu kernel of matmul: plans a specialised pipeline and records its dispatches. */
 import type { Storage } from '../engine/backend.js';
 import { StepError } from '../engine/errors.js';
-import type { KernelArgs } from '../engine/registry.js';
 import type { WebGPUBackend } from '../engine/webgpu/backend.js';
-import type { MatmulLayout } from './matmul-layout.js';
+import type { MatmulCall, MatmulLayout } from './matmul-layout.js';
 import type { MatmulVariant } from './matmul-wgsl.js';
 import { matmulSource, tileCols, tileRows } from './matmul-wgsl.js';
 import { enables, grid1D, LINEAR_INDEX, LINEAR_PARAMS, packUniforms, wgslType, WG_1D } from './wgsl.js';
@@ -129,10 +128,9 @@ function repitch(backend: WebGPUBackend, src: Storage, l: MatmulLayout, which: '
   return storage;
 }
 
-export function matmulWebGPU(backend: WebGPUBackend, { inputs, outputs, attrs }: KernelArgs): void {
-  const l = attrs.layout as MatmulLayout;
-  const c = outputs[0]!.storage;
-  let a = inputs[0]!.storage, b = inputs[1]!.storage;
+export function matmulWebGPU(backend: WebGPUBackend, { inputs, outputs, attrs: { layout: l } }: MatmulCall): void {
+  const c = outputs.out.storage;
+  let a = inputs.a.storage, b = inputs.b.storage;
   const plan = planMatmul(backend, l, c.dtype === 'f16' ? 'f16' : 'f32', { a: a.size, b: b.size });
   const { lda, ldb } = plan;
   // Batch strides are whole matrices: scale them by the new pitch.

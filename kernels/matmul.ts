@@ -10,14 +10,14 @@
  * f32 x f32 -> f32, f16 x f16 -> f16 (accumulated in f32 on WebGPU), f64 x f64 -> f64 (cpu).
  * The kernels: matmul-cpu.ts (reference), matmul-webgpu.ts + matmul-wgsl.ts (WGSL).
  */
-import { empty } from '../engine/creation.js';
+import { empty, fillInPlace } from '../engine/creation.js';
 import { DeviceMismatchError, DTypeError } from '../engine/errors.js';
 import type { Category } from '../engine/memory.js';
 import { registerKernel, runKernel } from '../engine/registry.js';
 import { formatShape } from '../engine/shape.js';
 import type { Tensor } from '../engine/tensor.js';
 import { matmulCpu } from './matmul-cpu.js';
-import { matmulLayout } from './matmul-layout.js';
+import { matmulKernel, matmulLayout } from './matmul-layout.js';
 import { matmulWebGPU } from './matmul-webgpu.js';
 
 export interface MatmulOptions {
@@ -49,11 +49,11 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
   if (out.size === 0) return out;
   if (layout.K === 0) {
     // An empty sum: every output is zero, and neither kernel needs to bind the empty operands.
-    runKernel('fill', { inputs: [], outputs: [out], attrs: { value: 0 } });
+    fillInPlace(out, 0);
     return out;
   }
-  runKernel('matmul', { inputs: [a, b], outputs: [out], attrs: { layout } });
+  runKernel(matmulKernel, { inputs: { a, b }, outputs: { out }, attrs: { layout } });
   return out;
 }
 
-registerKernel('matmul', { cpu: matmulCpu, webgpu: matmulWebGPU });
+registerKernel(matmulKernel, { cpu: matmulCpu, webgpu: matmulWebGPU });

@@ -1,19 +1,22 @@
 /**
  * Optimizer kernels: one dispatch per parameter updates param, state (and the f32 master copy in
- * mixed precision) in one pass. The optimizers in engine/optim call them by name.
- *
- * A step that clips gradients or scales the loss first reduces every gradient into `partials`
- * (grad_sq_partials), then `optim_finalize` turns them into a 4-float status the updates read:
- *   status = [grad multiplier (clip / loss scale), skip flag, global grad norm, skipped steps so far]
- * so nothing is read back to the host. Scaler state = [scale, good steps, skipped steps, last overflow].
+ * mixed precision) in one pass. Their signatures, and the status protocol of clipping and loss
+ * scaling, are in engine/optim/kernels.ts (the optimizers there call them).
  */
 import type { CpuBackend } from '../engine/cpu/backend.js';
 import type { Storage } from '../engine/backend.js';
 import { f32ToF16Bits } from '../engine/dtype.js';
 import { StepError } from '../engine/errors.js';
+import type { FinalizeAttrs, StepAttrs } from '../engine/optim/kernels.js';
+import {
+  adamwKernel, gradSqPartialsKernel, lossScaleKernel, optimFinalizeKernel, pruneRandomKernel, pruneThresholdKernel, sgdKernel,
+} from '../engine/optim/kernels.js';
 import { registerKernel } from '../engine/registry.js';
+import type { Tensor } from '../engine/tensor.js';
 import type { WebGPUBackend } from '../engine/webgpu/backend.js';
 import { enables, grid1D, LINEAR_INDEX, LINEAR_PARAMS, packUniforms, wgslType } from './wgsl.js';
+
+export type { AdamAttrs, FinalizeAttrs, SgdAttrs } from '../engine/optim/kernels.js';
 
 /** Threads of the reduction kernels (workgroup shared-memory tree). */
 const RED_WG = 64;
@@ -31,9 +34,6 @@ function checkSizes(op: string, ...xs: Storage[]): void {
 }
 
 // ---------------------------------------------------------------- grad_sq_partials
-// inputs [grad]; outputs [partials]; attrs { base, groups }: writes (sum of squares, count of
-// non-finite elements) of the gradient into slots base .. base+groups-1 of `partials`, one slot
-// per workgroup (the caller picks `groups`; the cpu kernel puts the whole sum in the first slot).
 
 function partialsSource(grad: string): string {
   return `${enables(grad === 'f16' ? 'f16' : 'f32')}
@@ -62,11 +62,10 @@ var<workgroup> s_bad: array<f32, ${RED_WG}>;
 }`;
 }
 
-registerKernel('grad_sq_partials', {
-  cpu(backend: CpuBackend, { inputs, outputs, attrs }) {
-    const g = backend.values(inputs[0]!.storage);
-    const out = backend.view(outputs[0]!.storage);
-    const base = attrs.base as number, groups = attrs.groups as number;
+registerKernel(gradSqPartialsKernel, {
+  cpu(backend: CpuBackend, { inputs, outputs, attrs: { base, groups } }) {
+    const g = backend.values(inputs.grad.storage);
+    const out = backend.view(outputs.partials.storage);
     let acc = 0, bad = 0;
     for (let i = 0; i < g.length; i++) {
       const x = g[i]!;
@@ -75,29 +74,17 @@ registerKernel('grad_sq_partials', {
     }
     for (let k = 0; k < groups; k++) { out[2 * (base + k)] = k === 0 ? acc : 0; out[2 * (base + k) + 1] = k === 0 ? bad : 0; }
   },
-  webgpu(backend: WebGPUBackend, { inputs, outputs, attrs }) {
-    const g = inputs[0]!.storage, p = outputs[0]!.storage;
-    const groups = attrs.groups as number;
+  webgpu(backend: WebGPUBackend, { inputs, outputs, attrs: { base, groups } }) {
+    const g = inputs.grad.storage, p = outputs.partials.storage;
     backend.dispatch({
       label: 'grad_sq_partials', source: partialsSource(wgslType(g.dtype)), buffers: [g, p],
-      uniforms: packUniforms([['u32', g.size], ['u32', attrs.base as number], ['u32', groups]]),
+      uniforms: packUniforms([['u32', g.size], ['u32', base], ['u32', groups]]),
       workgroups: [groups],
     });
   },
 });
 
 // ---------------------------------------------------------------- optim_finalize
-// inputs [partials]; outputs [status(4), norm(1), scaler state(4)?]; attrs { slots, maxNorm,
-// growthFactor, backoffFactor, growthInterval }.
-
-export interface FinalizeAttrs {
-  slots: number;
-  /** 0 disables clipping. */
-  maxNorm: number;
-  growthFactor: number;
-  backoffFactor: number;
-  growthInterval: number;
-}
 
 /** The decision the finalize kernel makes, shared by the cpu kernel (f32 rounding at each step). */
 function finalizeHost(total: number, bad: number, a: FinalizeAttrs, scaler: Float32Array | null): { status: number[]; norm: number } {
@@ -164,42 +151,68 @@ ${hasScaler ? `  if (nonfinite) {
 }`;
 }
 
-registerKernel('optim_finalize', {
-  cpu(backend: CpuBackend, { inputs, outputs, attrs }) {
-    const a = attrs as unknown as FinalizeAttrs;
-    const partials = backend.view(inputs[0]!.storage);
+registerKernel(optimFinalizeKernel, {
+  cpu(backend: CpuBackend, { inputs, outputs, attrs: a }) {
+    const partials = backend.view(inputs.partials.storage);
     let total = 0, bad = 0;
     for (let j = 0; j < a.slots; j++) { total += partials[2 * j]!; bad += partials[2 * j + 1]!; }
-    const scaler = outputs[2] ? backend.view(outputs[2].storage) as Float32Array : null;
+    const scaler = outputs.scaler ? backend.view(outputs.scaler.storage) as Float32Array : null;
     const r = finalizeHost(total, bad, a, scaler);
-    (backend.view(outputs[0]!.storage) as Float32Array).set(r.status);
-    backend.view(outputs[1]!.storage)[0] = r.norm;
+    (backend.view(outputs.status.storage) as Float32Array).set(r.status);
+    backend.view(outputs.norm.storage)[0] = r.norm;
   },
-  webgpu(backend: WebGPUBackend, { inputs, outputs, attrs }) {
-    const a = attrs as unknown as FinalizeAttrs;
+  webgpu(backend: WebGPUBackend, { inputs, outputs, attrs: a }) {
+    const { status, norm, scaler } = outputs;
     backend.dispatch({
-      label: 'optim_finalize', source: finalizeSource(outputs.length > 2),
-      buffers: [inputs[0]!.storage, ...outputs.map((t) => t.storage)],
+      label: 'optim_finalize', source: finalizeSource(scaler !== undefined),
+      buffers: [inputs.partials, status, norm, ...(scaler ? [scaler] : [])].map((t) => t.storage),
       uniforms: packUniforms([['u32', a.slots], ['f32', a.maxNorm], ['f32', a.growthFactor], ['f32', a.backoffFactor], ['f32', a.growthInterval]]),
       workgroups: [1],
     });
   },
 });
 
-// ---------------------------------------------------------------- adamw
-// inputs [grad, status?]; outputs [param, m, v, master?]. With a master copy (mixed precision)
-// the f32 master is updated and the param receives its rounding. Adam (coupled L2) and AdamW
-// (decoupled decay) differ only in the uniforms: l2 = wd or 0, decay = 1 or 1 - lr * wd.
+// ---------------------------------------------------------------- what adamw and sgd share
 
-export interface AdamAttrs {
-  lr: number; beta1: number; beta2: number; eps: number;
-  /** Coupled L2 coefficient (Adam's weight decay), 0 for AdamW. */
-  l2: number;
-  /** Multiplier applied to the weight before the step: 1 - lr * wd for AdamW, 1 for Adam. */
-  decay: number;
-  /** Steps taken by this parameter (including this one) and skipped-step count at its last reset. */
-  step: number; skipBase: number;
+/**
+ * The status prologue of both update kernels (WGSL): a step the loss scaler skipped returns
+ * before touching anything; `t` is this parameter's step count without the skipped steps since its
+ * last reset; `g0` is the gradient times the status multiplier (clip / loss scale).
+ */
+function statusPrologue(hasStatus: boolean): string {
+  return hasStatus ? `  if (status[1] != 0.0) { return; }
+  let t = u.step - (status[3] - u.skip_base);
+  let g0 = f32(grad[i]) * status[0];
+` : '  let t = u.step;\n  let g0 = f32(grad[i]);\n';
 }
+
+/** The cpu twin of statusPrologue: null when the step is skipped, else the step count and gradient multiplier. */
+function stepStatus(backend: CpuBackend, status: Tensor | undefined, a: StepAttrs): { t: number; mult: number } | null {
+  if (!status) return { t: a.step, mult: 1 };
+  const s = backend.view(status.storage);
+  if (s[1] !== 0) return null;
+  return { t: a.step - (s[3]! - a.skipBase), mult: s[0]! };
+}
+
+/**
+ * Storage bindings of an update kernel, in the order of its buffers: grad, status?, param, then
+ * its f32 state (`name` or null when absent). Returns the declarations and the uniform's binding.
+ */
+function updateBindings(grad: string, param: string, hasStatus: boolean, state: readonly (string | null)[]): { decls: string; uniform: number } {
+  const decls = [`read> grad: array<${grad}>`, hasStatus ? 'read> status: array<f32>' : null, `read_write> param: array<${param}>`,
+    ...state.map((n) => (n === null ? null : `read_write> ${n}: array<f32>`))].filter((d) => d !== null);
+  return { decls: decls.map((d, b) => `@group(0) @binding(${b}) var<storage, ${d};\n`).join(''), uniform: decls.length };
+}
+
+/** The storages of an update call in binding order (absent optional operands left out). */
+function updateBuffers(...ts: (Tensor | undefined)[]): Storage[] {
+  return ts.filter((t) => t !== undefined).map((t) => t.storage);
+}
+
+// ---------------------------------------------------------------- adamw
+// With a master copy (mixed precision) the f32 master is updated and the param receives its
+// rounding. Adam (coupled L2) and AdamW (decoupled decay) differ only in the uniforms:
+// l2 = wd or 0, decay = 1 or 1 - lr * wd.
 
 /** ln(beta) as a finite f32 uniform (beta = 0 gives a huge negative number instead of -inf). */
 function lnBeta(beta: number): number {
@@ -230,22 +243,15 @@ const ONE_MINUS_POW_WGSL = `fn one_minus_pow(ln_b: f32, t: f32) -> f32 {
 }`;
 
 function adamSource(grad: string, param: string, hasStatus: boolean, hasMaster: boolean): string {
-  let b = 0;
-  const bind = (decl: string) => `@group(0) @binding(${b++}) var<storage, ${decl};\n`;
-  const decls = bind(`read> grad: array<${grad}>`) + (hasStatus ? bind('read> status: array<f32>') : '') +
-    bind(`read_write> param: array<${param}>`) + bind('read_write> m: array<f32>') + bind('read_write> v: array<f32>') +
-    (hasMaster ? bind('read_write> master: array<f32>') : '');
+  const { decls, uniform } = updateBindings(grad, param, hasStatus, ['m', 'v', hasMaster ? 'master' : null]);
   return `${enables(grad === 'f16' || param === 'f16' ? 'f16' : 'f32')}
 struct U { n: u32, lr: f32, b1: f32, b2: f32, omb1: f32, omb2: f32, ln_b1: f32, ln_b2: f32, eps: f32, l2: f32, decay: f32, step: f32, skip_base: f32 }
-${decls}@group(0) @binding(${b}) var<uniform> u: U;
+${decls}@group(0) @binding(${uniform}) var<uniform> u: U;
 ${ONE_MINUS_POW_WGSL}
 @compute @workgroup_size(64) fn main(${LINEAR_PARAMS}) {
   ${LINEAR_INDEX}
   if (i >= u.n) { return; }
-${hasStatus ? `  if (status[1] != 0.0) { return; }
-  let t = u.step - (status[3] - u.skip_base);
-  let g0 = f32(grad[i]) * status[0];
-` : '  let t = u.step;\n  let g0 = f32(grad[i]);\n'}  let step_size = u.lr / one_minus_pow(u.ln_b1, t);
+${statusPrologue(hasStatus)}  let step_size = u.lr / one_minus_pow(u.ln_b1, t);
   let bc2_sqrt = sqrt(one_minus_pow(u.ln_b2, t));
   var p = ${hasMaster ? 'master[i]' : 'f32(param[i])'};
   let g = g0 + u.l2 * p;
@@ -259,22 +265,20 @@ ${hasMaster ? '  master[i] = p;\n' : ''}  param[i] = ${param}(p);
 }`;
 }
 
-registerKernel('adamw', {
-  cpu(backend: CpuBackend, { inputs, outputs, attrs }) {
-    const a = attrs as unknown as AdamAttrs;
+registerKernel(adamwKernel, {
+  cpu(backend: CpuBackend, { inputs: { grad: gT, status }, outputs: { param: pT, m: mT, v: vT, master: masterT }, attrs: a }) {
     const f = Math.fround;
-    const grad = backend.values(inputs[0]!.storage);
-    const status = inputs[1] ? backend.view(inputs[1].storage) : null;
-    const [pS, mS, vS, masterS] = outputs.map((t) => t.storage) as [Storage, Storage, Storage, Storage?];
-    checkSizes('adamw', inputs[0]!.storage, pS, mS, vS, ...(masterS ? [masterS] : []));
-    if (status && status[1] !== 0) return;
-    const t = status ? a.step - (status[3]! - a.skipBase) : a.step;
-    const mult = status ? status[0]! : 1;
+    const pS = pT.storage;
+    checkSizes('adamw', gT.storage, ...updateBuffers(pT, mT, vT, masterT));
+    const st = stepStatus(backend, status, a);
+    if (!st) return;
+    const { t, mult } = st;
+    const grad = backend.values(gT.storage);
     const stepSize = f(f(a.lr) / f(oneMinusPow(f(lnBeta(a.beta1)), t)));
     const bc2Sqrt = f(Math.sqrt(f(oneMinusPow(f(lnBeta(a.beta2)), t))));
     const b1 = f(a.beta1), b2 = f(a.beta2), omb1 = f(1 - a.beta1), omb2 = f(1 - a.beta2), eps = f(a.eps), l2 = f(a.l2), decay = f(a.decay);
-    const param = backend.view(pS), pv = backend.values(pS), m = backend.view(mS), v = backend.view(vS);
-    const master = masterS ? backend.view(masterS) : null;
+    const param = backend.view(pS), pv = backend.values(pS), m = backend.view(mT.storage), v = backend.view(vT.storage);
+    const master = masterT ? backend.view(masterT.storage) : null;
     for (let i = 0; i < param.length; i++) {
       let p = master ? master[i]! : pv[i]!;
       const g = f(f(grad[i]! * mult) + l2 * p);
@@ -286,13 +290,12 @@ registerKernel('adamw', {
       param[i] = storeAs(pS, p);
     }
   },
-  webgpu(backend: WebGPUBackend, { inputs, outputs, attrs }) {
-    const a = attrs as unknown as AdamAttrs;
-    const g = inputs[0]!.storage, p = outputs[0]!.storage;
-    checkSizes('adamw', g, ...outputs.map((t) => t.storage));
+  webgpu(backend: WebGPUBackend, { inputs: { grad, status }, outputs: { param, m, v, master }, attrs: a }) {
+    const g = grad.storage, p = param.storage;
+    checkSizes('adamw', g, ...updateBuffers(param, m, v, master));
     backend.dispatch({
-      label: 'adamw', source: adamSource(wgslType(g.dtype), wgslType(p.dtype), inputs.length > 1, outputs.length > 3),
-      buffers: [...inputs, ...outputs].map((t) => t.storage),
+      label: 'adamw', source: adamSource(wgslType(g.dtype), wgslType(p.dtype), status !== undefined, master !== undefined),
+      buffers: updateBuffers(grad, status, param, m, v, master),
       uniforms: packUniforms([['u32', p.size], ['f32', a.lr], ['f32', a.beta1], ['f32', a.beta2], ['f32', 1 - a.beta1], ['f32', 1 - a.beta2],
         ['f32', lnBeta(a.beta1)], ['f32', lnBeta(a.beta2)], ['f32', a.eps], ['f32', a.l2], ['f32', a.decay], ['f32', a.step], ['f32', a.skipBase]]),
       workgroups: grid1D(p.size),
@@ -301,31 +304,18 @@ registerKernel('adamw', {
 });
 
 // ---------------------------------------------------------------- sgd
-// inputs [grad, status?]; outputs [param, momentum buffer?, master?] (attrs.hasMomentum says
-// whether outputs[1] is the momentum buffer). PyTorch's rule: the first step sets buf = g.
-
-export interface SgdAttrs {
-  lr: number; momentum: number; dampening: number; nesterov: boolean; weightDecay: number;
-  hasMomentum: boolean; step: number; skipBase: number;
-}
+// PyTorch's rule: the first step sets buf = g.
 
 function sgdSource(grad: string, param: string, hasStatus: boolean, hasMomentum: boolean, hasMaster: boolean): string {
-  let b = 0;
-  const bind = (decl: string) => `@group(0) @binding(${b++}) var<storage, ${decl};\n`;
-  const decls = bind(`read> grad: array<${grad}>`) + (hasStatus ? bind('read> status: array<f32>') : '') +
-    bind(`read_write> param: array<${param}>`) + (hasMomentum ? bind('read_write> buf: array<f32>') : '') +
-    (hasMaster ? bind('read_write> master: array<f32>') : '');
+  const { decls, uniform } = updateBindings(grad, param, hasStatus, [hasMomentum ? 'buf' : null, hasMaster ? 'master' : null]);
   return `${enables(grad === 'f16' || param === 'f16' ? 'f16' : 'f32')}
 struct U { n: u32, lr: f32, momentum: f32, one_minus_damp: f32, wd: f32, nesterov: u32, step: f32, skip_base: f32 }
-${decls}@group(0) @binding(${b}) var<uniform> u: U;
+${decls}@group(0) @binding(${uniform}) var<uniform> u: U;
 @compute @workgroup_size(64) fn main(${LINEAR_PARAMS}) {
   ${LINEAR_INDEX}
   if (i >= u.n) { return; }
-${hasStatus ? `  if (status[1] != 0.0) { return; }
-  let t = u.step - (status[3] - u.skip_base);
-  var g = f32(grad[i]) * status[0];
-` : '  let t = u.step;\n  var g = f32(grad[i]);\n'}  var p = ${hasMaster ? 'master[i]' : 'f32(param[i])'};
-  g = g + u.wd * p;
+${statusPrologue(hasStatus)}  var p = ${hasMaster ? 'master[i]' : 'f32(param[i])'};
+  var g = g0 + u.wd * p;
 ${hasMomentum ? `  var b = g;
   if (t != 1.0) { b = u.momentum * buf[i] + u.one_minus_damp * g; }
   buf[i] = b;
@@ -335,22 +325,18 @@ ${hasMaster ? '  master[i] = p;\n' : ''}  param[i] = ${param}(p);
 }`;
 }
 
-registerKernel('sgd', {
-  cpu(backend: CpuBackend, { inputs, outputs, attrs }) {
-    const a = attrs as unknown as SgdAttrs;
+registerKernel(sgdKernel, {
+  cpu(backend: CpuBackend, { inputs: { grad: gT, status }, outputs: { param: pT, momentum: bufT, master: masterT }, attrs: a }) {
     const f = Math.fround;
-    const grad = backend.values(inputs[0]!.storage);
-    const status = inputs[1] ? backend.view(inputs[1].storage) : null;
-    const pS = outputs[0]!.storage;
-    const bufS = a.hasMomentum ? outputs[1]!.storage : null;
-    const masterS = outputs[a.hasMomentum ? 2 : 1]?.storage ?? null;
-    checkSizes('sgd', inputs[0]!.storage, ...outputs.map((t) => t.storage));
-    if (status && status[1] !== 0) return;
-    const t = status ? a.step - (status[3]! - a.skipBase) : a.step;
-    const mult = status ? status[0]! : 1;
+    const pS = pT.storage;
+    checkSizes('sgd', gT.storage, ...updateBuffers(pT, bufT, masterT));
+    const st = stepStatus(backend, status, a);
+    if (!st) return;
+    const { t, mult } = st;
+    const grad = backend.values(gT.storage);
     const lr = f(a.lr), mom = f(a.momentum), omd = f(1 - a.dampening), wd = f(a.weightDecay);
     const param = backend.view(pS), pv = backend.values(pS);
-    const buf = bufS ? backend.view(bufS) : null, master = masterS ? backend.view(masterS) : null;
+    const buf = bufT ? backend.view(bufT.storage) : null, master = masterT ? backend.view(masterT.storage) : null;
     for (let i = 0; i < param.length; i++) {
       let p = master ? master[i]! : pv[i]!;
       let g = f(f(grad[i]! * mult) + wd * p);
@@ -364,14 +350,12 @@ registerKernel('sgd', {
       param[i] = storeAs(pS, p);
     }
   },
-  webgpu(backend: WebGPUBackend, { inputs, outputs, attrs }) {
-    const a = attrs as unknown as SgdAttrs;
-    const g = inputs[0]!.storage, p = outputs[0]!.storage;
-    checkSizes('sgd', g, ...outputs.map((t) => t.storage));
-    const hasMaster = outputs.length > (a.hasMomentum ? 2 : 1);
+  webgpu(backend: WebGPUBackend, { inputs: { grad, status }, outputs: { param, momentum, master }, attrs: a }) {
+    const g = grad.storage, p = param.storage;
+    checkSizes('sgd', g, ...updateBuffers(param, momentum, master));
     backend.dispatch({
-      label: 'sgd', source: sgdSource(wgslType(g.dtype), wgslType(p.dtype), inputs.length > 1, a.hasMomentum, hasMaster),
-      buffers: [...inputs, ...outputs].map((t) => t.storage),
+      label: 'sgd', source: sgdSource(wgslType(g.dtype), wgslType(p.dtype), status !== undefined, momentum !== undefined, master !== undefined),
+      buffers: updateBuffers(grad, status, param, momentum, master),
       uniforms: packUniforms([['u32', p.size], ['f32', a.lr], ['f32', a.momentum], ['f32', 1 - a.dampening], ['f32', a.weightDecay],
         ['u32', a.nesterov ? 1 : 0], ['f32', a.step], ['f32', a.skipBase]]),
       workgroups: grid1D(p.size),
@@ -391,15 +375,14 @@ ${decls}
 }`;
 }
 
-// loss_scale: inputs [x, scaler state]; outputs [out] = x * scale (scale read on the device).
-registerKernel('loss_scale', {
+registerKernel(lossScaleKernel, {
   cpu(backend: CpuBackend, { inputs, outputs }) {
-    const x = backend.values(inputs[0]!.storage), scale = backend.view(inputs[1]!.storage)[0]!;
-    const o = outputs[0]!.storage, out = backend.view(o);
+    const x = backend.values(inputs.x.storage), scale = backend.view(inputs.scaler.storage)[0]!;
+    const o = outputs.out.storage, out = backend.view(o);
     for (let i = 0; i < out.length; i++) out[i] = storeAs(o, Math.fround(x[i]! * scale));
   },
   webgpu(backend: WebGPUBackend, { inputs, outputs }) {
-    const x = inputs[0]!.storage, o = outputs[0]!.storage;
+    const x = inputs.x.storage, o = outputs.out.storage;
     const t = wgslType(o.dtype);
     backend.dispatch({
       label: 'loss_scale',
@@ -407,44 +390,42 @@ registerKernel('loss_scale', {
 @group(0) @binding(1) var<storage, read> scaler: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<${t}>;
 @group(0) @binding(3) var<uniform> u: U;`, '', `out[i] = ${t}(f32(x[i]) * scaler[0]);`),
-      buffers: [x, inputs[1]!.storage, o], uniforms: packUniforms([['u32', o.size]]), workgroups: grid1D(o.size),
+      buffers: [x, inputs.scaler.storage, o], uniforms: packUniforms([['u32', o.size]]), workgroups: grid1D(o.size),
     });
   },
 });
 
-// prune_random: inputs [uniform draws]; outputs [state]: zero where draw < p (ReLoRA's random pruning).
-registerKernel('prune_random', {
+registerKernel(pruneRandomKernel, {
   cpu(backend: CpuBackend, { inputs, outputs, attrs }) {
-    const r = backend.values(inputs[0]!.storage), s = backend.view(outputs[0]!.storage);
-    const p = Math.fround(attrs.p as number);
+    const r = backend.values(inputs.draws.storage), s = backend.view(outputs.state.storage);
+    const p = Math.fround(attrs.p);
     for (let i = 0; i < s.length; i++) if (r[i]! < p) s[i] = 0;
   },
   webgpu(backend: WebGPUBackend, { inputs, outputs, attrs }) {
-    const s = outputs[0]!.storage;
+    const s = outputs.state.storage;
     backend.dispatch({
       label: 'prune_random',
       source: elementwiseSource('f32', `@group(0) @binding(0) var<storage, read> r: array<f32>;
 @group(0) @binding(1) var<storage, read_write> s: array<f32>;
 @group(0) @binding(2) var<uniform> u: U;`, ', p: f32', 'if (r[i] < u.p) { s[i] = 0.0; }'),
-      buffers: [inputs[0]!.storage, s], uniforms: packUniforms([['u32', s.size], ['f32', attrs.p as number]]), workgroups: grid1D(s.size),
+      buffers: [inputs.draws.storage, s], uniforms: packUniforms([['u32', s.size], ['f32', attrs.p]]), workgroups: grid1D(s.size),
     });
   },
 });
 
-// prune_threshold: outputs [state]: zero where |x| <= threshold (ReLoRA's magnitude pruning).
-registerKernel('prune_threshold', {
+registerKernel(pruneThresholdKernel, {
   cpu(backend: CpuBackend, { outputs, attrs }) {
-    const s = backend.view(outputs[0]!.storage);
-    const thr = Math.fround(attrs.threshold as number);
+    const s = backend.view(outputs.state.storage);
+    const thr = Math.fround(attrs.threshold);
     for (let i = 0; i < s.length; i++) if (Math.abs(s[i]!) <= thr) s[i] = 0;
   },
   webgpu(backend: WebGPUBackend, { outputs, attrs }) {
-    const s = outputs[0]!.storage;
+    const s = outputs.state.storage;
     backend.dispatch({
       label: 'prune_threshold',
       source: elementwiseSource('f32', `@group(0) @binding(0) var<storage, read_write> s: array<f32>;
 @group(0) @binding(1) var<uniform> u: U;`, ', thr: f32', 'if (abs(s[i]) <= u.thr) { s[i] = 0.0; }'),
-      buffers: [s], uniforms: packUniforms([['u32', s.size], ['f32', attrs.threshold as number]]), workgroups: grid1D(s.size),
+      buffers: [s], uniforms: packUniforms([['u32', s.size], ['f32', attrs.threshold]]), workgroups: grid1D(s.size),
     });
   },
 });

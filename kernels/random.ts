@@ -1,6 +1,7 @@
 import type { CpuBackend } from '../engine/cpu/backend.js';
 import { f32ToF16Bits } from '../engine/dtype.js';
 import { philox4x32, splitU64, TWO_POW_M24 } from '../engine/random.js';
+import { randomKernel } from '../engine/creation-kernels.js';
 import { registerKernel } from '../engine/registry.js';
 import { enables, grid1D, LINEAR_INDEX, LINEAR_PARAMS, packUniforms, wgslType } from './wgsl.js';
 
@@ -84,13 +85,11 @@ function cosTurns(x: number, f: (v: number) => number): number {
   }
 }
 
-registerKernel('random', {
-  cpu(backend: CpuBackend, { outputs, attrs }) {
-    const s = outputs[0]!.storage;
-    const normal = attrs.kind === 'normal';
-    const [k0, k1] = splitU64(attrs.seed as number);
-    const offset = attrs.offset as number;
-    const a = attrs.a as number, b = attrs.b as number;
+registerKernel(randomKernel, {
+  cpu(backend: CpuBackend, { outputs: { out }, attrs: { kind, seed, offset, a, b } }) {
+    const s = out.storage;
+    const normal = kind === 'normal';
+    const [k0, k1] = splitU64(seed);
     const f = s.dtype === 'f64' ? (x: number) => x : Math.fround;
     const view = backend.view(s);
     const perBlock = normal ? 2 : 4;
@@ -114,15 +113,15 @@ registerKernel('random', {
       view[i] = s.dtype === 'f16' ? f32ToF16Bits(v) : v;
     }
   },
-  webgpu(backend, { outputs, attrs }) {
-    const s = outputs[0]!.storage;
-    const [k0, k1] = splitU64(attrs.seed as number);
-    const [offLo, offHi] = splitU64(attrs.offset as number);
+  webgpu(backend, { outputs: { out }, attrs: { kind, seed, offset, a, b } }) {
+    const s = out.storage;
+    const [k0, k1] = splitU64(seed);
+    const [offLo, offHi] = splitU64(offset);
     backend.dispatch({
-      label: `random ${attrs.kind as string}`,
-      source: randomSource(wgslType(s.dtype), attrs.kind === 'normal'),
+      label: `random ${kind}`,
+      source: randomSource(wgslType(s.dtype), kind === 'normal'),
       buffers: [s],
-      uniforms: packUniforms([['u32', s.size], ['u32', k0], ['u32', k1], ['u32', offLo], ['u32', offHi], ['f32', attrs.a as number], ['f32', attrs.b as number]]),
+      uniforms: packUniforms([['u32', s.size], ['u32', k0], ['u32', k1], ['u32', offLo], ['u32', offHi], ['f32', a], ['f32', b]]),
       workgroups: grid1D(s.size),
     });
   },

@@ -1,11 +1,11 @@
 import type { Storage } from '../engine/backend.js';
 import type { CpuBackend } from '../engine/cpu/backend.js';
-import { empty } from '../engine/creation.js';
+import { empty, fillInPlace } from '../engine/creation.js';
 import type { DType } from '../engine/dtype.js';
 import { f32ToF16Bits } from '../engine/dtype.js';
 import { DeviceMismatchError, DTypeError, ShapeError, StepError } from '../engine/errors.js';
 import type { Category } from '../engine/memory.js';
-import { registerKernel, runKernel } from '../engine/registry.js';
+import { defineKernel, registerKernel, runKernel } from '../engine/registry.js';
 import type { Tensor } from '../engine/tensor.js';
 import type { WalkDim } from './layout-strides.js';
 import { checkWalkRank, contiguousStrides, normalizeAxis, simplifyWalk, walkOffsets } from './layout-strides.js';
@@ -31,6 +31,11 @@ interface ReduceAttrs {
   plan: ReducePlan;
   scale: number;
 }
+
+/** out[o] = scale * (sum or max over the reduced walk of x). */
+const reduceKernel = defineKernel<ReduceAttrs>()('reduce', { inputs: ['x'], outputs: ['out'] });
+/** out = the sum of squares of every element of every tensor in xs (all non-empty). */
+const sumOfSquaresManyKernel = defineKernel()('sumOfSquaresMany', { inputs: ['...xs'], outputs: ['out'] });
 
 /** The normalised, sorted axes of `options.axis`, or a ShapeError naming the op and shape. */
 function resolveAxes(op: string, x: Tensor, axis: ReduceOptions['axis']): number[] {
@@ -70,11 +75,11 @@ function reduce(op: 'sum' | 'mean' | 'max', x: Tensor, options: ReduceOptions): 
   const out = empty(outShape, { dtype: x.dtype, device: x.backend, category: options.category, label: options.label }, op);
   if (out.size === 0) return out;
   if (plan.inner === 0) {
-    runKernel('fill', { inputs: [], outputs: [out], attrs: { value: op === 'mean' ? NaN : 0 } }); // PyTorch: sum 0, mean NaN
+    fillInPlace(out, op === 'mean' ? NaN : 0); // PyTorch: sum 0, mean NaN
     return out;
   }
   const attrs: ReduceAttrs = { kind: op === 'max' ? 'max' : 'sum', plan, scale: op === 'mean' ? 1 / plan.inner : 1 };
-  runKernel('reduce', { inputs: [x], outputs: [out], attrs: attrs as unknown as Record<string, unknown> });
+  runKernel(reduceKernel, { inputs: { x }, outputs: { out }, attrs });
   return out;
 }
 
@@ -119,8 +124,8 @@ export function sumOfSquaresMany(tensors: readonly Tensor[], options: ScalarOpti
   const dtype: DType = tensors.every((t) => t.dtype === 'f64') ? 'f64' : 'f32';
   const out = empty([], { dtype, device: backend, category: options.category, label: options.label }, 'sumOfSquaresMany');
   const nonEmpty = tensors.filter((t) => t.size > 0);
-  if (nonEmpty.length === 0) runKernel('fill', { inputs: [], outputs: [out], attrs: { value: 0 } });
-  else runKernel('sumOfSquaresMany', { inputs: nonEmpty, outputs: [out], attrs: {} });
+  if (nonEmpty.length === 0) fillInPlace(out, 0);
+  else runKernel(sumOfSquaresManyKernel, { inputs: { xs: nonEmpty }, outputs: { out }, attrs: {} });
   return out;
 }
 
@@ -152,30 +157,29 @@ function cpuReduce(backend: CpuBackend, x: Storage, out: Storage, { kind, plan, 
   }
 }
 
-registerKernel('reduce', {
+registerKernel(reduceKernel, {
   cpu(backend: CpuBackend, { inputs, outputs, attrs }) {
-    cpuReduce(backend, inputs[0]!.storage, outputs[0]!.storage, attrs as unknown as ReduceAttrs);
+    cpuReduce(backend, inputs.x.storage, outputs.out.storage, attrs);
   },
-  webgpu(backend, { inputs, outputs, attrs }) {
-    const { kind, plan, scale } = attrs as unknown as ReduceAttrs;
-    reduceOnDevice(backend, kind, inputs[0]!.storage, outputs[0]!.storage, plan, scale);
+  webgpu(backend, { inputs, outputs, attrs: { kind, plan, scale } }) {
+    reduceOnDevice(backend, kind, inputs.x.storage, outputs.out.storage, plan, scale);
   },
 });
 
 const flatPlan = (n: number): ReducePlan => ({ kept: [], red: simplifyWalk([{ size: n, strides: [1] }]), outer: 1, inner: n });
 
-registerKernel('sumOfSquaresMany', {
-  cpu(backend: CpuBackend, { inputs, outputs }) {
+registerKernel(sumOfSquaresManyKernel, {
+  cpu(backend: CpuBackend, { inputs: { xs }, outputs }) {
     let acc = 0;
-    for (const t of inputs) for (const v of backend.values(t.storage)) acc += v * v;
-    store(backend, outputs[0]!.storage, 0, acc);
+    for (const t of xs) for (const v of backend.values(t.storage)) acc += v * v;
+    store(backend, outputs.out.storage, 0, acc);
   },
-  webgpu(backend, { inputs, outputs }) {
-    const out = outputs[0]!.storage;
-    const parts = inputs.map((t) => ({ t, plan: flatPlan(t.size), pass: planPass(flatPlan(t.size), t.size) }));
+  webgpu(backend, { inputs: { xs }, outputs }) {
+    const out = outputs.out.storage;
+    const parts = xs.map((t) => ({ t, plan: flatPlan(t.size), pass: planPass(flatPlan(t.size), t.size) }));
     const total = parts.reduce((s, p) => s + p.pass.chunks, 0);
     if (total === 1) {
-      dispatchPass(backend, 'sumsq', inputs[0]!.storage, out, parts[0]!.plan, parts[0]!.pass, 0, 1);
+      dispatchPass(backend, 'sumsq', xs[0]!.storage, out, parts[0]!.plan, parts[0]!.pass, 0, 1);
       return;
     }
     const partials = backend.allocate('f32', total, 'staging', 'sumOfSquaresMany partials'); // scratch: see reduceOnDevice

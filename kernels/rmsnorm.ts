@@ -18,7 +18,8 @@ import { roundToF16 } from '../engine/dtype.js';
 import { empty } from '../engine/creation.js';
 import { ShapeError } from '../engine/errors.js';
 import type { Category } from '../engine/memory.js';
-import { registerKernel, runKernel } from '../engine/registry.js';
+import type { KernelCallOf } from '../engine/registry.js';
+import { defineKernel, registerKernel, runKernel } from '../engine/registry.js';
 import type { Tensor } from '../engine/tensor.js';
 import type { WebGPUBackend } from '../engine/webgpu/backend.js';
 import {
@@ -29,6 +30,12 @@ import { grid1D, LINEAR_INDEX, LINEAR_PARAMS, packUniforms } from './wgsl.js';
 
 /** Rows summed by one thread of the first dweight pass. */
 export const DWEIGHT_CHUNK = 64;
+
+interface NormAttrs { rows: number; cols: number; eps: number }
+
+const rmsNormKernel = defineKernel<NormAttrs>()('rmsNorm', { inputs: ['x', 'weight'], outputs: ['y'] });
+/** rstd and partial are scratch of the WebGPU passes, allocated by the op on both backends. */
+const rmsNormBackwardKernel = defineKernel<NormAttrs>()('rmsNormBackward', { inputs: ['x', 'weight', 'dy'], outputs: ['dx', 'dweight', 'rstd', 'partial'] });
 
 export interface RmsNormOptions {
   /** Memory category of the outputs (default `temporary`). */
@@ -51,7 +58,7 @@ export function rmsNorm(x: Tensor, weight: Tensor, eps: number, options: RmsNorm
   const op = 'rmsNorm';
   const { rows, cols } = checkInputs(op, x, weight, eps);
   const y = empty(x.shape, { dtype: x.dtype, device: x.backend, category: options.category }, op);
-  runKernel(op, { inputs: [x, weight], outputs: [y], attrs: { rows, cols, eps } });
+  runKernel(rmsNormKernel, { inputs: { x, weight }, outputs: { y }, attrs: { rows, cols, eps } });
   return y;
 }
 
@@ -68,15 +75,13 @@ export function rmsNormBackward(x: Tensor, weight: Tensor, dy: Tensor, eps: numb
   const rstd = empty([rows], { dtype: 'f32', device }, `${op} rstd`);
   const partial = empty([Math.ceil(rows / DWEIGHT_CHUNK) * cols], { dtype: 'f32', device }, `${op} partial dweight`);
   try {
-    runKernel(op, { inputs: [x, weight, dy], outputs: [dx, dweight, rstd, partial], attrs: { rows, cols, eps } });
+    runKernel(rmsNormBackwardKernel, { inputs: { x, weight, dy }, outputs: { dx, dweight, rstd, partial }, attrs: { rows, cols, eps } });
   } finally {
     rstd.dispose();
     partial.dispose();
   }
   return { dx, dweight };
 }
-
-interface NormAttrs { rows: number; cols: number; eps: number }
 
 /** 1 / sqrt(mean(x^2) + eps) of one row, as HF computes it in f32 (the sum in f64 here). */
 function rowRstd(x: ArrayLike<number>, base: number, a: NormAttrs): number {
@@ -92,19 +97,19 @@ function roundTo(dtype: string): (v: number) => number {
   return (v) => v;
 }
 
-function forwardCpu(backend: CpuBackend, inputs: readonly Tensor[], outputs: readonly Tensor[], a: NormAttrs): void {
-  const x = backend.values(inputs[0]!.storage), w = backend.values(inputs[1]!.storage);
-  const store = cpuStore(backend, outputs[0]!.storage);
-  const round = roundTo(inputs[0]!.dtype);
+function forwardCpu(backend: CpuBackend, { inputs, outputs, attrs: a }: KernelCallOf<typeof rmsNormKernel>): void {
+  const x = backend.values(inputs.x.storage), w = backend.values(inputs.weight.storage);
+  const store = cpuStore(backend, outputs.y.storage);
+  const round = roundTo(inputs.x.dtype);
   for (let r = 0; r < a.rows; r++) {
     const base = r * a.cols, rs = rowRstd(x, base, a);
     for (let j = 0; j < a.cols; j++) store(base + j, w[j]! * round(x[base + j]! * rs));
   }
 }
 
-function backwardCpu(backend: CpuBackend, inputs: readonly Tensor[], outputs: readonly Tensor[], a: NormAttrs): void {
-  const x = backend.values(inputs[0]!.storage), w = backend.values(inputs[1]!.storage), dy = backend.values(inputs[2]!.storage);
-  const storeDx = cpuStore(backend, outputs[0]!.storage);
+function backwardCpu(backend: CpuBackend, { inputs, outputs, attrs: a }: KernelCallOf<typeof rmsNormBackwardKernel>): void {
+  const x = backend.values(inputs.x.storage), w = backend.values(inputs.weight.storage), dy = backend.values(inputs.dy.storage);
+  const storeDx = cpuStore(backend, outputs.dx.storage);
   const dw = new Float64Array(a.cols);
   for (let r = 0; r < a.rows; r++) {
     const base = r * a.cols, rs = rowRstd(x, base, a);
@@ -117,7 +122,7 @@ function backwardCpu(backend: CpuBackend, inputs: readonly Tensor[], outputs: re
       dw[j] += dy[base + j]! * n;
     }
   }
-  const storeDw = cpuStore(backend, outputs[1]!.storage);
+  const storeDw = cpuStore(backend, outputs.dweight.storage);
   for (let j = 0; j < a.cols; j++) storeDw(j, dw[j]!);
 }
 
@@ -215,14 +220,11 @@ struct U { cols: u32, chunks: u32 }
 }`;
 }
 
-registerKernel('rmsNorm', {
-  cpu(backend, { inputs, outputs, attrs }) {
-    forwardCpu(backend, inputs, outputs, attrs as unknown as NormAttrs);
-  },
-  webgpu(backend, { inputs, outputs, attrs }) {
-    const a = attrs as unknown as NormAttrs;
+registerKernel(rmsNormKernel, {
+  cpu: forwardCpu,
+  webgpu(backend, { inputs, outputs, attrs: a }) {
     if (a.cols === 0) return;
-    const x = inputs[0]!.storage, w = inputs[1]!.storage, y = outputs[0]!.storage;
+    const x = inputs.x.storage, w = inputs.weight.storage, y = outputs.y.storage;
     backend.dispatch({
       label: 'rmsNorm',
       source: forwardSource(backend, floatType(x), floatType(w)),
@@ -233,15 +235,12 @@ registerKernel('rmsNorm', {
   },
 });
 
-registerKernel('rmsNormBackward', {
-  cpu(backend, { inputs, outputs, attrs }) {
-    backwardCpu(backend, inputs, outputs, attrs as unknown as NormAttrs);
-  },
-  webgpu(backend, { inputs, outputs, attrs }) {
-    const a = attrs as unknown as NormAttrs;
+registerKernel(rmsNormBackwardKernel, {
+  cpu: backwardCpu,
+  webgpu(backend, { inputs, outputs, attrs: a }) {
     if (a.cols === 0) return;
-    const [x, w, dy] = [inputs[0]!.storage, inputs[1]!.storage, inputs[2]!.storage];
-    const [dx, dw, rstd, partial] = [outputs[0]!.storage, outputs[1]!.storage, outputs[2]!.storage, outputs[3]!.storage];
+    const [x, w, dy] = [inputs.x.storage, inputs.weight.storage, inputs.dy.storage];
+    const [dx, dw, rstd, partial] = [outputs.dx.storage, outputs.dweight.storage, outputs.rstd.storage, outputs.partial.storage];
     const chunks = Math.ceil(a.rows / DWEIGHT_CHUNK);
     const t = floatType(x), tw = floatType(w);
     backend.dispatch({

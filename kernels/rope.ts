@@ -20,7 +20,8 @@ import type { CpuBackend } from '../engine/cpu/backend.js';
 import { empty, fromArray } from '../engine/creation.js';
 import { ShapeError, StepError } from '../engine/errors.js';
 import type { Category } from '../engine/memory.js';
-import { registerKernel, runKernel } from '../engine/registry.js';
+import type { KernelCallOf } from '../engine/registry.js';
+import { defineKernel, registerKernel, runKernel } from '../engine/registry.js';
 import type { Tensor } from '../engine/tensor.js';
 import { checkFloat, checkNumberOption, cpuStore, enableF16, floatType } from './fused-shared.js';
 import { grid1D, LINEAR_INDEX, LINEAR_PARAMS, packUniforms } from './wgsl.js';
@@ -63,7 +64,11 @@ export function ropeBackward(dy: Tensor, options: RopeOptions = {}): Tensor {
 
 interface RopeAttrs { pairs: number; half: number; T: number; rowStride: number; offset: number; sign: number }
 
-function applyRope(op: string, x: Tensor, options: RopeOptions, sign: 1 | -1): Tensor {
+/** y = x rotated by position * invFreq (sign -1: the inverse rotation, the backward). */
+const ropeKernel = (op: 'rope' | 'ropeBackward') => defineKernel<RopeAttrs>()(op, { inputs: ['x', 'invFreq'], outputs: ['y'] });
+const ROPE_KERNELS = { rope: ropeKernel('rope'), ropeBackward: ropeKernel('ropeBackward') };
+
+function applyRope(op: 'rope' | 'ropeBackward', x: Tensor, options: RopeOptions, sign: 1 | -1): Tensor {
   checkFloat(op, 'x', x);
   const theta = checkNumberOption(op, 'theta', options.theta ?? 10000, 'positive');
   const offset = checkNumberOption(op, 'positionOffset', options.positionOffset ?? 0, 'index');
@@ -86,16 +91,16 @@ function applyRope(op: string, x: Tensor, options: RopeOptions, sign: 1 | -1): T
   const y = empty(x.shape, { dtype: x.dtype, device: x.backend, category: options.category }, op);
   const invFreq = given ?? fromArray(ropeInvFreq(D, theta), [D / 2], { dtype: 'f32', device: x.backend, label: `${op} inv_freq` });
   try {
-    runKernel(op, { inputs: [x, invFreq], outputs: [y], attrs: { ...attrs } });
+    runKernel(ROPE_KERNELS[op], { inputs: { x, invFreq }, outputs: { y }, attrs });
   } finally {
     if (!given) invFreq.dispose();
   }
   return y;
 }
 
-function ropeCpu(backend: CpuBackend, inputs: readonly Tensor[], outputs: readonly Tensor[], a: RopeAttrs): void {
-  const x = backend.values(inputs[0]!.storage), invFreq = backend.values(inputs[1]!.storage);
-  const store = cpuStore(backend, outputs[0]!.storage);
+function ropeCpu(backend: CpuBackend, { inputs, outputs, attrs: a }: KernelCallOf<typeof ROPE_KERNELS.rope>): void {
+  const x = backend.values(inputs.x.storage), invFreq = backend.values(inputs.invFreq.storage);
+  const store = cpuStore(backend, outputs.y.storage);
   for (let i = 0; i < a.pairs; i++) {
     const row = Math.floor(i / a.half), j = i % a.half;
     const p = a.offset + (Math.floor(row / a.rowStride) % a.T);
@@ -153,16 +158,13 @@ ${SINCOS}
 }`;
 }
 
-for (const op of ['rope', 'ropeBackward']) {
-  registerKernel(op, {
-    cpu(backend, { inputs, outputs, attrs }) {
-      ropeCpu(backend, inputs, outputs, attrs as unknown as RopeAttrs);
-    },
-    webgpu(backend, { inputs, outputs, attrs }) {
-      const a = attrs as unknown as RopeAttrs;
-      const x = inputs[0]!.storage, invFreq = inputs[1]!.storage, y = outputs[0]!.storage;
+for (const def of Object.values(ROPE_KERNELS)) {
+  registerKernel(def, {
+    cpu: ropeCpu,
+    webgpu(backend, { inputs, outputs, attrs: a }) {
+      const x = inputs.x.storage, invFreq = inputs.invFreq.storage, y = outputs.y.storage;
       backend.dispatch({
-        label: op,
+        label: def.op,
         source: ropeSource(floatType(x)),
         buffers: [x, invFreq, y],
         uniforms: packUniforms([['u32', a.pairs], ['u32', a.half], ['u32', a.T], ['u32', a.rowStride], ['u32', a.offset], ['f32', a.sign]]),

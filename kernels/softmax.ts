@@ -13,7 +13,8 @@ import type { CpuBackend } from '../engine/cpu/backend.js';
 import { empty } from '../engine/creation.js';
 import { ShapeError } from '../engine/errors.js';
 import type { Category } from '../engine/memory.js';
-import { registerKernel, runKernel } from '../engine/registry.js';
+import type { KernelCallOf } from '../engine/registry.js';
+import { defineKernel, registerKernel, runKernel } from '../engine/registry.js';
 import type { Tensor } from '../engine/tensor.js';
 import type { WebGPUBackend } from '../engine/webgpu/backend.js';
 import {
@@ -21,6 +22,11 @@ import {
   rowEnables, rowGrid, rowPlan, rowReduceWGSL, rowsAndCols,
 } from './fused-shared.js';
 import { packUniforms } from './wgsl.js';
+
+interface SoftmaxAttrs { rows: number; cols: number; causal: boolean; T: number; offset: number }
+
+const softmaxKernel = defineKernel<SoftmaxAttrs>()('softmax', { inputs: ['x'], outputs: ['y'] });
+const softmaxBackwardKernel = defineKernel<{ rows: number; cols: number }>()('softmaxBackward', { inputs: ['y', 'dy'], outputs: ['dx'] });
 
 export interface SoftmaxOptions {
   /** Mask key j of query row i when j > i + positionOffset (x must be at least [T, C]). */
@@ -42,7 +48,7 @@ export function softmax(x: Tensor, options: SoftmaxOptions = {}): Tensor {
   if (causal && x.rank < 2) throw new ShapeError(`${op}: causal softmax needs x of shape [..., T, C], got ${x.describe()}`);
   const T = causal ? x.shape[x.rank - 2]! : 1;
   const y = empty(x.shape, { dtype: x.dtype, device: x.backend, category: options.category }, op);
-  runKernel(op, { inputs: [x], outputs: [y], attrs: { rows, cols, causal, T, offset } });
+  runKernel(softmaxKernel, { inputs: { x }, outputs: { y }, attrs: { rows, cols, causal, T, offset } });
   return y;
 }
 
@@ -58,20 +64,18 @@ export function softmaxBackward(y: Tensor, dy: Tensor, options: SoftmaxBackwardO
   checkSameShapeAndDType(op, ['y', 'dy'], y, dy);
   const { rows, cols } = rowsAndCols(op, 'y', y);
   const dx = empty(y.shape, { dtype: y.dtype, device: y.backend, category: options.category }, op);
-  runKernel(op, { inputs: [y, dy], outputs: [dx], attrs: { rows, cols } });
+  runKernel(softmaxBackwardKernel, { inputs: { y, dy }, outputs: { dx }, attrs: { rows, cols } });
   return dx;
 }
-
-interface SoftmaxAttrs { rows: number; cols: number; causal: boolean; T: number; offset: number }
 
 /** Columns of row `row` that are not masked. */
 function visibleCols(a: SoftmaxAttrs, row: number): number {
   return a.causal ? Math.min(a.cols, (row % a.T) + a.offset + 1) : a.cols;
 }
 
-function softmaxCpu(backend: CpuBackend, inputs: readonly Tensor[], outputs: readonly Tensor[], a: SoftmaxAttrs): void {
-  const x = backend.values(inputs[0]!.storage);
-  const store = cpuStore(backend, outputs[0]!.storage);
+function softmaxCpu(backend: CpuBackend, { inputs, outputs, attrs: a }: KernelCallOf<typeof softmaxKernel>): void {
+  const x = backend.values(inputs.x.storage);
+  const store = cpuStore(backend, outputs.y.storage);
   for (let r = 0; r < a.rows; r++) {
     const base = r * a.cols, n = visibleCols(a, r);
     let m = -Infinity;
@@ -82,9 +86,9 @@ function softmaxCpu(backend: CpuBackend, inputs: readonly Tensor[], outputs: rea
   }
 }
 
-function softmaxBackwardCpu(backend: CpuBackend, inputs: readonly Tensor[], outputs: readonly Tensor[], rows: number, cols: number): void {
-  const y = backend.values(inputs[0]!.storage), dy = backend.values(inputs[1]!.storage);
-  const store = cpuStore(backend, outputs[0]!.storage);
+function softmaxBackwardCpu(backend: CpuBackend, { inputs, outputs, attrs: { rows, cols } }: KernelCallOf<typeof softmaxBackwardKernel>): void {
+  const y = backend.values(inputs.y.storage), dy = backend.values(inputs.dy.storage);
+  const store = cpuStore(backend, outputs.dx.storage);
   for (let r = 0; r < rows; r++) {
     const base = r * cols;
     let dot = 0;
@@ -151,14 +155,11 @@ ${rowReduceWGSL(plan)}
 }`;
 }
 
-registerKernel('softmax', {
-  cpu(backend, { inputs, outputs, attrs }) {
-    softmaxCpu(backend, inputs, outputs, attrs as unknown as SoftmaxAttrs);
-  },
-  webgpu(backend, { inputs, outputs, attrs }) {
-    const a = attrs as unknown as SoftmaxAttrs;
+registerKernel(softmaxKernel, {
+  cpu: softmaxCpu,
+  webgpu(backend, { inputs, outputs, attrs: a }) {
     if (a.cols === 0) return;
-    const x = inputs[0]!.storage, y = outputs[0]!.storage;
+    const x = inputs.x.storage, y = outputs.y.storage;
     backend.dispatch({
       label: 'softmax',
       source: softmaxSource(backend, floatType(x)),
@@ -169,14 +170,11 @@ registerKernel('softmax', {
   },
 });
 
-registerKernel('softmaxBackward', {
-  cpu(backend, { inputs, outputs, attrs }) {
-    softmaxBackwardCpu(backend, inputs, outputs, attrs.rows as number, attrs.cols as number);
-  },
-  webgpu(backend, { inputs, outputs, attrs }) {
-    const rows = attrs.rows as number, cols = attrs.cols as number;
+registerKernel(softmaxBackwardKernel, {
+  cpu: softmaxBackwardCpu,
+  webgpu(backend, { inputs, outputs, attrs: { rows, cols } }) {
     if (cols === 0) return;
-    const y = inputs[0]!.storage, dy = inputs[1]!.storage, dx = outputs[0]!.storage;
+    const y = inputs.y.storage, dy = inputs.dy.storage, dx = outputs.dx.storage;
     backend.dispatch({
       label: 'softmaxBackward',
       source: softmaxBackwardSource(backend, floatType(y)),

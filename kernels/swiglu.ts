@@ -10,7 +10,8 @@
 import type { CpuBackend } from '../engine/cpu/backend.js';
 import { empty } from '../engine/creation.js';
 import type { Category } from '../engine/memory.js';
-import { registerKernel, runKernel } from '../engine/registry.js';
+import type { KernelCallOf } from '../engine/registry.js';
+import { defineKernel, registerKernel, runKernel } from '../engine/registry.js';
 import type { Tensor } from '../engine/tensor.js';
 import { checkFloat, checkSameShapeAndDType, cpuStore, enableF16, floatType } from './fused-shared.js';
 import { grid1D, LINEAR_INDEX, LINEAR_PARAMS, packUniforms } from './wgsl.js';
@@ -20,6 +21,9 @@ export interface SwigluOptions {
   category?: Category;
 }
 
+const swigluKernel = defineKernel()('swiglu', { inputs: ['gate', 'up'], outputs: ['y'] });
+const swigluBackwardKernel = defineKernel()('swigluBackward', { inputs: ['gate', 'up', 'dy'], outputs: ['dgate', 'dup'] });
+
 /** silu(gate) * up, elementwise. */
 export function swiglu(gate: Tensor, up: Tensor, options: SwigluOptions = {}): Tensor {
   const op = 'swiglu';
@@ -27,7 +31,7 @@ export function swiglu(gate: Tensor, up: Tensor, options: SwigluOptions = {}): T
   checkFloat(op, 'up', up);
   checkSameShapeAndDType(op, ['gate', 'up'], gate, up);
   const y = empty(gate.shape, { dtype: gate.dtype, device: gate.backend, category: options.category }, op);
-  runKernel(op, { inputs: [gate, up], outputs: [y], attrs: {} });
+  runKernel(swigluKernel, { inputs: { gate, up }, outputs: { y }, attrs: {} });
   return y;
 }
 
@@ -42,7 +46,7 @@ export function swigluBackward(gate: Tensor, up: Tensor, dy: Tensor, options: Sw
   const opts = { dtype: gate.dtype, device: gate.backend, category: options.category };
   const dgate = empty(gate.shape, opts, op);
   const dup = empty(gate.shape, opts, op);
-  runKernel(op, { inputs: [gate, up, dy], outputs: [dgate, dup], attrs: {} });
+  runKernel(swigluBackwardKernel, { inputs: { gate, up, dy }, outputs: { dgate, dup }, attrs: {} });
   return { dgate, dup };
 }
 
@@ -53,15 +57,15 @@ function sigmoid(g: number): number {
   return e / (1 + e);
 }
 
-function forwardCpu(backend: CpuBackend, inputs: readonly Tensor[], outputs: readonly Tensor[]): void {
-  const g = backend.values(inputs[0]!.storage), u = backend.values(inputs[1]!.storage);
-  const store = cpuStore(backend, outputs[0]!.storage);
+function forwardCpu(backend: CpuBackend, { inputs, outputs }: KernelCallOf<typeof swigluKernel>): void {
+  const g = backend.values(inputs.gate.storage), u = backend.values(inputs.up.storage);
+  const store = cpuStore(backend, outputs.y.storage);
   for (let i = 0; i < g.length; i++) store(i, g[i]! * sigmoid(g[i]!) * u[i]!);
 }
 
-function backwardCpu(backend: CpuBackend, inputs: readonly Tensor[], outputs: readonly Tensor[]): void {
-  const g = backend.values(inputs[0]!.storage), u = backend.values(inputs[1]!.storage), dy = backend.values(inputs[2]!.storage);
-  const storeG = cpuStore(backend, outputs[0]!.storage), storeU = cpuStore(backend, outputs[1]!.storage);
+function backwardCpu(backend: CpuBackend, { inputs, outputs }: KernelCallOf<typeof swigluBackwardKernel>): void {
+  const g = backend.values(inputs.gate.storage), u = backend.values(inputs.up.storage), dy = backend.values(inputs.dy.storage);
+  const storeG = cpuStore(backend, outputs.dgate.storage), storeU = cpuStore(backend, outputs.dup.storage);
   for (let i = 0; i < g.length; i++) {
     const s = sigmoid(g[i]!);
     storeG(i, dy[i]! * u[i]! * s * (1 + g[i]! * (1 - s)));
@@ -112,12 +116,10 @@ ${SIGMOID}
 }`;
 }
 
-registerKernel('swiglu', {
-  cpu(backend, { inputs, outputs }) {
-    forwardCpu(backend, inputs, outputs);
-  },
+registerKernel(swigluKernel, {
+  cpu: forwardCpu,
   webgpu(backend, { inputs, outputs }) {
-    const [g, u, y] = [inputs[0]!.storage, inputs[1]!.storage, outputs[0]!.storage];
+    const [g, u, y] = [inputs.gate.storage, inputs.up.storage, outputs.y.storage];
     backend.dispatch({
       label: 'swiglu',
       source: forwardSource(floatType(g)),
@@ -128,13 +130,11 @@ registerKernel('swiglu', {
   },
 });
 
-registerKernel('swigluBackward', {
-  cpu(backend, { inputs, outputs }) {
-    backwardCpu(backend, inputs, outputs);
-  },
+registerKernel(swigluBackwardKernel, {
+  cpu: backwardCpu,
   webgpu(backend, { inputs, outputs }) {
-    const [g, u, dy] = [inputs[0]!.storage, inputs[1]!.storage, inputs[2]!.storage];
-    const [dg, du] = [outputs[0]!.storage, outputs[1]!.storage];
+    const [g, u, dy] = [inputs.gate.storage, inputs.up.storage, inputs.dy.storage];
+    const [dg, du] = [outputs.dgate.storage, outputs.dup.storage];
     backend.dispatch({
       label: 'swigluBackward',
       source: backwardSource(floatType(g)),

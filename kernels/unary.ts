@@ -4,7 +4,7 @@ import type { CreateOptions } from '../engine/creation.js';
 import type { DType } from '../engine/dtype.js';
 import { assertDType, f32ToF16Bits } from '../engine/dtype.js';
 import { DTypeError, StepError } from '../engine/errors.js';
-import { registerKernel, runKernel } from '../engine/registry.js';
+import { defineKernel, registerKernel, runKernel } from '../engine/registry.js';
 import type { Tensor } from '../engine/tensor.js';
 import { enables, grid1D, LINEAR_INDEX, LINEAR_PARAMS, packUniforms, PER_THREAD, wgslType } from './wgsl.js';
 
@@ -86,13 +86,15 @@ struct U { n: u32, s: f32, si: i32, stride: u32 }
 ${op === 'pow_scalar' ? POWF : ''}`;
 }
 
-for (const op of Object.keys(UNARY)) {
-  registerKernel(op, {
-    cpu(backend: CpuBackend, { inputs, outputs, attrs }) {
-      const x = backend.values(inputs[0]!.storage);
-      const out = outputs[0]!;
+/** out = op(x, scalar) element-wise; `scalar` is 0 for the ops that take none. */
+const unaryKernel = (op: string) => defineKernel<{ scalar: number }>()(op, { inputs: ['x'], outputs: ['out'] });
+const UNARY_KERNELS = new Map(Object.keys(UNARY).map((op) => [op, unaryKernel(op)]));
+
+for (const [op, def] of UNARY_KERNELS) {
+  registerKernel(def, {
+    cpu(backend: CpuBackend, { inputs, outputs: { out }, attrs: { scalar: s } }) {
+      const x = backend.values(inputs.x.storage);
       const ov = backend.view(out.storage);
-      const s = (attrs.scalar as number | undefined) ?? 0;
       const f = UNARY[op]!.cpu;
       const isInt = out.dtype === 'i32';
       // f32 operands see the scalar as the f32 the GPU sees
@@ -102,9 +104,7 @@ for (const op of Object.keys(UNARY)) {
         ov[i] = out.dtype === 'f16' ? f32ToF16Bits(v) : isInt ? v | 0 : v;
       }
     },
-    webgpu(backend, { inputs, outputs, attrs }) {
-      const x = inputs[0]!, out = outputs[0]!;
-      const s = (attrs.scalar as number | undefined) ?? 0;
+    webgpu(backend, { inputs: { x }, outputs: { out }, attrs: { scalar: s } }) {
       const vec = out.size % 4 === 0 && op !== 'pow_scalar'; // powf branches per element
       const items = vec ? out.size / 4 : out.size;
       const threads = Math.ceil(items / PER_THREAD);
@@ -127,7 +127,7 @@ function unary(op: string, x: Tensor, options: OpOptions, scalar?: number): Tens
     if (x.dtype === 'i32' && !Number.isInteger(scalar)) throw new DTypeError(`${op}: ${x.describe()} is i32 but the scalar ${scalar} is not an integer`);
   }
   const out = empty(x.shape, { dtype: x.dtype, device: x.backend, category: options.category, label: options.label }, op);
-  runKernel(op, { inputs: [x], outputs: [out], attrs: { scalar } });
+  runKernel(UNARY_KERNELS.get(op)!, { inputs: { x }, outputs: { out }, attrs: { scalar: scalar ?? 0 } });
   return out;
 }
 
@@ -160,6 +160,6 @@ export function cast(x: Tensor, dtype: DType, options: OpOptions = {}): Tensor {
   x.use('cast');
   assertDType(dtype, 'cast');
   const out = empty(x.shape, { dtype, device: x.backend, category: options.category, label: options.label }, 'cast');
-  runKernel('cast', { inputs: [x], outputs: [out], attrs: {} });
+  runKernel(UNARY_KERNELS.get('cast')!, { inputs: { x }, outputs: { out }, attrs: { scalar: 0 } });
   return out;
 }

@@ -1,5 +1,5 @@
 import type { Backend } from '../engine/backend.js';
-import { rand, randn, zeros } from '../engine/creation.js';
+import { empty, fillInPlace, rand, randn, uniformInPlace } from '../engine/creation.js';
 import type { DType } from '../engine/dtype.js';
 import { ShapeError, StepError } from '../engine/errors.js';
 import { parameter } from '../engine/parameter.js';
@@ -9,6 +9,7 @@ import { formatShape } from '../engine/shape.js';
 import type { Tensor } from '../engine/tensor.js';
 import * as A from '../autograd/index.js';
 import { greaterEqual, mul } from '../kernels/elementwise.js';
+import { loraMergeInPlace } from '../kernels/lora.js';
 
 /** Makes a tensor a trainable parameter (requiresGrad, category `parameter`) or a frozen one. */
 export function setTrainable(t: Tensor, trainable: boolean): void {
@@ -138,12 +139,35 @@ export class Linear {
       throw new StepError(`${this.name}: LoRA rank ${rank} must be an integer in 1..${Math.min(this.inFeatures, this.outFeatures)} (min of in ${this.inFeatures}, out ${this.outFeatures})`);
     }
     const device: Backend = this.weight.backend;
-    const bound = 1 / Math.sqrt(this.inFeatures);
-    const a = rand([rank, this.inFeatures], { low: -bound, high: bound, generator, dtype, device, category: 'parameter', label: `${this.name}.lora_A` });
-    const b = zeros([this.outFeatures, rank], { dtype, device, category: 'parameter', label: `${this.name}.lora_B` });
+    const a = empty([rank, this.inFeatures], { dtype, device, category: 'parameter', label: `${this.name}.lora_A` });
+    const b = empty([this.outFeatures, rank], { dtype, device, category: 'parameter', label: `${this.name}.lora_B` });
     a.requiresGrad = true;
     b.requiresGrad = true;
     this.lora = { A: keep(a), B: keep(b), rank, alpha, dropout }; // the model owns its parameters
+    this.initLora(generator);
+    return this.lora;
+  }
+
+  /**
+   * (Re-)initialises the adapter in place, as a new adapter starts: A from Kaiming-uniform
+   * (bound 1/sqrt(in)), B zero, so the adapter adds nothing. The tensors stay the same objects,
+   * so an optimizer holding them keeps working (ReLoRA's restart).
+   */
+  initLora(generator: Generator): void {
+    const lora = this.requireLora('initLora');
+    const bound = 1 / Math.sqrt(this.inFeatures);
+    uniformInPlace(lora.A, -bound, bound, generator);
+    fillInPlace(lora.B, 0);
+  }
+
+  /** Adds the adapter to the weight in place (W += (alpha / r) B A, no W-sized temporary); the adapter stays. */
+  mergeLoraIntoWeight(): void {
+    const { A: a, B: b, rank, alpha } = this.requireLora('mergeLoraIntoWeight');
+    loraMergeInPlace(this.weight, b, a, alpha / rank);
+  }
+
+  private requireLora(op: string): LoraAdapter {
+    if (!this.lora) throw new StepError(`${this.name}.${op}: this linear has no LoRA adapter (add one with addLora)`);
     return this.lora;
   }
 }

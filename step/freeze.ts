@@ -2,7 +2,7 @@ import { StepError } from '../engine/errors.js';
 import { Generator } from '../engine/random.js';
 import { scopeSync } from '../engine/scope.js';
 import { noGrad } from '../autograd/grad-mode.js';
-import { loraMergeInPlace } from '../kernels/lora.js';
+import type { Linear } from '../models/linear.js';
 import { setTrainable } from '../models/linear.js';
 import type { LlamaModel } from '../models/llama.js';
 
@@ -41,18 +41,42 @@ export function freezeLayersWithLora(model: LlamaModel, layers: readonly number[
 export function mergeLora(model: LlamaModel): number {
   let merged = 0;
   scopeSync(() => noGrad(() => {
-    for (const layer of model.layers) {
-      for (const lin of layer.linears) {
-        if (!lin.lora) continue;
-        const { A, B, rank, alpha } = lin.lora;
-        loraMergeInPlace(lin.weight, B, A, alpha / rank);
-        for (const t of [A, B]) { t.grad?.dispose(); t.grad = null; t.dispose(); }
-        lin.lora = null;
-        merged++;
-      }
+    for (const lin of adaptedLinears(model)) {
+      const { A, B } = lin.lora!;
+      lin.mergeLoraIntoWeight();
+      for (const t of [A, B]) { t.grad?.dispose(); t.grad = null; t.dispose(); }
+      lin.lora = null;
+      merged++;
     }
   }));
   return merged;
+}
+
+/**
+ * ReLoRA's restart of the adapters: merges each into its frozen weight and re-initialises it in
+ * place as a new adapter (A Kaiming-uniform, B zero), A drawn from `generatorFor(layer, linear)`
+ * (linear = its position 0-6 in the layer). The adapters stay the same tensors, so the optimizer
+ * keeps (and may prune) their state. The logits are unchanged up to f32 rounding. Returns the
+ * adapters restarted.
+ */
+export function restartLora(model: LlamaModel, generatorFor: (layer: number, linear: number) => Generator): number {
+  let restarted = 0;
+  scopeSync(() => noGrad(() => {
+    for (const [li, layer] of model.layers.entries()) {
+      for (const [xi, lin] of layer.linears.entries()) {
+        if (!lin.lora) continue;
+        lin.mergeLoraIntoWeight();
+        lin.initLora(generatorFor(li, xi));
+        restarted++;
+      }
+    }
+  }));
+  return restarted;
+}
+
+/** The linears that carry a LoRA adapter, in layer order. */
+function adaptedLinears(model: LlamaModel): Linear[] {
+  return model.layers.flatMap((l) => l.linears.filter((x) => x.lora !== null));
 }
 
 /** Makes every layer (and the embeddings, final norm and head) trainable again, without adapters. */

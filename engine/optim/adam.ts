@@ -7,8 +7,9 @@
 import { StepError } from '../errors.js';
 import { runKernel } from '../registry.js';
 import type { Tensor } from '../tensor.js';
-import type { BaseHyper, OptimizerOptions, ParamGroupSpec, ParamState } from './optimizer.js';
-import { Optimizer } from './optimizer.js';
+import { adamwKernel } from './kernels.js';
+import type { BaseHyper, OptimizerOptions, ParamGroupSpec, ParamState, UpdateInputs } from './optimizer.js';
+import { Optimizer, stepAttrs } from './optimizer.js';
 
 export interface AdamHyper extends BaseHyper {
   betas: [number, number];
@@ -38,17 +39,16 @@ abstract class AdamBase extends Optimizer<AdamHyper> {
     return ['m', 'v'];
   }
 
-  protected update(s: ParamState, grad: Tensor, status: Tensor | null): void {
+  protected update(s: ParamState, inputs: UpdateInputs): void {
     const h = this.groups[s.group]!;
-    const m = s.tensors.get('m')!, v = s.tensors.get('v')!;
-    runKernel('adamw', {
-      inputs: status ? [grad, status] : [grad],
-      outputs: s.master ? [s.param, m, v, s.master] : [s.param, m, v],
+    runKernel(adamwKernel, {
+      inputs,
+      outputs: { param: s.param, m: s.tensors.get('m')!, v: s.tensors.get('v')!, master: s.master ?? undefined },
       attrs: {
         lr: h.lr, beta1: h.betas[0], beta2: h.betas[1], eps: h.eps,
         l2: this.decoupled ? 0 : h.weightDecay,
         decay: this.decoupled ? 1 - h.lr * h.weightDecay : 1,
-        step: s.step, skipBase: s.skipBase,
+        ...stepAttrs(s),
       },
     });
   }

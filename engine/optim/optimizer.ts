@@ -9,13 +9,15 @@
  *   updates it, and writes its f16 rounding into the param (2 + 2 + 12 bytes per parameter with Adam).
  */
 import type { Backend } from '../backend.js';
-import { clone, empty, zeros } from '../creation.js';
+import { clone, empty, fillInPlace, zeros } from '../creation.js';
 import { bytesPerElement } from '../dtype.js';
 import { DisposedError, DTypeError, ShapeError, StepError } from '../errors.js';
 import { runKernel } from '../registry.js';
 import { keep } from '../scope.js';
 import { formatShape } from '../shape.js';
 import { Tensor } from '../tensor.js';
+import type { StepAttrs } from './kernels.js';
+import { gradSqPartialsKernel, optimFinalizeKernel } from './kernels.js';
 import type { LossScalerOptions } from './loss-scaler.js';
 import { LossScaler } from './loss-scaler.js';
 import type { ResetOptions } from './reset.js';
@@ -71,6 +73,17 @@ export interface ParamState {
 
 export type OptimizerKind = 'sgd' | 'adam' | 'adamw';
 
+/** The inputs every update kernel reads: the gradient and, when the step clips or scales the loss, the finalize status. */
+export interface UpdateInputs {
+  grad: Tensor;
+  status?: Tensor;
+}
+
+/** A parameter's step count and skip base, as the update kernels read them (see kernels.ts). */
+export function stepAttrs(s: ParamState): StepAttrs {
+  return { step: s.step, skipBase: s.skipBase };
+}
+
 function describeParam(p: Tensor): string {
   return p.label || `#${p.id}`;
 }
@@ -114,8 +127,8 @@ export abstract class Optimizer<H extends BaseHyper> {
   protected abstract checkHyper(h: H, where: string): void;
   /** Names of the f32 state tensors a parameter of this group needs, in kernel order. */
   protected abstract stateNames(h: H): string[];
-  /** Enqueues the update of one parameter (status: the finalize kernel's output, or null). */
-  protected abstract update(state: ParamState, grad: Tensor, status: Tensor | null): void;
+  /** Enqueues the update of one parameter. */
+  protected abstract update(state: ParamState, inputs: UpdateInputs): void;
 
   /** The backend every parameter lives on. */
   get device(): Backend {
@@ -216,7 +229,7 @@ export abstract class Optimizer<H extends BaseHyper> {
     try {
       for (const [s, g] of active) {
         s.step++;
-        this.update(s, g, status);
+        this.update(s, { grad: g, status: status ?? undefined });
       }
     } finally {
       status?.dispose();
@@ -234,14 +247,14 @@ export abstract class Optimizer<H extends BaseHyper> {
     try {
       let base = 0;
       grads.forEach((g, k) => {
-        runKernel('grad_sq_partials', { inputs: [g], outputs: [partials], attrs: { base, groups: groups[k] } });
+        runKernel(gradSqPartialsKernel, { inputs: { grad: g }, outputs: { partials }, attrs: { base, groups: groups[k]! } });
         base += groups[k]!;
       });
       const status = empty([4], { device, label: `${this.kind}.status` }, `${this.kind}.step`);
       const norm = empty([1], { device, label: 'grad norm' }, `${this.kind}.step`);
       const sc = this.lossScaler;
-      runKernel('optim_finalize', {
-        inputs: [partials], outputs: [status, norm, ...(sc ? [sc.state] : [])],
+      runKernel(optimFinalizeKernel, {
+        inputs: { partials }, outputs: { status, norm, scaler: sc?.state },
         attrs: { slots, maxNorm: this.maxGradNorm, growthFactor: sc?.growthFactor ?? 2, backoffFactor: sc?.backoffFactor ?? 0.5, growthInterval: sc?.growthInterval ?? 1 },
       });
       return { status, norm };
@@ -267,7 +280,7 @@ export abstract class Optimizer<H extends BaseHyper> {
         g.dispose();
         s.param.grad = null;
       } else {
-        runKernel('fill', { inputs: [], outputs: [g], attrs: { value: 0 } });
+        fillInPlace(g, 0);
       }
     }
   }

@@ -2,11 +2,12 @@
  * Optimizer state resets for a subset of parameters, as ReLoRA does at each restart: zero the
  * state, zero a random fraction p of it, or keep only the largest (1 - p) fraction by magnitude.
  */
-import { rand } from '../creation.js';
+import { fillInPlace, rand } from '../creation.js';
 import { StepError } from '../errors.js';
 import type { Generator } from '../random.js';
 import { defaultGenerator } from '../random.js';
 import { runKernel } from '../registry.js';
+import { pruneRandomKernel, pruneThresholdKernel } from './kernels.js';
 import type { Tensor } from '../tensor.js';
 
 export type ResetMode = 'zero' | 'random' | 'magnitude';
@@ -46,18 +47,18 @@ export function checkResetOptions(options: ResetOptions, op: string): Required<O
 /** Resets one f32 state tensor in place (on its device; 'magnitude' reads it back to find the threshold). */
 export async function resetStateTensor(t: Tensor, mode: ResetMode, p: number, generator: Generator): Promise<void> {
   if (mode === 'zero' || p === 1) {
-    runKernel('fill', { inputs: [], outputs: [t], attrs: { value: 0 } });
+    fillInPlace(t, 0);
   } else if (p === 0 || t.size === 0) {
     // nothing to prune
   } else if (mode === 'random') {
     const draws = rand(t.shape, { device: t.backend, generator, label: 'reset draws' });
     try {
-      runKernel('prune_random', { inputs: [draws], outputs: [t], attrs: { p } });
+      runKernel(pruneRandomKernel, { inputs: { draws }, outputs: { state: t }, attrs: { p } });
     } finally {
       draws.dispose();
     }
   } else {
     const mags = Float32Array.from(await t.toArray(), Math.abs).sort();
-    runKernel('prune_threshold', { inputs: [], outputs: [t], attrs: { threshold: quantileSorted(mags, p) } });
+    runKernel(pruneThresholdKernel, { inputs: {}, outputs: { state: t }, attrs: { threshold: quantileSorted(mags, p) } });
   }
 }

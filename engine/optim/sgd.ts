@@ -6,8 +6,9 @@
 import { StepError } from '../errors.js';
 import { runKernel } from '../registry.js';
 import type { Tensor } from '../tensor.js';
-import type { BaseHyper, OptimizerOptions, ParamGroupSpec, ParamState } from './optimizer.js';
-import { Optimizer } from './optimizer.js';
+import { sgdKernel } from './kernels.js';
+import type { BaseHyper, OptimizerOptions, ParamGroupSpec, ParamState, UpdateInputs } from './optimizer.js';
+import { Optimizer, stepAttrs } from './optimizer.js';
 
 export interface SgdHyper extends BaseHyper {
   momentum: number;
@@ -38,19 +39,16 @@ export class SGD extends Optimizer<SgdHyper> {
     return h.momentum > 0 ? ['momentum'] : [];
   }
 
-  protected update(s: ParamState, grad: Tensor, status: Tensor | null): void {
+  protected update(s: ParamState, inputs: UpdateInputs): void {
     const h = this.groups[s.group]!;
     const buf = s.tensors.get('momentum');
     if (!buf && h.momentum > 0) {
       throw new StepError(`sgd group ${s.group}: momentum was 0 when the group was created, so it has no momentum buffer; set momentum when constructing the optimizer`);
     }
-    runKernel('sgd', {
-      inputs: status ? [grad, status] : [grad],
-      outputs: [s.param, ...(buf ? [buf] : []), ...(s.master ? [s.master] : [])],
-      attrs: {
-        lr: h.lr, momentum: buf ? h.momentum : 0, dampening: h.dampening, nesterov: h.nesterov, weightDecay: h.weightDecay,
-        hasMomentum: buf !== undefined, step: s.step, skipBase: s.skipBase,
-      },
+    runKernel(sgdKernel, {
+      inputs,
+      outputs: { param: s.param, momentum: buf, master: s.master ?? undefined },
+      attrs: { lr: h.lr, momentum: buf ? h.momentum : 0, dampening: h.dampening, nesterov: h.nesterov, weightDecay: h.weightDecay, ...stepAttrs(s) },
     });
   }
 }

@@ -1,8 +1,8 @@
-import { runKernel } from '../../engine/registry.js';
 import { CATEGORIES } from '../../engine/memory.js';
+import { Generator } from '../../engine/random.js';
 import { jaggedCosineSchedule, warmupCosineSchedule } from '../../engine/optim/schedules.js';
 import type { LlamaConfig } from '../../models/config.js';
-import { freezeLayersWithLora, mergeLora } from '../freeze.js';
+import { freezeLayersWithLora, mergeLora, restartLora } from '../freeze.js';
 import { growModel } from '../growth.js';
 import { planStages } from '../planner/plan.js';
 import { listStageTensors } from '../planner/tensors.js';
@@ -142,20 +142,28 @@ function reloraPlan(o: TrainOptions, target: LlamaConfig): MethodPlan {
   };
 }
 
+/** Linears per decoder layer (q, k, v, o, gate, up, down): the adapter slots of a layer. */
+const LINEARS_PER_LAYER = 7;
+/** Philox blocks of a restart stream reserved per adapter slot: 2^24 blocks = 2^26 uniforms, more than any A holds. */
+const BLOCKS_PER_ADAPTER = 2 ** 24;
+
+/**
+ * The random stream an adapter is redrawn from at a ReLoRA restart at `step`: seed
+ * runSeed + step, and in it a window of its own per adapter slot (layer, linear), so no two
+ * adapters share draws, no two restarts share a seed, and a resumed run redraws exactly the
+ * adapters the uninterrupted run drew.
+ */
+export function restartGenerator(runSeed: number, step: number, layer: number, linear: number): Generator {
+  const g = new Generator(runSeed + step);
+  g.take((layer * LINEARS_PER_LAYER + linear) * BLOCKS_PER_ADAPTER);
+  return g;
+}
+
 /** ReLoRA's restart: merge the adapters into the weights, re-initialise them, prune their Adam state (99% by magnitude). */
 async function restart(run: Run, o: TrainOptions): Promise<void> {
   const { state } = run;
   const adapters = run.model.layers.flatMap((l) => l.linears.flatMap((x) => (x.lora ? [x.lora] : [])));
-  for (const [li, l] of run.model.layers.entries()) {
-    for (const [xi, x] of l.linears.entries()) {
-      if (!x.lora) continue;
-      const { A, B, rank, alpha } = x.lora;
-      runKernel('loraMerge', { inputs: [B, A], outputs: [x.weight], attrs: { scale: alpha / rank } });
-      const bound = 1 / Math.sqrt(x.inFeatures);
-      runKernel('random', { inputs: [], outputs: [A], attrs: { kind: 'uniform', seed: o.seed + state.step, offset: (li * 7 + xi) * 2 ** 24, a: -bound, b: bound } });
-      runKernel('fill', { inputs: [], outputs: [B], attrs: { value: 0 } });
-    }
-  }
+  restartLora(run.model, (layer, linear) => restartGenerator(o.seed, state.step, layer, linear));
   await run.optimizer.resetState(adapters.flatMap((a) => [a.A, a.B]), { mode: 'magnitude', p: 0.99 });
   state.lastRestart = state.step;
   run.log.write('relora-restart', { step: state.step });

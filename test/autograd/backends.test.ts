@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import type { Backend, Tensor } from '../../index.js';
 import { fromArray, scope } from '../../index.js';
 import * as A from '../../autograd/index.js';
-import { bothBackends, worstError } from '../helpers/conformance.js';
+import { bothBackends, worstError } from '../helpers/backends.js';
 
 const rnd = (n: number, seed: number) => Array.from({ length: n }, (_, i) => (((Math.sin(seed * 7919 + i * 104.729) * 43758.5453) % 1) + 1) % 1 * 4 - 2);
 

@@ -159,6 +159,26 @@ test('property: random compositions of ops over broadcastable shapes pass gradch
   }), { numRuns: 60 });
 });
 
-test('StepError type for graph errors', () => {
-  assert.ok(new StepError('x') instanceof Error);
+test('graph errors are StepErrors (the class itself) with one line naming the call, the tensor and the fix', async () => {
+  setDevice(cpu);
+  const stepError = (pattern: RegExp) => (e: unknown) => {
+    assert.ok(e instanceof StepError, `expected a StepError, got ${String(e)}`);
+    assert.equal(e.constructor, StepError, `expected StepError itself, got ${e.constructor.name}`);
+    assert.equal(e.name, 'StepError');
+    assert.ok(!e.message.includes('\n'), `one line: ${e.message}`);
+    assert.match(e.message, pattern);
+    return true;
+  };
+  await scope(async () => {
+    const x = fromArray([1, 2], [2], { label: 'x' });
+    x.requiresGrad = true;
+    const y = A.sum(A.mul(x, x));
+    A.backward(y);
+    assert.throws(() => A.backward(y), stepError(/^backward: the saved tensors of sum \(producing tensor #\d+ \[\]\) were already freed by an earlier backward\(\); pass \{ retainGraph: true \} to the first backward to run it twice$/));
+    assert.throws(() => A.backward(fromArray([1], [1], { label: 'plain' })), stepError(/^backward: .*plain.* does not require grad: no input of the ops that made it has requiresGrad = true \(or it was computed under noGrad\)$/));
+    const other = fromArray([3], [1], { label: 'other' });
+    other.requiresGrad = true;
+    assert.throws(() => A.grad(A.sum(A.exp(x)), [other]), stepError(/^grad: .*other.* is not part of the graph that produced .+$/));
+    await assert.rejects(A.gradcheck(() => fromArray([1]), [{ values: [1], shape: [1] }]), stepError(/^gradcheck: the function returned f32; it must compute in f64 on the cpu backend$/));
+  });
 });

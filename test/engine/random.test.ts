@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { Generator, philox4x32, rand, randn, scope } from '../../index.js';
 import { mulhi32 } from '../../engine/random.js';
-import { assertClose, BACKENDS, REQUIRE_WEBGPU, testBothBackends } from '../helpers/backends.js';
+import { assertClose, bothBackends, testBothBackends } from '../helpers/backends.js';
 
 test('Philox4x32-10 matches the Random123 known-answer vectors', () => {
   const hex = (w: number[]) => w.map((x) => x.toString(16).padStart(8, '0')).join(' ');
@@ -61,12 +61,9 @@ testBothBackends('rand: consecutive draws continue the stream (two halves = one 
 });
 
 test('PRNG: the same seed gives the same numbers on cpu and webgpu (uniform exact, normal to 2e-6)', async (t) => {
-  const [cpu, gpu] = await Promise.all(BACKENDS.map((b) => b.get()));
-  if (typeof gpu === 'string') {
-    if (REQUIRE_WEBGPU) throw new Error(`STEP_REQUIRE_WEBGPU=1 but WebGPU is unavailable: ${gpu}`);
-    t.skip(`WebGPU skipped: ${gpu}`);
-    return;
-  }
+  const both = await bothBackends(t);
+  if (!both) return;
+  const { cpu, gpu } = both;
   await fc.assert(fc.asyncProperty(
     fc.integer({ min: 0, max: 2 ** 53 - 1 }), fc.integer({ min: 0, max: 2 ** 40 }), fc.integer({ min: 0, max: 3000 }),
     fc.constantFrom('f32' as const, 'f16' as const),

@@ -6,8 +6,7 @@ import {
   CpuBackend, crossEntropy, DTypeError, fromArray, resetPeak, scope, scopeSync, ShapeError, StepError, zeros,
 } from '../../index.js';
 import { crossEntropyBackward } from '../../kernels/index.js';
-import { testBothBackends } from '../helpers/backends.js';
-import { bothBackends, runOnBoth } from '../helpers/conformance.js';
+import { bothBackends, runOnBoth, testBothBackends } from '../helpers/backends.js';
 import { dim, expectClose, expectConform, fixtureTensor, floats, loadFixture, reductionsFor, runs, withReduction } from './fused-helpers.js';
 
 const cpu = new CpuBackend();

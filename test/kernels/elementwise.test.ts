@@ -7,7 +7,7 @@ import {
   rsqrt, scope, scopeSync, setDevice, ShapeError, sigmoid, silu, sqrt, square, sub, tanh, where, log, abs, rsub, rdiv, zeros,
 } from '../../index.js';
 import { addScaledInPlace, greater, lessEqual, equal, notEqual, less } from '../../kernels/index.js';
-import { bothBackends, runOnBoth, worstError } from '../helpers/conformance.js';
+import { bothBackends, runOnBoth, worstError } from '../helpers/backends.js';
 
 const cpu = new CpuBackend();
 

@@ -6,8 +6,7 @@ import { fromArray } from '../../index.js';
 import type { RowReduction } from '../../kernels/fused-shared.js';
 import { availableRowReductions, forceRowReduction } from '../../kernels/fused-shared.js';
 import type { WebGPUBackend } from '../../engine/webgpu/backend.js';
-import { assertClose } from '../helpers/backends.js';
-import { worstError } from '../helpers/conformance.js';
+import { assertClose, worstError } from '../helpers/backends.js';
 
 export interface FixtureTensor { shape: number[]; values: number[] }
 

@@ -7,8 +7,7 @@ import {
   setDevice, slice, StepError, transpose, zeros,
 } from '../../index.js';
 import { scatterAddRows } from '../../kernels/index.js';
-import { testBothBackends } from '../helpers/backends.js';
-import { bothBackends, runOnBoth } from '../helpers/conformance.js';
+import { bothBackends, runOnBoth, testBothBackends } from '../helpers/backends.js';
 
 const vals = async (t: Tensor) => [...await t.toArray()];
 const sizeOf = (s: readonly number[]) => s.reduce((p, d) => p * d, 1);

@@ -10,8 +10,7 @@ import { matmul } from '../../kernels/matmul.js';
 import type { WebGPUBackend } from '../../index.js';
 import { fixedSubgroupSize, planMatmul, setMatmulKernel } from '../../kernels/matmul-webgpu.js';
 import { matmulLayout } from '../../kernels/matmul-layout.js';
-import { bothBackends, runOnBoth } from '../helpers/conformance.js';
-import { testBothBackends } from '../helpers/backends.js';
+import { bothBackends, runOnBoth, testBothBackends } from '../helpers/backends.js';
 
 const cpu = new CpuBackend();
 const vals = async (t: { toArray(): Promise<Float32Array | Float64Array | Int32Array> }) => [...await t.toArray()];

@@ -8,8 +8,7 @@ import {
 } from '../../index.js';
 import { sumOfSquaresMany } from '../../kernels/index.js';
 import { chunking, planPass } from '../../kernels/reduce-webgpu.js';
-import { testBothBackends } from '../helpers/backends.js';
-import { bothBackends, runOnBoth } from '../helpers/conformance.js';
+import { bothBackends, runOnBoth, testBothBackends } from '../helpers/backends.js';
 
 const vals = async (t: Tensor) => [...await t.toArray()];
 

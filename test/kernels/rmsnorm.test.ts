@@ -5,8 +5,7 @@ import type { DType, Tensor } from '../../index.js';
 import { CpuBackend, DTypeError, fromArray, ones, resetPeak, rmsNorm, scope, scopeSync, ShapeError, zeros } from '../../index.js';
 import { rmsNormBackward } from '../../kernels/index.js';
 import { DWEIGHT_CHUNK } from '../../kernels/rmsnorm.js';
-import { testBothBackends } from '../helpers/backends.js';
-import { bothBackends, runOnBoth } from '../helpers/conformance.js';
+import { bothBackends, runOnBoth, testBothBackends } from '../helpers/backends.js';
 import { dim, expectClose, expectConform, fixtureTensor, floats, loadFixture, maxAbs, reductionsFor, runs, withReduction } from './fused-helpers.js';
 
 const cpu = new CpuBackend();
@@ -57,8 +56,17 @@ const TOL = {
 };
 
 testBothBackends('rmsNorm matches PyTorch (LlamaRMSNorm) on the golden cases (forward and backward)', async (b) => {
-  for (const kind of reductionsFor(b)) {
-    for (const c of loadFixture('rmsnorm')) {
+  const cases = loadFixture('rmsnorm');
+  // the golden file must cover what the kernel promises: f32, f16, and f16 x with an f32 weight
+  assert.deepEqual([...new Set(cases.map((c) => `${c.dtype} x, ${c.weightDtype ?? c.dtype} weight`))].sort(), ['f16 x, f16 weight', 'f16 x, f32 weight', 'f32 x, f32 weight']);
+  const kinds = reductionsFor(b);
+  assert.ok(kinds.length > 0, `no row reduction to test on ${b.name}`);
+  let checked = 0;
+  for (const kind of kinds) {
+    for (const c of cases) {
+      const elements = c.inputs.x!.shape.reduce((p, d) => p * d, 1);
+      assert.ok(elements > 0 && c.expected.y!.values.length === elements && c.expected.dx!.values.length === elements, `${c.name}: golden y and dx must hold the ${elements} elements of x`);
+      assert.equal(c.expected.dweight!.values.length, c.inputs.weight!.shape[0], `${c.name}: golden dweight must hold H elements`);
       await withReduction(kind, () => scope(async () => {
         const wd = c.weightDtype ?? c.dtype;
         const x = fixtureTensor(c.inputs.x!, c.dtype, b);
@@ -70,9 +78,11 @@ testBothBackends('rmsNorm matches PyTorch (LlamaRMSNorm) on the golden cases (fo
         assert.equal(dweight.dtype, wd);
         expectClose(await dx.toArray(), c.expected.dx!.values, TOL[c.dtype].dx, `${what}: dx`);
         expectClose(await dweight.toArray(), c.expected.dweight!.values, TOL[wd].dweight, `${what}: dweight`);
+        checked++;
       }));
     }
   }
+  assert.equal(checked, kinds.length * cases.length, 'every golden case ran under every row reduction');
 });
 
 testBothBackends('rmsNorm: empty tensors, H = 1, no rows (dweight = 0), many dweight chunks', async (b) => {

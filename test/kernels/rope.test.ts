@@ -4,8 +4,7 @@ import fc from 'fast-check';
 import type { DType, RopeLayout, Tensor } from '../../index.js';
 import { CpuBackend, DTypeError, fromArray, rope, scope, scopeSync, ShapeError, StepError, zeros } from '../../index.js';
 import { ropeBackward, ropeInvFreq } from '../../kernels/index.js';
-import { testBothBackends } from '../helpers/backends.js';
-import { bothBackends, runOnBoth } from '../helpers/conformance.js';
+import { bothBackends, runOnBoth, testBothBackends } from '../helpers/backends.js';
 import { dim, expectClose, expectConform, fixtureTensor, floats, loadFixture, maxAbs, runs } from './fused-helpers.js';
 
 const cpu = new CpuBackend();

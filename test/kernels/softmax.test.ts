@@ -4,8 +4,7 @@ import fc from 'fast-check';
 import type { DType, Tensor } from '../../index.js';
 import { CpuBackend, DTypeError, fromArray, scope, scopeSync, ShapeError, softmax, StepError, zeros } from '../../index.js';
 import { softmaxBackward } from '../../kernels/index.js';
-import { testBothBackends } from '../helpers/backends.js';
-import { bothBackends, runOnBoth } from '../helpers/conformance.js';
+import { bothBackends, runOnBoth, testBothBackends } from '../helpers/backends.js';
 import {
   dim, expectClose, expectConform, fixtureTensor, floats, loadFixture, reductionsFor, runs, withReduction,
 } from './fused-helpers.js';

@@ -4,8 +4,7 @@ import fc from 'fast-check';
 import type { DType, Tensor } from '../../index.js';
 import { CpuBackend, DTypeError, fromArray, roundToF16, scope, scopeSync, ShapeError, swiglu, zeros } from '../../index.js';
 import { swigluBackward } from '../../kernels/index.js';
-import { testBothBackends } from '../helpers/backends.js';
-import { bothBackends, runOnBoth } from '../helpers/conformance.js';
+import { bothBackends, runOnBoth, testBothBackends } from '../helpers/backends.js';
 import { dim, expectClose, expectWithin, fixtureTensor, floats, loadFixture, runs } from './fused-helpers.js';
 
 const cpu = new CpuBackend();

@@ -6,23 +6,41 @@ import { freezeLayersWithLora } from '../../step/freeze.js';
 import { testBothBackends } from '../helpers/backends.js';
 
 const config = { vocab_size: 50, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 3, num_attention_heads: 4, rms_norm_eps: 1e-5, rope_theta: 10000, tie_word_embeddings: false };
+const F32 = 4;
 
-testBothBackends('forward keeps only what backward reads: intermediates are freed block by block', async (device) => {
+/**
+ * The activation bytes of one forward of `tokens` tokens (batch 1), from the shapes: per block
+ * eight [T, H] tensors, three [T, I], the attention probabilities [heads, T, T] and, per adapted
+ * linear, its [T, r] down-projection; outside the blocks two [T, H], the [T, V] of the head and
+ * loss, and the i32 ids [T].
+ */
+function forwardActivationBytes(tokens: number, adaptedLinears: number, rank: number): number {
+  const { hidden_size: H, intermediate_size: I, num_attention_heads: heads, num_hidden_layers: L, vocab_size: V } = config;
+  const block = 8 * tokens * H + 3 * tokens * I + heads * tokens * tokens;
+  return F32 * (L * block + adaptedLinears * tokens * rank + 2 * tokens * H + tokens * V + tokens);
+}
+
+/** What backward leaves: the outputs the forward's scope still holds (two [T, H] per block, and the head's tensors). */
+function afterBackwardBytes(tokens: number): number {
+  const { hidden_size: H, num_hidden_layers: L, vocab_size: V } = config;
+  return F32 * (L * 2 * tokens * H + 2 * tokens * H + tokens * V + tokens);
+}
+
+testBothBackends('forward keeps only what backward reads, to the byte: intermediates are freed block by block', async (device) => {
+  const T = 8, rank = 4, headDim = config.hidden_size / config.num_attention_heads;
   for (const lora of [false, true]) {
     const model = initLlama(config, { device, seed: 1 });
-    if (lora) freezeLayersWithLora(model, [0, 1], { rank: 4 });
+    if (lora) freezeLayersWithLora(model, [0, 1], { rank });
     await scope(async () => {
-      const ids = fromArray([[1, 2, 3, 4, 5, 6, 7, 8]], [1, 8], { dtype: 'i32' });
+      const ids = fromArray([[1, 2, 3, 4, 5, 6, 7, 8]], [1, T], { dtype: 'i32' });
       const before = device.memory().live.temporary;
       const loss = model.loss(ids, ids);
       const live = device.memory().live;
-      // what is left besides saved activations: the loss scalar and the i32 ids (48 bytes here)
-      assert.ok(live.temporary - before <= 64, `lora=${lora}: ${live.temporary - before} temporary bytes outlive the forward`);
-      assert.ok(live.activation > 0);
-      const saved = live.activation;
+      // temporary: + the f32 loss scalar + RoPE's f32 inverse frequencies [headDim / 2]; - the ids, now saved (activation)
+      assert.equal(live.temporary - before, F32 + F32 * (headDim / 2) - F32 * T, `lora=${lora}: temporary bytes after the forward`);
+      assert.equal(live.activation, forwardActivationBytes(T, lora ? 2 * 7 : 0, rank), `lora=${lora}: saved activation bytes`);
       A.backward(loss);
-      // what stays: the block outputs the scope itself still holds (their storage was saved, so it is counted as activation)
-      assert.ok(device.memory().live.activation < saved / 2, `lora=${lora}: backward frees the saved tensors (${device.memory().live.activation} of ${saved} left)`);
+      assert.equal(device.memory().live.activation, afterBackwardBytes(T), `lora=${lora}: backward frees every saved tensor the scope does not hold`);
     });
     assert.equal(device.memory().live.activation, 0, `lora=${lora}: nothing saved outlives the step's scope`);
     model.dispose();

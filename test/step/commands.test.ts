@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { copyFileSync, cpSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CpuBackend, createWebGPUBackend, DeviceError } from '../../index.js';
+import { CpuBackend } from '../../index.js';
 import { openSafetensors } from '../../engine/safetensors.js';
 import { scope } from '../../engine/scope.js';
 import { fromArray } from '../../engine/creation.js';
@@ -23,7 +23,7 @@ import { DEFAULT_TRAIN_OPTIONS } from '../../step/train/options.js';
 import type { TrainOptions } from '../../step/train/options.js';
 import { train } from '../../step/train/trainer.js';
 import { BpeTokenizer } from '../../models/tokenizer/bpe.js';
-import { REQUIRE_WEBGPU } from '../helpers/backends.js';
+import { freshWebGPU, REQUIRE_WEBGPU } from '../helpers/backends.js';
 import { tinyCorpus } from '../helpers/corpus.js';
 
 const PYTHON = '/usr/bin/python3';
@@ -216,14 +216,9 @@ test('step generate: prints the continuation; a seed repeats the text; greedy st
 });
 
 test('step eval on WebGPU agrees with the cpu backend', async (t) => {
-  try {
-    (await createWebGPUBackend()).destroy();
-  } catch (e) {
-    if (!(e instanceof DeviceError)) throw e;
-    if (REQUIRE_WEBGPU) throw new Error(`STEP_REQUIRE_WEBGPU=1 but WebGPU is unavailable: ${e.message}`);
-    t.skip(`WebGPU skipped: ${e.message}`);
-    return;
-  }
+  const probe = await freshWebGPU(t);
+  if (!probe) return;
+  probe.destroy();
   const { vanilla } = await runs;
   const cpu = JSON.parse(await run(evalCommand, ['--checkpoint', vanilla, '--device', 'cpu', '--json']));
   const gpu = JSON.parse(await run(evalCommand, ['--checkpoint', vanilla, '--device', 'webgpu', '--json']));

@@ -69,13 +69,16 @@ testBothBackends('step() reads nothing back, with clipping and loss scaling on',
 });
 
 /**
- * Mixed-precision AdamW with a loss scaler fed `grads` (unscaled values, f16-exact with few
- * mantissa bits) multiplied by the current scale, read back each step as a user may.
- * A null entry injects an overflow (inf or NaN in the scaled gradient).
+ * Mixed-precision AdamW (or SGD with momentum) with a loss scaler fed `grads` (unscaled values,
+ * f16-exact with few mantissa bits) multiplied by the current scale, read back each step as a
+ * user may. An 'inf' or 'nan' entry injects an overflow in the scaled gradient.
  */
-async function scaledRun(grads: (number[] | 'inf' | 'nan')[], initScale: number, growthInterval = 1000) {
+async function scaledRun(grads: (number[] | 'inf' | 'nan')[], initScale: number, growthInterval = 1000, kind: 'adamw' | 'sgd' = 'adamw') {
   const p = param([0.5, -0.25, 1, 2], [4], { dtype: 'f16', label: 'w' });
-  const opt = new AdamW([p], { lr: 0.01, precision: 'mixed', lossScaling: { initScale, growthInterval } });
+  const lossScaling = { initScale, growthInterval };
+  const opt = kind === 'adamw'
+    ? new AdamW([p], { lr: 0.01, precision: 'mixed', lossScaling })
+    : new SGD([p], { lr: 0.01, momentum: 0.9, dampening: 0.1, precision: 'mixed', lossScaling });
   const seen: { scale: number; overflow: boolean; param: number[] }[] = [];
   for (const g of grads) {
     const scale = await opt.lossScaler!.readScale();
@@ -87,7 +90,7 @@ async function scaledRun(grads: (number[] | 'inf' | 'nan')[], initScale: number,
   const st = opt.paramStates()[0]!;
   const out = {
     param: [...await p.toArray()], master: [...await st.master!.toArray()],
-    m: [...await st.tensors.get('m')!.toArray()], v: [...await st.tensors.get('v')!.toArray()],
+    state: Object.fromEntries(await Promise.all([...st.tensors].map(async ([name, t]) => [name, [...await t.toArray()]] as const))),
     scaler: await opt.lossScaler!.read(), seen,
   };
   opt.dispose();
@@ -96,18 +99,27 @@ async function scaledRun(grads: (number[] | 'inf' | 'nan')[], initScale: number,
 
 const G1 = [0.5, -0.25, 0.125, 1], G2 = [-1, 0.75, 0.5, -0.5], G3 = [0.25, 0.25, -2, 1];
 
-testBothBackends('loss scaler: an inf or NaN gradient skips the step on the device, halves the scale, and the run equals one without that step', async () => {
+testBothBackends('loss scaler: an inf or NaN gradient skips the step on the device (AdamW and SGD alike), halves the scale, and the run equals one without that step', async () => {
   await scope(async () => {
-    const clean = await scaledRun([G1, G2, G3], 1024);
-    for (const bad of ['inf', 'nan'] as const) {
-      const withOverflow = await scaledRun([G1, bad, G2, G3], 1024);
-      assert.deepEqual(withOverflow.seen.map((s) => s.scale), [1024, 1024, 512, 512]);
-      assert.deepEqual(withOverflow.seen.map((s) => s.overflow), [false, true, false, false]);
-      assert.deepEqual(withOverflow.seen[1]!.param, withOverflow.seen[0]!.param, `the ${bad} step changed nothing`);
-      // Unscaling by a power of two is exact and bias correction counts applied steps only, so the
-      // remaining updates are bit for bit those of the clean run.
-      for (const k of ['param', 'master', 'm', 'v'] as const) assert.deepEqual(withOverflow[k], clean[k], `${k} after a skipped ${bad} step`);
-      assert.deepEqual(withOverflow.scaler, { scale: 512, goodSteps: 2, skippedSteps: 1, lastOverflow: false });
+    for (const kind of ['adamw', 'sgd'] as const) {
+      const clean = await scaledRun([G1, G2, G3], 1024, 1000, kind);
+      // at step 1 too: the next step is then the first applied one (Adam's bias correction, SGD's buf = g)
+      for (const at of [0, 1]) {
+        for (const bad of ['inf', 'nan'] as const) {
+          const grads: (number[] | 'inf' | 'nan')[] = [G1, G2, G3];
+          grads.splice(at, 0, bad);
+          const withOverflow = await scaledRun(grads, 1024, 1000, kind);
+          const what = `${kind}, ${bad} at step ${at + 1}`;
+          assert.deepEqual(withOverflow.seen.map((s) => s.scale), [0, 1, 2, 3].map((k) => (k <= at ? 1024 : 512)), what);
+          assert.deepEqual(withOverflow.seen.map((s) => s.overflow), [0, 1, 2, 3].map((k) => k === at), what);
+          assert.deepEqual(withOverflow.seen[at]!.param, at === 0 ? [0.5, -0.25, 1, 2] : withOverflow.seen[at - 1]!.param, `${what}: the step changed nothing`);
+          // Unscaling by a power of two is exact and the step count counts applied steps only, so
+          // the remaining updates are bit for bit those of the clean run.
+          for (const k of ['param', 'master', 'state'] as const) assert.deepEqual(withOverflow[k], clean[k], `${what}: ${k}`);
+          assert.deepEqual(Object.keys(clean.state), kind === 'adamw' ? ['m', 'v'] : ['momentum']);
+          assert.deepEqual(withOverflow.scaler, { scale: 512, goodSteps: 3 - at, skippedSteps: 1, lastOverflow: false }, what);
+        }
+      }
     }
   });
 });

@@ -8,8 +8,7 @@ import { CpuBackend, fromArray, Generator, scope } from '../../../index.js';
 import { loadSafetensors, saveSafetensors, SafetensorsError } from '../../../engine/safetensors.js';
 import type { Optimizer } from '../../../engine/optim/index.js';
 import { AdamW, quantileSorted, SGD } from '../../../engine/optim/index.js';
-import { bothBackends } from '../../helpers/conformance.js';
-import { testBothBackends } from '../../helpers/backends.js';
+import { bothBackends, testBothBackends } from '../../helpers/backends.js';
 import { hostRandom, param, setGradValues } from './helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'optim-state-test-'));
