@@ -31,6 +31,8 @@ export interface Backend {
   /** One line naming the device, e.g. the adapter for WebGPU. */
   readonly description: string;
   readonly stats: BackendStats;
+  /** The largest single tensor this backend can hold and bind, in bytes (larger ones fail with OutOfMemoryError). */
+  readonly maxBufferBytes: number;
   /** Throws a DTypeError naming `op` if this backend cannot hold `dtype`. */
   checkDType(dtype: DType, op: string): void;
   allocate(dtype: DType, size: number, category: Category, label: string): Storage;

@@ -25,6 +25,10 @@ export class CpuBackend implements Backend {
     this.pool = new BufferPool<ArrayBuffer>(this.tracker, (n) => new ArrayBuffer(n), () => {}, options.maxBufferBytes ?? 2 ** 27);
   }
 
+  get maxBufferBytes(): number {
+    return this.pool.maxBufferBytes;
+  }
+
   checkDType(_dtype: DType, _op: string): void {
     // every dtype lives here
   }

@@ -295,6 +295,10 @@ export class WebGPUBackend implements Backend {
     this.pool.trim();
   }
 
+  get maxBufferBytes(): number {
+    return this.pool.maxBufferBytes;
+  }
+
   destroy(): void {
     if (this.lost) return;
     this.flush();

@@ -6,7 +6,6 @@
 import type { Backend } from '../../engine/backend.js';
 import { formatBytes } from '../../engine/memory.js';
 import { StepError } from '../../engine/errors.js';
-import type { WebGPUBackend } from '../../engine/webgpu/backend.js';
 import type { LlamaConfig } from '../../models/config.js';
 import type { PreparedData } from './data.js';
 import type { TrainOptions } from './options.js';
@@ -61,11 +60,9 @@ export function largestStepBuffers(config: LlamaConfig, o: Pick<TrainOptions, 'b
   ];
 }
 
-/** The largest storage buffer `device` can bind, or null when it has no such limit (cpu). */
+/** The largest storage buffer `device` can bind (the cpu backend keeps the same limit, so both fail alike). */
 export function maxBindingBytes(device: Backend): number | null {
-  if (device.name !== 'webgpu') return null;
-  const limits = (device as WebGPUBackend).limits;
-  return Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
+  return device.maxBufferBytes;
 }
 
 /** Throws naming the buffer, its size, the limit and the flag to lower when a step's buffer cannot be bound. */
@@ -73,6 +70,6 @@ export function checkDeviceLimits(buffers: readonly StepBuffer[], limit: number 
   if (limit === null) return;
   const over = buffers.filter((b) => b.bytes > limit).sort((a, b) => b.bytes - a.bytes)[0];
   if (over) {
-    throw new StepError(`step train: ${over.what} needs ${formatBytes(over.bytes)}, beyond the ${formatBytes(limit)} the device (${device}) can bind in one buffer (maxStorageBufferBindingSize); lower ${over.lower}`);
+    throw new StepError(`step train: ${over.what} needs ${formatBytes(over.bytes)}, beyond the ${formatBytes(limit)} the device (${device}) can hold in one buffer; lower ${over.lower}`);
   }
 }

@@ -9,7 +9,7 @@ import { loadSafetensors, saveSafetensors } from '../../engine/safetensors.js';
 import { loadCheckpointModel } from '../../step/commands/checkpoint-model.js';
 import { train } from '../../step/train/trainer.js';
 import { checkDeviceLimits, largestStepBuffers, maxBindingBytes } from '../../step/train/start-checks.js';
-import { sharedWebGPU, testBothBackends } from '../helpers/backends.js';
+import { REQUIRE_WEBGPU, sharedWebGPU, testBothBackends } from '../helpers/backends.js';
 import { events, runOptions } from './run-fixtures.js';
 
 testBothBackends('findNonFinite names every tensor holding NaN or Inf, with one read back', async (b: Backend) => {
@@ -85,18 +85,23 @@ test('device limits: the largest buffer of a step beyond one binding is refused 
   const config = { hidden_size: 64, vocab_size: 32000, num_attention_heads: 4, intermediate_size: 176 } as never;
   const buffers = largestStepBuffers(config, { batchSize: 64, seqLen: 512, precision: 'fp32' });
   assert.equal(buffers.find((b) => b.what.startsWith('the logits'))!.bytes, 64 * 512 * 32000 * 4);
-  assert.throws(() => checkDeviceLimits(buffers, 128 * 2 ** 20, 'webgpu: test'), /step train: the logits \[32768, 32000\] needs 3\.91 GiB, beyond the 128\.00 MiB the device \(webgpu: test\) can bind in one buffer \(maxStorageBufferBindingSize\); lower --batch-size or --seq-len/);
-  checkDeviceLimits(buffers, null, 'cpu');
+  assert.throws(() => checkDeviceLimits(buffers, 128 * 2 ** 20, 'webgpu: test'), /step train: the logits \[32768, 32000\] needs 3\.91 GiB, beyond the 128\.00 MiB the device \(webgpu: test\) can hold in one buffer; lower --batch-size or --seq-len/);
   checkDeviceLimits(largestStepBuffers(config, { batchSize: 1, seqLen: 16, precision: 'fp32' }), 128 * 2 ** 20, 'webgpu: test');
-  assert.equal(maxBindingBytes(new CpuBackend()), null);
+  assert.equal(maxBindingBytes(new CpuBackend()), 2 ** 27, 'the cpu backend keeps the common binding limit, so both backends refuse alike');
 });
 
-test('device limits in train: a batch whose logits exceed the WebGPU binding limit is refused before the run folder exists', async (t) => {
-  const gpu = await sharedWebGPU();
-  if (typeof gpu === 'string') { t.skip(`WebGPU unavailable: ${gpu}`); return; }
-  const limit = maxBindingBytes(gpu)!;
-  const batchSize = Math.ceil(limit / (16 * 300 * 4)) + 1;
-  const o = runOptions({ device: 'webgpu', batchSize, name: 'huge' });
-  await assert.rejects(train(o), /the logits \[\d+, 300\] needs .* beyond the .* the device .* can bind in one buffer \(maxStorageBufferBindingSize\); lower --batch-size or --seq-len/);
-  assert.ok(!existsSync(join(o.runsDir, 'huge')));
-});
+for (const device of ['cpu', 'webgpu'] as const) {
+  test(`device limits in train [${device}]: a batch whose logits exceed one binding is refused before the run folder exists`, async (t) => {
+    const backend = device === 'cpu' ? new CpuBackend() : await sharedWebGPU();
+    if (typeof backend === 'string') {
+      if (REQUIRE_WEBGPU) throw new Error(`STEP_REQUIRE_WEBGPU=1 but WebGPU is unavailable: ${backend}`);
+      t.skip(`WebGPU unavailable: ${backend}`);
+      return;
+    }
+    const limit = maxBindingBytes(backend)!;
+    const batchSize = Math.ceil(limit / (16 * 300 * 4)) + 1;
+    const o = runOptions({ device, batchSize, name: 'huge' });
+    await assert.rejects(train(o), /the logits \[\d+, 300\] needs .* beyond the .* the device .* can hold in one buffer; lower --batch-size or --seq-len/);
+    assert.ok(!existsSync(join(o.runsDir, 'huge')));
+  });
+}
