@@ -2,6 +2,8 @@
 export { backward, grad } from './backward.js';
 export type { BackwardOptions } from './backward.js';
 export { isGradEnabled, noGrad, withGradEnabled } from './grad-mode.js';
+export { checkpoint } from './checkpoint.js';
+export type { CheckpointOptions } from './checkpoint.js';
 export { gradcheck } from './gradcheck.js';
 export type { GradcheckInput, GradcheckOptions, GradcheckResult } from './gradcheck.js';
 export { GradNode, needsGrad, record } from './tape.js';

@@ -61,6 +61,11 @@ export class LlamaLayer {
 export class LlamaModel {
   /** Draws LoRA dropout masks while set (the trainer sets it per step; null = no dropout, e.g. eval). */
   dropoutGenerator: Generator | null = null;
+  /**
+   * Activation checkpointing: each decoder block keeps only its input for backward and runs again
+   * during backward (one more forward per step, far fewer activation bytes). Gradients are the same.
+   */
+  checkpointActivations = false;
   /** HF's inv_freq buffer (not a parameter), uploaded once so RoPE never uploads per call. */
   private invFreq: Tensor | null = null;
 
@@ -116,7 +121,10 @@ export class LlamaModel {
     // only the logits reach the caller's scope: what backward needs, the graph keeps (see autograd/tape.ts)
     return scopeSync(() => {
       let h = A.gatherRows(this.embed, ids);
-      for (const layer of this.layers) h = this.block(layer, h, options.positionOffset ?? 0);
+      for (const layer of this.layers) {
+        const offset = options.positionOffset ?? 0;
+        h = this.checkpointActivations ? A.checkpoint((x) => this.block(layer, x, offset), h, { randomState: this.dropoutState() }) : this.block(layer, h, offset);
+      }
       h = A.rmsNorm(h, this.norm, c.rms_norm_eps);
       return A.matmul(h, this.lmHead ?? this.embed, { transB: true });
     });
@@ -129,6 +137,16 @@ export class LlamaModel {
       const [b, t, v] = logits.shape as [number, number, number];
       return A.crossEntropy(A.reshape(logits, [b * t, v]), A.reshape(targets, [b * t]));
     });
+  }
+
+  /** Saves and restores the dropout stream, so a recomputed block draws the masks its forward drew. */
+  private dropoutState() {
+    return {
+      save: () => this.dropoutGenerator?.getState() ?? null,
+      restore: (state: unknown) => {
+        if (state && this.dropoutGenerator) this.dropoutGenerator.setState(state as ReturnType<Generator['getState']>);
+      },
+    };
   }
 
   private block(layer: LlamaLayer, x: Tensor, positionOffset: number): Tensor {

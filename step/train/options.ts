@@ -54,6 +54,8 @@ export interface TrainOptions {
   /** ReLoRA: merge-and-restart period (steps) and full-rank warm start (steps). */
   reloraEvery: number;
   reloraWarmStart: number;
+  /** Activation checkpointing: each decoder block recomputed in backward (same math, fewer activation bytes). */
+  checkpointActivations: boolean;
   /** Stop after this many steps in this process (a test's way to interrupt a run). */
   stopAfter: number | null;
 }
@@ -64,7 +66,7 @@ export const DEFAULT_TRAIN_OPTIONS: TrainOptions = {
   warmupSteps: 30, weightDecay: 0.1, beta1: 0.9, beta2: 0.95, eps: 1e-8, clip: 1, evalEvery: 200,
   evalBatches: 8, checkpointEvery: 200, logEvery: 1, seed: 1, precision: 'fp32', device: 'auto',
   split: null, stages: 2, loraRank: 8, loraAlpha: 16, loraDropout: 0, stageTokens: null, stageReloraEvery: 0, stageWarmupSteps: 10, reloraEvery: 100, reloraWarmStart: 50,
-  stopAfter: null,
+  checkpointActivations: false, stopAfter: null,
 };
 
 /**
@@ -75,12 +77,15 @@ export const DEFAULT_TRAIN_OPTIONS: TrainOptions = {
  */
 export const RESUME_OVERRIDABLE: ReadonlySet<keyof TrainOptions> = new Set<keyof TrainOptions>([
   'steps', 'lr', 'minLrRatio', 'warmupSteps', 'evalEvery', 'evalBatches', 'checkpointEvery', 'logEvery',
-  'clip', 'weightDecay', 'stopAfter', 'device',
+  'clip', 'weightDecay', 'stopAfter', 'device', 'checkpointActivations',
 ]);
 
-/** `--flag` -> option key, for every option that has a flag (all but configOverrides, which is --set). */
+/** Options that are switches (a flag without a value sets them true). */
+const SWITCHES: ReadonlySet<keyof TrainOptions> = new Set<keyof TrainOptions>(['checkpointActivations']);
+
+/** `--flag` -> option key, for every option that takes a value (all but configOverrides, which is --set, and the switches). */
 const FLAG_KEY: ReadonlyMap<string, keyof TrainOptions> = new Map(
-  (Object.entries(OPTION_FLAG) as [keyof TrainOptions, string][]).filter(([k]) => k !== 'configOverrides').map(([k, f]) => [f, k]),
+  (Object.entries(OPTION_FLAG) as [keyof TrainOptions, string][]).filter(([k]) => k !== 'configOverrides' && !SWITCHES.has(k)).map(([k, f]) => [f, k]),
 );
 
 export const TRAIN_USAGE = `usage: step train [options]     (no options: the tiny preset on the Brown corpus)
@@ -96,6 +101,7 @@ export const TRAIN_USAGE = `usage: step train [options]     (no options: the tin
   --lr X --min-lr-ratio R --warmup W --weight-decay D --beta1 B1 --beta2 B2 --eps E (> 0) --clip C (0: off)
   --eval-every N --eval-batches N --checkpoint-every N --log-every N --seed S --stop-after N
   --precision fp32|mixed --device auto|webgpu|cpu
+  --checkpoint-activations   recompute each decoder block in backward: same gradients, far fewer activation bytes
   STEP:   --stages K | --split 2,1,1   --stage-tokens T1,T2,..   --lora-rank R --lora-alpha A --lora-dropout P
           --stage-warmup W   --stage-relora-every N (ReLoRA restarts of the adapters inside each LoRA stage)
   ReLoRA: --relora-every N --relora-warm-start N --lora-rank R --lora-alpha A --lora-dropout P
@@ -116,6 +122,7 @@ const TRAIN_SPEC: CommandSpec = {
     { name: '--set', takesValue: true, repeatable: true },
     { name: '--resume', takesValue: true },
     { name: '--overwrite', takesValue: false },
+    ...[...SWITCHES].map((key) => ({ name: OPTION_FLAG[key], takesValue: false })),
   ],
 };
 
@@ -173,6 +180,12 @@ export function parseTrainArgs(args: readonly string[]): ParsedTrainArgs {
         o.configOverrides[key] = value;
       }
       given.add('configOverrides');
+      continue;
+    }
+    const switchKey = [...SWITCHES].find((k) => OPTION_FLAG[k] === flag);
+    if (switchKey) {
+      (o as unknown as Record<string, unknown>)[switchKey] = true;
+      given.add(switchKey);
       continue;
     }
     const key = FLAG_KEY.get(flag)!;

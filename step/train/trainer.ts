@@ -141,6 +141,7 @@ async function trainStep(run: Run, sampler: WindowSampler): Promise<number> {
   const { options: o, state, model, optimizer, device } = run;
   // LoRA dropout masks come from a stream keyed by (seed, step): a resumed run draws the same masks
   model.dropoutGenerator = o.loraDropout > 0 ? new Generator(o.seed * 1_000_003 + state.step) : null;
+  model.checkpointActivations = o.checkpointActivations ?? false; // growth builds new models: set it every step
   return scope(async () => {
     // each micro-batch in its own scope: its activations are gone before the next one starts, so
     // the peak stays flat in the number of micro-batches; only its loss (detached) survives

@@ -20,6 +20,7 @@ export const OPTION_FLAG: Record<keyof TrainOptions, string> = {
   split: '--split', stages: '--stages', loraRank: '--lora-rank', loraAlpha: '--lora-alpha', loraDropout: '--lora-dropout',
   stageTokens: '--stage-tokens', stageReloraEvery: '--stage-relora-every', stageWarmupSteps: '--stage-warmup',
   reloraEvery: '--relora-every', reloraWarmStart: '--relora-warm-start', stopAfter: '--stop-after',
+  checkpointActivations: '--checkpoint-activations',
 };
 
 /** Largest vocabulary accepted: 4x the largest in common use (262,144); each token is a row of the embedding and of the head. */

@@ -155,7 +155,7 @@ test('train options: the resume contract (given, --overwrite, what --resume may 
   refused(['--resume', 'r', '--clip', '-1'], '--clip');
 
   assert.deepEqual([...RESUME_OVERRIDABLE].map((k) => OPTION_FLAG[k]).sort(),
-    ['--checkpoint-every', '--clip', '--device', '--eval-batches', '--eval-every', '--log-every', '--lr', '--min-lr-ratio', '--steps', '--stop-after', '--warmup', '--weight-decay']);
+    ['--checkpoint-activations', '--checkpoint-every', '--clip', '--device', '--eval-batches', '--eval-every', '--log-every', '--lr', '--min-lr-ratio', '--steps', '--stop-after', '--warmup', '--weight-decay']);
   for (const k of RESUME_OVERRIDABLE) assert.ok(TRAIN_USAGE.includes(OPTION_FLAG[k]), `TRAIN_USAGE names ${OPTION_FLAG[k]}`);
   for (const args of [['--method', 'step'], ['--preset', 'small'], ['--set', 'num_hidden_layers=2'], ['--name', 'x'], ['--batch-size', '8'], ['--seq-len', '32'], ['--data', 'brown'], ['--seed', '3'], ['--vocab-size', '512']]) {
     refused(['--resume', 'r', ...args], args[0]!, /cannot be changed with --resume .*flags allowed with --resume: --steps, --lr/);
