@@ -38,12 +38,12 @@ export interface AttentionOptions {
   positionOffset?: number;
   /**
    * Query rows per chunk (default: as many as keep one chunk's scores [B, H, rows, Tk] within
-   * DEFAULT_CHUNK_ELEMENTS, at least 1). Smaller chunks hold less memory and dispatch more kernels.
+   * 4 Mi elements, at least 1). Smaller chunks hold less memory and dispatch more kernels.
    */
   chunkRows?: number;
 }
 
-/** The default bound on one chunk's score elements (4 Mi: 16 MiB in f32). */
+/** The default bound on one chunk's score elements (4 Mi: 16 MiB in f32), see chunkRows. */
 export const DEFAULT_CHUNK_ELEMENTS = 1 << 22;
 
 interface Plan {
@@ -129,8 +129,11 @@ function backwardOf(q: Tensor, k: Tensor, v: Tensor, dOut: Tensor, p: Plan): [Te
 }
 
 /**
- * Attention of q [B, H, Tq, D] over k, v [B, Hkv, Tk, D] (H a multiple of Hkv) -> [B, H, Tq, D].
- * Saves only q, k and v for backward; see the file comment for the chunking and its memory.
+ * softmax(q k^T * scale, causal) v for q [B, H, Tq, D] and k, v [B, Hkv, Tk, D] -> [B, H, Tq, D];
+ * query head h reads KV head floor(h / (H / Hkv)) (grouped KV heads, never repeated in memory).
+ * Runs in chunks of `chunkRows` query rows and saves only q, k and v: backward recomputes each
+ * chunk's probabilities, so the [B, H, Tq, Tk] probabilities of all rows never exist at once.
+ * Composed from the matmul and softmax kernels; a fused online-softmax kernel is future work.
  */
 export function attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOptions = {}): Tensor {
   q.use('attention'); k.use('attention'); v.use('attention');
