@@ -113,3 +113,12 @@ testBothBackends('attention refuses bad shapes and options with one clear line',
   assert.throws(() => A.attention(t([1, 2, 2, 4]), k, v, { chunkRows: 0 }), /chunkRows 0 must be a positive integer/);
   assert.throws(() => A.attention(t([1, 2, 2, 4]), k, v, { causal: false, positionOffset: 1 }), /positionOffset 1 only applies with causal: true/);
 });
+
+testBothBackends('attention in f16 (mixed precision) agrees with the unfused f16 path, gradients accumulated over chunks', async (device) => {
+  const c: Case = { B: 1, Hkv: 2, G: 2, Tq: 9, Tk: 9, D: 4, causal: true, offset: 0, chunk: 2 };
+  const half = (impl: (q: Tensor, k: Tensor, v: Tensor) => Tensor) => (q: Tensor, k: Tensor, v: Tensor) =>
+    A.cast(impl(A.cast(q, 'f16'), A.cast(k, 'f16'), A.cast(v, 'f16')), 'f32');
+  const got = await run(device, c, half((q, k, v) => A.attention(q, k, v, { chunkRows: c.chunk })));
+  const want = await run(device, c, half((q, k, v) => unfused(q, k, v, true, 0)));
+  ['out', 'dq', 'dk', 'dv'].forEach((name, i) => assertClose(got[i]!, want[i]!, 1e-2, 2e-3, `f16 ${name}`));
+});
