@@ -82,9 +82,9 @@ function rowsByGroup(x: Tensor, p: Plan, r0: number, r1: number): Tensor {
   return viewOf(part, [p.B, p.Hkv, p.G * (r1 - r0), p.D]);
 }
 
-/** The probabilities of query rows [r0, r1), as [B, Hkv, G * rows, Tk]. */
-function chunkProbabilities(q: Tensor, k: Tensor, p: Plan, r0: number, r1: number): Tensor {
-  const scores = mul(matmul(rowsByGroup(q, p, r0, r1), k, { transB: true }), p.scale);
+/** The probabilities of query rows [r0, r1) from their grouped rows `qc`, as [B, Hkv, G * rows, Tk]. */
+function chunkProbabilities(qc: Tensor, k: Tensor, p: Plan, r0: number, r1: number): Tensor {
+  const scores = mul(matmul(qc, k, { transB: true }), p.scale);
   // softmax's causal mask reads the rows as [..., rows, Tk]: row i of the chunk is query r0 + i
   const probs = softmaxRaw(viewOf(scores, [p.B, p.H, r1 - r0, p.Tk]), { causal: p.causal, positionOffset: p.causal ? p.offset + r0 : 0 });
   return viewOf(probs, [p.B, p.Hkv, p.G * (r1 - r0), p.Tk]);
@@ -105,7 +105,7 @@ function forward(q: Tensor, k: Tensor, v: Tensor, p: Plan): Tensor {
   if (p.Tq === 0 || p.Tk === 0 || p.B * p.H * p.D === 0) return zeros([p.B, p.H, p.Tq, p.D], { dtype: q.dtype, device: q.backend });
   return scopeSync(() => {
     const parts = chunks(p).map(([r0, r1]) => scopeSync(() =>
-      viewOf(matmul(chunkProbabilities(q, k, p, r0, r1), v), [p.B, p.H, r1 - r0, p.D])));
+      viewOf(matmul(chunkProbabilities(rowsByGroup(q, p, r0, r1), k, p, r0, r1), v), [p.B, p.H, r1 - r0, p.D])));
     return joinRows(parts);
   });
 }
@@ -116,11 +116,12 @@ function backwardOf(q: Tensor, k: Tensor, v: Tensor, dOut: Tensor, p: Plan): [Te
   if (p.Tq === 0 || p.Tk === 0 || p.B * p.H * p.D === 0) return [zeros(q.shape, opts), dk, dv];
   const dq = scopeSync(() => {
     const parts = chunks(p).map(([r0, r1]) => scopeSync(() => {
-      const probs = chunkProbabilities(q, k, p, r0, r1); // [B, Hkv, G * rows, Tk]
+      const qc = rowsByGroup(q, p, r0, r1);
+      const probs = chunkProbabilities(qc, k, p, r0, r1); // [B, Hkv, G * rows, Tk]
       const dO = rowsByGroup(dOut, p, r0, r1); // [B, Hkv, G * rows, D]
       addScaledInPlace(dv, matmul(probs, dO, { transA: true })); // the group's heads sum in the contraction
       const dS = softmaxBackward(probs, matmul(dO, v, { transB: true }));
-      addScaledInPlace(dk, matmul(dS, rowsByGroup(q, p, r0, r1), { transA: true }), p.scale);
+      addScaledInPlace(dk, matmul(dS, qc, { transA: true }), p.scale);
       return viewOf(mul(matmul(dS, k), p.scale), [p.B, p.H, r1 - r0, p.D]);
     }));
     return joinRows(parts);
