@@ -167,11 +167,11 @@ export class LlamaModel {
     const k = A.rope(A.reshape(layer.k.forward(hIn, g), [b, t, nKV, d]), rope);
     const v = A.reshape(layer.v.forward(hIn, g), [b, t, nKV, d]);
     const qh = A.permute(q, [0, 2, 1, 3]); // [B, nH, T, D]
-    const kh = repeatKv(A.permute(k, [0, 2, 1, 3]), nH / nKV);
-    const vh = repeatKv(A.permute(v, [0, 2, 1, 3]), nH / nKV);
-    const scores = A.mul(A.matmul(qh, kh, { transB: true }), 1 / Math.sqrt(d)); // [B, nH, T, T]
-    const probs = A.softmax(scores, { causal: true, positionOffset: 0 });
-    const ctx = A.reshape(A.permute(A.matmul(probs, vh), [0, 2, 1, 3]), [b, t, hidden]);
+    const kh = A.permute(k, [0, 2, 1, 3]); // [B, nKV, T, D]: attention maps each query head to its KV head
+    const vh = A.permute(v, [0, 2, 1, 3]);
+    // chunked over query rows, saving only q, k, v: no [B, nH, T, T] probabilities outlive a chunk
+    const heads = A.attention(qh, kh, vh, { causal: true, scale: 1 / Math.sqrt(d) });
+    const ctx = A.reshape(A.permute(heads, [0, 2, 1, 3]), [b, t, hidden]);
     return layer.o.forward(ctx, g);
   }
 
@@ -181,14 +181,6 @@ export class LlamaModel {
     return layer.down.forward(A.swiglu(layer.gate.forward(hPost, g), layer.up.forward(hPost, g)), g);
   }
 
-}
-
-/** [B, nKV, T, D] -> [B, nKV * rep, T, D], each KV head repeated `rep` times (HF repeat_kv). */
-function repeatKv(x: Tensor, rep: number): Tensor {
-  if (rep === 1) return x;
-  const [b, nKV, t, d] = x.shape as [number, number, number, number];
-  const flat = A.reshape(x, [b, nKV, 1, t * d]);
-  return A.reshape(A.concat(new Array<Tensor>(rep).fill(flat), 2), [b, nKV * rep, t, d]);
 }
 
 export interface InitOptions {
