@@ -46,7 +46,7 @@ export interface StepBuffer {
 
 /**
  * The largest single buffers one step of this run allocates (for the largest model the run
- * reaches): the embedding gather, the logits, the attention scores, the largest weights.
+ * reaches): the embedding gather, the logits, a row of attention scores, the largest weights.
  */
 export function largestStepBuffers(config: LlamaConfig, o: Pick<TrainOptions, 'batchSize' | 'seqLen' | 'precision'>): StepBuffer[] {
   const bytes = o.precision === 'mixed' ? 2 : 4;
@@ -54,7 +54,8 @@ export function largestStepBuffers(config: LlamaConfig, o: Pick<TrainOptions, 'b
   return [
     { what: `the embedding gather [${B * T}, ${H}]`, bytes: B * T * H * bytes, lower: '--batch-size or --seq-len' },
     { what: `the logits [${B * T}, ${V}]`, bytes: B * T * V * bytes, lower: '--batch-size or --seq-len (or --vocab-size)' },
-    { what: `the attention scores [${B}, ${heads}, ${T}, ${T}]`, bytes: B * heads * T * T * bytes, lower: '--batch-size or --seq-len' },
+    // attention works through query rows in chunks (autograd/ops/attention.ts): its smallest chunk is one row
+    { what: `one row of attention scores [${B}, ${heads}, 1, ${T}]`, bytes: B * heads * T * bytes, lower: '--batch-size or --seq-len' },
     { what: `the embedding [${V}, ${H}]`, bytes: V * H * bytes, lower: '--vocab-size or hidden_size (--set)' },
     { what: `an MLP weight [${config.intermediate_size}, ${H}]`, bytes: config.intermediate_size * H * bytes, lower: 'intermediate_size (--set) or a smaller --preset' },
   ];
