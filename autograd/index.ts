@@ -10,6 +10,8 @@ export { matmul } from './ops/linalg.js';
 export { max, mean, sum, sumOfSquares } from './ops/reduce.js';
 export { concat, gatherRows, permute, reshape, slice, transpose } from './ops/layout.js';
 export { crossEntropy, rmsNorm, rope, softmax, swiglu } from './ops/nn.js';
+export { linearCrossEntropy } from './ops/linear-cross-entropy.js';
+export type { LinearCrossEntropyOptions } from './ops/linear-cross-entropy.js';
 
 /**
  * The ops that record gradients (every op the root 'step-webgpu' exports). Each records a tape node
@@ -18,7 +20,7 @@ export { crossEntropy, rmsNorm, rope, softmax, swiglu } from './ops/nn.js';
  * root-exported function that maps tensors to tensors is listed here or documented as not recording.
  */
 export const DIFFERENTIABLE_OPS = [
-  'abs', 'add', 'cast', 'concat', 'crossEntropy', 'div', 'exp', 'gatherRows', 'log', 'matmul', 'max', 'maximum', 'mean',
-  'minimum', 'mul', 'neg', 'permute', 'pow', 'rdiv', 'relu', 'reshape', 'rmsNorm', 'rope', 'rsqrt', 'rsub', 'sigmoid',
+  'abs', 'add', 'cast', 'concat', 'crossEntropy', 'div', 'exp', 'gatherRows', 'linearCrossEntropy', 'log', 'matmul', 'max',
+  'maximum', 'mean', 'minimum', 'mul', 'neg', 'permute', 'pow', 'rdiv', 'relu', 'reshape', 'rmsNorm', 'rope', 'rsqrt', 'rsub', 'sigmoid',
   'silu', 'slice', 'softmax', 'sqrt', 'square', 'sub', 'sum', 'sumOfSquares', 'swiglu', 'tanh', 'transpose', 'where',
 ] as const;
