@@ -150,3 +150,13 @@ testBothBackends('LLaMA: the fused loss equals the unfused one, and the step pea
   ids.dispose();
   model.dispose();
 });
+
+test('errors name linearCrossEntropy and the values involved', () => {
+  const device = new CpuBackend();
+  const h = rand([4, 3], { device }), w = rand([5, 3], { device });
+  const t = fromArray(new Int32Array([0, 1, 2, 3]), [4], { dtype: 'i32', device });
+  assert.throws(() => A.linearCrossEntropy(h, rand([5, 2], { device }), t), /linearCrossEntropy: h .*\[4, 3\].* must share the hidden size/);
+  assert.throws(() => A.linearCrossEntropy(h, w, t, { chunkRows: 0 }), /linearCrossEntropy: chunkRows must be a positive integer, got 0/);
+  assert.throws(() => A.linearCrossEntropy(h, w, fromArray(new Int32Array([0, 1]), [2], { dtype: 'i32', device })), /linearCrossEntropy: targets .* must be i32 \[N\] = \[4\]/);
+  assert.throws(() => A.linearCrossEntropy(rand([4], { device }), w, t), /linearCrossEntropy: h must be \[N, H\]/);
+});
