@@ -8,10 +8,13 @@
 export * from './engine/index.js';
 export {
   DIFFERENTIABLE_OPS, abs, add, attention, backward, cast, checkpoint, concat, crossEntropy, div, exp, gatherRows, grad, gradcheck,
-  isGradEnabled, log, matmul, max, maximum, mean, minimum, mul, neg, noGrad, permute, pow, rdiv, relu, reshape, rmsNorm, rope, rsqrt,
-  rsub, sigmoid, silu, slice, softmax, sqrt, square, sub, sum, sumOfSquares, swiglu, tanh, transpose, where, withGradEnabled,
+  isGradEnabled, linearCrossEntropy, log, matmul, max, maximum, mean, minimum, mul, neg, noGrad, permute, pow, rdiv, relu, reshape,
+  rmsNorm, rope, rsqrt, rsub, sigmoid, silu, slice, softmax, sqrt, square, sub, sum, sumOfSquares, swiglu, tanh, transpose, where,
+  withGradEnabled,
 } from './autograd/index.js';
-export type { AttentionOptions, BackwardOptions, CheckpointOptions, GradcheckInput, GradcheckOptions, GradcheckResult } from './autograd/index.js';
+export type {
+  AttentionOptions, BackwardOptions, CheckpointOptions, GradcheckInput, GradcheckOptions, GradcheckResult, LinearCrossEntropyOptions,
+} from './autograd/index.js';
 export type {
   CrossEntropyOptions, LayoutOptions, MatmulOptions, OpOptions, ReduceOptions, RmsNormOptions, RopeLayout, RopeOptions,
   SliceSpec, SoftmaxOptions,

@@ -14,6 +14,8 @@ export { concat, gatherRows, permute, reshape, slice, transpose } from './ops/la
 export { crossEntropy, rmsNorm, rope, softmax, swiglu } from './ops/nn.js';
 export { attention } from './ops/attention.js';
 export type { AttentionOptions } from './ops/attention.js';
+export { linearCrossEntropy } from './ops/linear-cross-entropy.js';
+export type { LinearCrossEntropyOptions } from './ops/linear-cross-entropy.js';
 
 /**
  * The ops that record gradients (every op the root 'step-webgpu' exports). Each records a tape node
@@ -22,7 +24,7 @@ export type { AttentionOptions } from './ops/attention.js';
  * root-exported function that maps tensors to tensors is listed here or documented as not recording.
  */
 export const DIFFERENTIABLE_OPS = [
-  'abs', 'add', 'attention', 'cast', 'concat', 'crossEntropy', 'div', 'exp', 'gatherRows', 'log', 'matmul', 'max', 'maximum', 'mean',
-  'minimum', 'mul', 'neg', 'permute', 'pow', 'rdiv', 'relu', 'reshape', 'rmsNorm', 'rope', 'rsqrt', 'rsub', 'sigmoid',
+  'abs', 'add', 'attention', 'cast', 'concat', 'crossEntropy', 'div', 'exp', 'gatherRows', 'linearCrossEntropy', 'log', 'matmul',
+  'max', 'maximum', 'mean', 'minimum', 'mul', 'neg', 'permute', 'pow', 'rdiv', 'relu', 'reshape', 'rmsNorm', 'rope', 'rsqrt', 'rsub', 'sigmoid',
   'silu', 'slice', 'softmax', 'sqrt', 'square', 'sub', 'sum', 'sumOfSquares', 'swiglu', 'tanh', 'transpose', 'where',
 ] as const;

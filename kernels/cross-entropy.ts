@@ -17,6 +17,9 @@
  *   value. WebGPU cannot throw without a readback, so that row's loss and gradient row are NaN,
  *   which makes the mean loss NaN: the error surfaces at the first loss read, never silently.
  * - The count of non-ignored tokens is summed in f32 on WebGPU: exact up to 2^24 tokens per batch.
+ * - `reduction: 'sum'` drops the 1 / count (loss = the sum, dlogits scaled by gradScale alone): the
+ *   fused LM head (autograd/ops/linear-cross-entropy.ts) sums row chunks and divides once by the
+ *   count of the whole batch.
  */
 import type { CpuBackend } from '../engine/cpu/backend.js';
 import { empty } from '../engine/creation.js';
@@ -31,7 +34,7 @@ import {
 } from './fused-shared.js';
 import { packUniforms } from './wgsl.js';
 
-interface CeAttrs { n: number; v: number; ignore: number }
+interface CeAttrs { n: number; v: number; ignore: number; sum: boolean }
 /** `gradScale` (a number) is the upstream gradient when no gradScale tensor is given. */
 interface CeBackwardAttrs extends CeAttrs { gradScale: number }
 
@@ -43,6 +46,8 @@ const crossEntropyBackwardKernel = defineKernel<CeBackwardAttrs>()('crossEntropy
 export interface CrossEntropyOptions {
   /** Targets equal to this are skipped (default -100, as in PyTorch). */
   ignoreIndex?: number;
+  /** 'mean' (default): divide by the count of non-ignored targets; 'sum': do not. */
+  reduction?: 'mean' | 'sum';
   /** Memory category of the output (default `temporary`). */
   category?: Category;
 }
@@ -55,7 +60,8 @@ export interface CrossEntropyBackwardOptions extends CrossEntropyOptions {
   gradScale?: number | Tensor;
 }
 
-function checkInputs(op: string, logits: Tensor, targets: Tensor, ignoreIndex: unknown): { n: number; v: number; ignore: number } {
+function checkInputs(op: string, logits: Tensor, targets: Tensor, options: CrossEntropyOptions): CeAttrs {
+  const ignoreIndex: unknown = options.ignoreIndex ?? -100, reduction: unknown = options.reduction ?? 'mean';
   checkFloat(op, 'logits', logits);
   targets.use(op);
   if (logits.rank !== 2) throw new ShapeError(`${op}: logits must be [N, V], got ${logits.describe()}; reshape [B, T, V] to [B*T, V] (a free view)`);
@@ -68,28 +74,29 @@ function checkInputs(op: string, logits: Tensor, targets: Tensor, ignoreIndex: u
   if (typeof ignoreIndex !== 'number' || !Number.isSafeInteger(ignoreIndex) || ignoreIndex < -(2 ** 31) || ignoreIndex >= 2 ** 31) {
     throw new StepError(`${op}: ignoreIndex must be a 32-bit integer, got ${String(ignoreIndex)}`);
   }
-  return { n, v, ignore: ignoreIndex };
+  if (reduction !== 'mean' && reduction !== 'sum') throw new StepError(`${op}: reduction must be 'mean' or 'sum', got ${String(reduction)}`);
+  return { n, v, ignore: ignoreIndex, sum: reduction === 'sum' };
 }
 
-/** Mean cross-entropy over the non-ignored tokens: a scalar f32 tensor. */
+/** Mean (or, with reduction 'sum', summed) cross-entropy over the non-ignored tokens: a scalar f32 tensor. */
 export function crossEntropy(logits: Tensor, targets: Tensor, options: CrossEntropyOptions = {}): Tensor {
   const op = 'crossEntropy';
-  const { n, v, ignore } = checkInputs(op, logits, targets, options.ignoreIndex ?? -100);
+  const attrs = checkInputs(op, logits, targets, options);
   // f32, or f64 for f64 logits (cpu gradient checks)
   const loss = empty([], { dtype: logits.dtype === 'f64' ? 'f64' : 'f32', device: logits.backend, category: options.category }, op);
-  const rowLoss = empty([n], { dtype: 'f32', device: logits.backend }, `${op} row losses`);
+  const rowLoss = empty([attrs.n], { dtype: 'f32', device: logits.backend }, `${op} row losses`);
   try {
-    runKernel(crossEntropyKernel, { inputs: { logits, targets }, outputs: { loss, rowLoss }, attrs: { n, v, ignore } });
+    runKernel(crossEntropyKernel, { inputs: { logits, targets }, outputs: { loss, rowLoss }, attrs });
   } finally {
     rowLoss.dispose();
   }
   return loss;
 }
 
-/** dlogits [N, V] of the mean cross-entropy (same dtype as the logits). */
+/** dlogits [N, V] of the mean (or summed) cross-entropy (same dtype as the logits). */
 export function crossEntropyBackward(logits: Tensor, targets: Tensor, options: CrossEntropyBackwardOptions = {}): Tensor {
   const op = 'crossEntropyBackward';
-  const { n, v, ignore } = checkInputs(op, logits, targets, options.ignoreIndex ?? -100);
+  const attrs = checkInputs(op, logits, targets, options);
   const g = options.gradScale ?? 1;
   if (typeof g === 'number') {
     if (!Number.isFinite(g)) throw new StepError(`${op}: gradScale must be finite, got ${g}`);
@@ -102,7 +109,7 @@ export function crossEntropyBackward(logits: Tensor, targets: Tensor, options: C
   try {
     runKernel(crossEntropyBackwardKernel, {
       inputs: { logits, targets, gradScale: typeof g === 'number' ? undefined : g }, outputs: { dlogits, scale },
-      attrs: { n, v, ignore, gradScale: typeof g === 'number' ? g : 0 },
+      attrs: { ...attrs, gradScale: typeof g === 'number' ? g : 0 },
     });
   } finally {
     scale.dispose();
@@ -140,7 +147,7 @@ function forwardCpu(backend: CpuBackend, { inputs, outputs, attrs: a }: KernelCa
     sum += rowLse(x, i * a.v, a.v) - x[i * a.v + t[i]!]!;
     count++;
   }
-  cpuStore(backend, outputs.loss.storage)(0, count === 0 ? 0 : sum / count);
+  cpuStore(backend, outputs.loss.storage)(0, count === 0 ? 0 : a.sum ? sum : sum / count);
 }
 
 function backwardCpu(backend: CpuBackend, { inputs, outputs, attrs: a }: KernelCallOf<typeof crossEntropyBackwardKernel>): void {
@@ -149,6 +156,7 @@ function backwardCpu(backend: CpuBackend, { inputs, outputs, attrs: a }: KernelC
   const g = inputs.gradScale ? backend.values(inputs.gradScale.storage)[0]! : a.gradScale;
   let count = 0;
   for (let i = 0; i < a.n; i++) if (t[i] !== a.ignore) count++;
+  const rowScale = a.sum ? g : g / count;
   const store = cpuStore(backend, outputs.dlogits.storage);
   for (let i = 0; i < a.n; i++) {
     const base = i * a.v;
@@ -157,7 +165,7 @@ function backwardCpu(backend: CpuBackend, { inputs, outputs, attrs: a }: KernelC
       continue;
     }
     const lse = rowLse(x, base, a.v);
-    for (let j = 0; j < a.v; j++) store(base + j, (g / count) * (Math.exp(x[base + j]! - lse) - (j === t[i] ? 1 : 0)));
+    for (let j = 0; j < a.v; j++) store(base + j, rowScale * (Math.exp(x[base + j]! - lse) - (j === t[i] ? 1 : 0)));
   }
 }
 
@@ -203,15 +211,17 @@ ${rowReduceWGSL(plan)}
 
 /**
  * One workgroup sums the row losses and counts the non-ignored targets (a fixed order, so the
- * result is deterministic). mode 'mean' writes sum / count; mode 'scale' writes g / count.
+ * result is deterministic). mode 'mean' writes sum / count; mode 'scale' writes g / count; `sum`
+ * drops the division.
  */
-function reduceSource(b: WebGPUBackend, mode: 'mean' | 'scale-uniform' | 'scale-tensor'): string {
+function reduceSource(b: WebGPUBackend, mode: 'mean' | 'scale-uniform' | 'scale-tensor', sum: boolean): string {
   const plan = rowPlan(b);
   const inputs = mode === 'mean'
     ? ['row_loss: array<f32>', 'targets: array<i32>']
     : mode === 'scale-tensor' ? ['targets: array<i32>', 'g: array<f32>'] : ['targets: array<i32>'];
   const decls = inputs.map((d, i) => `@group(0) @binding(${i}) var<storage, read> ${d};`).join('\n');
-  const result = mode === 'mean' ? 'row_sum(acc, lane) / count' : mode === 'scale-tensor' ? 'g[0] / count' : 'u.g / count';
+  const div = sum ? '' : ' / count';
+  const result = mode === 'mean' ? `row_sum(acc, lane)${div}` : mode === 'scale-tensor' ? `g[0]${div}` : `u.g${div}`;
   return `${rowEnables(plan)}
 struct U { n: u32, ignore: i32, g: f32 }
 ${decls}
@@ -273,7 +283,7 @@ registerKernel(crossEntropyKernel, {
     });
     backend.dispatch({
       label: 'crossEntropy mean',
-      source: reduceSource(backend, 'mean'),
+      source: reduceSource(backend, 'mean', a.sum),
       buffers: [rowLoss, targets, loss],
       uniforms: packUniforms([['u32', a.n], ['i32', a.ignore], ['f32', 0]]),
       workgroups: [1],
@@ -289,7 +299,7 @@ registerKernel(crossEntropyBackwardKernel, {
     const g = inputs.gradScale?.storage;
     backend.dispatch({
       label: 'crossEntropyBackward scale',
-      source: reduceSource(backend, g ? 'scale-tensor' : 'scale-uniform'),
+      source: reduceSource(backend, g ? 'scale-tensor' : 'scale-uniform', a.sum),
       buffers: g ? [targets, g, scale] : [targets, scale],
       uniforms: packUniforms([['u32', a.n], ['i32', a.ignore], ['f32', g ? 0 : a.gradScale]]),
       workgroups: [1],

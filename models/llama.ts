@@ -116,26 +116,35 @@ export class LlamaModel {
 
   /** logits [B, T, V] for i32 token ids [B, T]. */
   forward(ids: Tensor, options: { positionOffset?: number } = {}): Tensor {
+    return scopeSync(() => A.matmul(this.hidden(ids, options.positionOffset ?? 0), this.lmHead ?? this.embed, { transB: true }));
+  }
+
+  /** The final hidden states [B, T, H] (after the last RMSNorm), the LM head's input. */
+  private hidden(ids: Tensor, positionOffset = 0): Tensor {
     if (ids.dtype !== 'i32' || ids.rank !== 2) throw new ShapeError(`LlamaModel.forward: ids must be i32 [B, T], got ${ids.dtype} ${formatShape(ids.shape)}`);
-    const c = this.config;
-    // only the logits reach the caller's scope: what backward needs, the graph keeps (see autograd/tape.ts)
+    // only the hidden states reach the caller's scope: what backward needs, the graph keeps (see autograd/tape.ts)
     return scopeSync(() => {
       let h = A.gatherRows(this.embed, ids);
       for (const layer of this.layers) {
-        const offset = options.positionOffset ?? 0;
-        h = this.checkpointActivations ? A.checkpoint((x) => this.block(layer, x, offset), h, { randomState: this.dropoutState() }) : this.block(layer, h, offset);
+        h = this.checkpointActivations
+          ? A.checkpoint((x) => this.block(layer, x, positionOffset), h, { randomState: this.dropoutState() })
+          : this.block(layer, h, positionOffset);
       }
-      h = A.rmsNorm(h, this.norm, c.rms_norm_eps);
-      return A.matmul(h, this.lmHead ?? this.embed, { transB: true });
+      return A.rmsNorm(h, this.norm, this.config.rms_norm_eps);
     });
   }
 
-  /** Mean next-token cross-entropy: logits of ids [B, T] against targets [B, T] (i32, -100 ignored). */
-  loss(ids: Tensor, targets: Tensor): Tensor {
+  /**
+   * Mean next-token cross-entropy: logits of ids [B, T] against targets [B, T] (i32, -100 ignored).
+   * The LM head and the loss run fused over row chunks (A.linearCrossEntropy): training never
+   * allocates the [B*T, V] logits. `chunkRows` overrides the default chunk (see linearCrossEntropy).
+   */
+  loss(ids: Tensor, targets: Tensor, options: { chunkRows?: number } = {}): Tensor {
     return scopeSync(() => {
-      const logits = this.forward(ids);
-      const [b, t, v] = logits.shape as [number, number, number];
-      return A.crossEntropy(A.reshape(logits, [b * t, v]), A.reshape(targets, [b * t]));
+      const h = this.hidden(ids);
+      const [b, t, hidden] = h.shape as [number, number, number];
+      const head = this.lmHead ?? this.embed;
+      return A.linearCrossEntropy(A.reshape(h, [b * t, hidden]), head, A.reshape(targets, [b * t]), { chunkRows: options.chunkRows });
     });
   }
 

@@ -18,7 +18,7 @@ export function crossEntropy(logits: Tensor, targets: Tensor, options: CE.CrossE
   const loss = CE.crossEntropy(logits, targets, options);
   if (!needsGrad(logits)) return loss;
   return record('crossEntropy', loss, [logits, targets], [logits, targets], (g, [sl, st]) =>
-    [CE.crossEntropyBackward(sl!, st!, { ignoreIndex: options.ignoreIndex, gradScale: g }), null]);
+    [CE.crossEntropyBackward(sl!, st!, { ignoreIndex: options.ignoreIndex, reduction: options.reduction, gradScale: g }), null]);
 }
 
 /** Hugging Face LlamaRMSNorm: x * rsqrt(mean(x^2) + eps) * weight. */

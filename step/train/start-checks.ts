@@ -46,14 +46,15 @@ export interface StepBuffer {
 
 /**
  * The largest single buffers one step of this run allocates (for the largest model the run
- * reaches): the embedding gather, the logits, a row of attention scores, the largest weights.
+ * reaches): the embedding gather, a row of logits, a row of attention scores, the largest weights.
  */
 export function largestStepBuffers(config: LlamaConfig, o: Pick<TrainOptions, 'batchSize' | 'seqLen' | 'precision'>): StepBuffer[] {
   const bytes = o.precision === 'mixed' ? 2 : 4;
   const B = o.batchSize, T = o.seqLen, H = config.hidden_size, V = config.vocab_size, heads = config.num_attention_heads;
   return [
     { what: `the embedding gather [${B * T}, ${H}]`, bytes: B * T * H * bytes, lower: '--batch-size or --seq-len' },
-    { what: `the logits [${B * T}, ${V}]`, bytes: B * T * V * bytes, lower: '--batch-size or --seq-len (or --vocab-size)' },
+    // the LM head and the loss run fused over row chunks (autograd/ops/linear-cross-entropy.ts): one row at the least
+    { what: `one row of logits [1, ${V}]`, bytes: V * bytes, lower: '--vocab-size' },
     // attention works through query rows in chunks (autograd/ops/attention.ts): its smallest chunk is one row
     { what: `one row of attention scores [${B}, ${heads}, 1, ${T}]`, bytes: B * heads * T * bytes, lower: '--batch-size or --seq-len' },
     { what: `the embedding [${V}, ${H}]`, bytes: V * H * bytes, lower: '--vocab-size or hidden_size (--set)' },

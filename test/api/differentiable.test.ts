@@ -33,6 +33,10 @@ const CASES: Record<string, () => { inputs: Tensor[]; out: Tensor }> = {
   div: () => { const a = leaf([2, 3]), b = leaf([2, 3], true); return { inputs: [a, b], out: root.div(a, b) }; },
   exp: () => { const x = leaf([2, 3]); return { inputs: [x], out: root.exp(x) }; },
   gatherRows: () => { const t = leaf([5, 3]); return { inputs: [t], out: root.gatherRows(t, ids([4, 0, 4])) }; },
+  linearCrossEntropy: () => {
+    const h = leaf([4, 3]), w = leaf([5, 3]);
+    return { inputs: [h, w], out: root.linearCrossEntropy(h, w, ids([0, 4, -100, 1]), { chunkRows: 3 }) };
+  },
   log: () => { const x = leaf([2, 3], true); return { inputs: [x], out: root.log(x) }; },
   matmul: () => { const a = leaf([2, 3]), b = leaf([3, 4]); return { inputs: [a, b], out: root.matmul(a, b) }; },
   max: () => { const x = leaf([2, 3]); return { inputs: [x], out: root.max(x, { axis: 1 }) }; },

@@ -196,7 +196,9 @@ testBothBackends('a whole training step: every memory category holds exactly wha
   const peak = device.memory().peak.breakdown;
   assert.equal(peak.parameter, paramBytes, 'peak: parameters');
   assert.equal(peak.optimizer, 2 * paramBytes, 'peak: optimizer state');
-  assert.equal(peak.gradient, paramBytes, 'peak: one gradient per parameter (the grads are kept and zeroed)');
+  // one gradient per parameter (the grads are kept and zeroed); the peak may fall in the fused LM head's backward,
+  // while the loss's f32 seed gradient is still live
+  assert.ok([paramBytes, paramBytes + 4].includes(peak.gradient), `peak: one gradient per parameter (+ the loss seed): ${peak.gradient} vs ${paramBytes}`);
   assert.equal(peak.frozen, 0);
   assert.ok(peak.activation > 0, 'peak: saved activations');
   assert.equal(device.memory().live.activation, 0, 'and none left after the step');

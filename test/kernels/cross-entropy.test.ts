@@ -155,3 +155,17 @@ test('crossEntropy: webgpu agrees with cpu on drawn batches', async (t) => {
     expectConform(r.gpu[1]!, r.cpu[1]!, { rtol: tol.rtol, atol: tol.atol * Math.max(1, Math.abs(g)) }, `dlogits ${JSON.stringify(s)}`);
   }), runs(25));
 });
+
+testBothBackends("crossEntropy reduction 'sum': the mean times the count, and dlogits without the 1 / count", async (device) => {
+  await scope(async () => {
+    const logits = fromArray([[0, 1, 2], [2, 0, -1], [0.5, 0.5, 0], [1, -1, 3]], undefined, { device });
+    const t = i32([2, -100, 0, 1], device), count = 3;
+    const mean = await crossEntropy(logits, t).item();
+    expectClose([await crossEntropy(logits, t, { reduction: 'sum' }).item()], [mean * count], { rtol: 1e-6, atol: 0 }, 'summed loss');
+    const scale = fromArray([2], [1], { device });
+    const dMean = Array.from(await crossEntropyBackward(logits, t, { gradScale: scale }).toArray()).map((x) => x * count);
+    expectClose(await crossEntropyBackward(logits, t, { gradScale: scale, reduction: 'sum' }).toArray(), dMean, { rtol: 1e-6, atol: 1e-7 }, 'summed dlogits');
+    assert.equal(await crossEntropy(logits, i32([-100, -100, -100, -100], device), { reduction: 'sum' }).item(), 0, 'every target ignored: 0');
+    assert.throws(() => crossEntropy(logits, t, { reduction: 'none' as 'sum' }), /crossEntropy: reduction must be 'mean' or 'sum', got none/);
+  });
+});

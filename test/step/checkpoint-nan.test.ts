@@ -82,16 +82,18 @@ test('resume refuses a checkpoint whose context is shorter than the run\'s seque
 });
 
 test('device limits: the largest buffer of a step beyond one binding is refused naming the flag to lower', async () => {
-  const config = { hidden_size: 64, vocab_size: 32000, num_attention_heads: 4, intermediate_size: 176 } as never;
+  const config = { hidden_size: 4096, vocab_size: 32000, num_attention_heads: 32, intermediate_size: 11008 } as never;
   const buffers = largestStepBuffers(config, { batchSize: 64, seqLen: 512, precision: 'fp32' });
-  assert.equal(buffers.find((b) => b.what.startsWith('the logits'))!.bytes, 64 * 512 * 32000 * 4);
-  assert.throws(() => checkDeviceLimits(buffers, 128 * 2 ** 20, 'webgpu: test'), /step train: the logits \[32768, 32000\] needs 3\.91 GiB, beyond the 128\.00 MiB the device \(webgpu: test\) can hold in one buffer; lower --batch-size or --seq-len/);
-  checkDeviceLimits(largestStepBuffers(config, { batchSize: 1, seqLen: 16, precision: 'fp32' }), 128 * 2 ** 20, 'webgpu: test');
+  assert.equal(buffers.find((b) => b.what.startsWith('the embedding gather'))!.bytes, 64 * 512 * 4096 * 4);
+  assert.equal(buffers.find((b) => b.what.startsWith('one row of logits'))!.bytes, 32000 * 4, 'the fused head never needs [B*T, V]');
+  assert.throws(() => checkDeviceLimits(buffers, 128 * 2 ** 20, 'webgpu: test'), /step train: the embedding gather \[32768, 4096\] needs 512\.00 MiB, beyond the 128\.00 MiB the device \(webgpu: test\) can hold in one buffer; lower --batch-size or --seq-len/);
+  const small = { hidden_size: 512, vocab_size: 32000, num_attention_heads: 8, intermediate_size: 1376 } as never;
+  checkDeviceLimits(largestStepBuffers(small, { batchSize: 8, seqLen: 256, precision: 'fp32' }), 128 * 2 ** 20, 'webgpu: test'); // 60m at 8 x 256 fits
   assert.equal(maxBindingBytes(new CpuBackend()), 2 ** 27, 'the cpu backend keeps the common binding limit, so both backends refuse alike');
 });
 
 for (const device of ['cpu', 'webgpu'] as const) {
-  test(`device limits in train [${device}]: a batch whose logits exceed one binding is refused before the run folder exists`, async (t) => {
+  test(`device limits in train [${device}]: a batch whose embedding gather exceeds one binding is refused before the run folder exists`, async (t) => {
     const backend = device === 'cpu' ? new CpuBackend() : await sharedWebGPU();
     if (typeof backend === 'string') {
       if (REQUIRE_WEBGPU) throw new Error(`STEP_REQUIRE_WEBGPU=1 but WebGPU is unavailable: ${backend}`);
@@ -99,9 +101,9 @@ for (const device of ['cpu', 'webgpu'] as const) {
       return;
     }
     const limit = maxBindingBytes(backend)!;
-    const batchSize = Math.ceil(limit / (16 * 300 * 4)) + 1;
+    const batchSize = Math.ceil(limit / (16 * 32 * 4)) + 1; // the embedding gather [B * 16, 32] beyond one buffer
     const o = runOptions({ device, batchSize, name: 'huge' });
-    await assert.rejects(train(o), /the logits \[\d+, 300\] needs .* beyond the .* the device .* can hold in one buffer; lower --batch-size or --seq-len/);
+    await assert.rejects(train(o), /the embedding gather \[\d+, 32\] needs .* beyond the .* the device .* can hold in one buffer; lower --batch-size or --seq-len/);
     assert.ok(!existsSync(join(o.runsDir, 'huge')));
   });
 }
