@@ -130,12 +130,13 @@ function reloraPlan(o: TrainOptions, target: LlamaConfig): MethodPlan {
     async beforeStep(run) {
       const { state } = run;
       if (state.step === warm && state.frozenLayers.length === 0) {
+        // the full-rank optimizer state and gradients go before the adapters are allocated
+        run.optimizer.dispose();
+        for (const [, t] of run.model.namedTensors()) { t.grad?.dispose(); t.grad = null; }
         freezeLayersWithLora(run.model, all, { rank: o.loraRank, alpha: o.loraAlpha, seed: o.seed + 1, dropout: o.loraDropout });
         state.frozenLayers = all;
         state.lora = { rank: o.loraRank, alpha: o.loraAlpha };
         state.lastRestart = state.step;
-        run.optimizer.dispose();
-        for (const [, t] of run.model.namedTensors()) { t.grad?.dispose(); t.grad = null; }
         run.optimizer = makeOptimizer(run.model, o);
         run.log.write('relora-start', { step: state.step });
       } else if (state.frozenLayers.length && state.step > warm && (state.step - warm) % every === 0 && state.lastRestart !== state.step) {
