@@ -54,12 +54,13 @@ function checkSeed(root: Tensor, grad: Tensor | undefined): Tensor {
     if (!sameShape(grad, root) || grad.dtype !== root.dtype) {
       throw new ShapeError(`backward: the output gradient is ${formatShape(grad.shape)} ${grad.dtype} but ${root.describe()} is ${formatShape(root.shape)} ${root.dtype}`);
     }
-    return clone(grad, { category: 'gradient' });
+    return clone(grad, { category: 'temporary' });
   }
   if (root.size !== 1) {
     throw new ShapeError(`backward: ${root.describe()} has ${root.size} elements; pass { grad } (the gradient of the output) for a non-scalar`);
   }
-  return ones(root.shape, { dtype: root.dtype, device: root.backend, category: 'gradient' });
+  // the seed is not model state: it becomes `gradient` only if it lands in a leaf's .grad (accumulateLeaf)
+  return ones(root.shape, { dtype: root.dtype, device: root.backend, category: 'temporary' });
 }
 
 /**

@@ -19,7 +19,7 @@ export type { DType, HostArray } from './dtype.js';
 export { DeviceError, DeviceMismatchError, DisposedError, DTypeError, OutOfMemoryError, ShapeError, StepError } from './errors.js';
 export { broadcastShapes, formatShape, sizeOf } from './shape.js';
 export type { Shape } from './shape.js';
-export { CATEGORIES, MemoryTracker, formatBytes, zeroByCategory } from './memory.js';
+export { CATEGORIES, MODEL_STATE_CATEGORIES, MemoryTracker, formatBytes, zeroByCategory } from './memory.js';
 export type { ByCategory, Category, MemoryEvent, MemoryReport } from './memory.js';
 export { BufferPool } from './pool.js';
 export type { Allocation } from './pool.js';

@@ -9,6 +9,9 @@ export const CATEGORIES: readonly Category[] = [
 
 export type ByCategory = Record<Category, number>;
 
+/** The categories of model state: weights (trainable and frozen), their gradients and optimizer state. */
+export const MODEL_STATE_CATEGORIES: readonly Category[] = ['parameter', 'frozen', 'gradient', 'optimizer'];
+
 export function zeroByCategory(): ByCategory {
   return { parameter: 0, frozen: 0, gradient: 0, optimizer: 0, activation: 0, temporary: 0, staging: 0 };
 }
@@ -47,6 +50,11 @@ export interface MemoryReport {
    * and uniform buffers and so differs between backends), with its split at that moment.
    */
   peakTensors: { total: number; breakdown: ByCategory };
+  /**
+   * Peak of model-state bytes (parameter + frozen + gradient + optimizer, MODEL_STATE_CATEGORIES)
+   * live at the same moment, with the per-category split at that moment (other categories 0).
+   */
+  peakModelState: { total: number; breakdown: ByCategory };
   /** Each category's own maximum since the last resetPeak() (need not be simultaneous). */
   peakByCategory: ByCategory;
   /** Peak of `reserved` since the last resetPeak(). */
@@ -68,6 +76,8 @@ export class MemoryTracker {
   private peakTotal = 0;
   private peakTensorBreakdown = zeroByCategory();
   private peakTensorTotal = 0;
+  private peakStateBreakdown = zeroByCategory();
+  private peakStateTotal = 0;
   private allocatedBytes = 0;
   private reservedBytes = 0;
   private peakReservedBytes = 0;
@@ -97,6 +107,7 @@ export class MemoryTracker {
       this.peakTensorTotal = tensorBytes;
       this.peakTensorBreakdown = { ...this.liveByCat, staging: 0 };
     }
+    this.notePeakModelState();
     this.record('alloc', category, bytes, label);
     return id;
   }
@@ -121,6 +132,7 @@ export class MemoryTracker {
     if (this.liveByCat[category] > this.peakByCat[category]) this.peakByCat[category] = this.liveByCat[category];
     if (this.peakTotal === this.allocatedBytes) this.peakBreakdown = { ...this.liveByCat };
     if (this.peakTensorTotal === this.allocatedBytes - this.liveByCat.staging) this.peakTensorBreakdown = { ...this.liveByCat, staging: 0 };
+    this.notePeakModelState(); // a retag into a model-state category can raise it
     this.record('retag', category, live.bytes, live.label);
   }
 
@@ -144,6 +156,8 @@ export class MemoryTracker {
     this.peakBreakdown = { ...this.liveByCat };
     this.peakTensorTotal = this.allocatedBytes - this.liveByCat.staging;
     this.peakTensorBreakdown = { ...this.liveByCat, staging: 0 };
+    this.peakStateTotal = this.modelStateBytes();
+    this.peakStateBreakdown = this.modelStateSplit();
     Object.assign(this.peakByCat, this.liveByCat);
     this.peakReservedBytes = this.reservedBytes;
   }
@@ -156,6 +170,7 @@ export class MemoryTracker {
       live: { ...this.liveByCat },
       peak: { total: this.peakTotal, breakdown: { ...this.peakBreakdown } },
       peakTensors: { total: this.peakTensorTotal, breakdown: { ...this.peakTensorBreakdown } },
+      peakModelState: { total: this.peakStateTotal, breakdown: { ...this.peakStateBreakdown } },
       peakByCategory: { ...this.peakByCat },
       peakReserved: this.peakReservedBytes,
       limit: this.limit,
@@ -178,6 +193,24 @@ export class MemoryTracker {
       groups.set(key, g);
     }
     return [...groups.values()].sort((a, b) => b.bytes - a.bytes).slice(0, n);
+  }
+
+  private modelStateBytes(): number {
+    return MODEL_STATE_CATEGORIES.reduce((sum, c) => sum + this.liveByCat[c], 0);
+  }
+
+  private modelStateSplit(): ByCategory {
+    const split = zeroByCategory();
+    for (const c of MODEL_STATE_CATEGORIES) split[c] = this.liveByCat[c];
+    return split;
+  }
+
+  private notePeakModelState(): void {
+    const bytes = this.modelStateBytes();
+    if (bytes > this.peakStateTotal) {
+      this.peakStateTotal = bytes;
+      this.peakStateBreakdown = this.modelStateSplit();
+    }
   }
 
   private describeOOM(extra: number, what: string): string {

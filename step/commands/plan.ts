@@ -96,6 +96,10 @@ export function formatPlan(p: Plan, source: string): string {
   const header = ['stage', 'layers', 'new', 'old', 'parameter', 'frozen', 'gradient', 'optimizer', 'total'];
   const rows = p.stages.map((s) => [String(s.stage), String(s.layers), String(s.newLayers), String(s.frozenLayers),
     int(s.bytes.parameter), int(s.bytes.frozen), int(s.bytes.gradient), int(s.bytes.optimizer), int(s.bytes.total)]);
+  for (const t of p.transitions) {
+    const b = t.bytes;
+    rows.push([`${t.intoStage - 1}->${t.intoStage}`, '', '', '', int(b.parameter), int(b.frozen), int(b.gradient), int(b.optimizer), int(b.total)]);
+  }
   const v = p.vanilla;
   rows.push(['vanilla', String(p.layers), String(p.layers), '0', int(v.parameter), int(v.frozen), int(v.gradient), int(v.optimizer), int(v.total)]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
@@ -109,11 +113,12 @@ export function formatPlan(p: Plan, source: string): string {
     `P = ${int(p.layerParams)} parameters per layer; E = ${int(p.loraParams)} LoRA parameters per layer`,
     `split: ${p.split.join(',')} (${splitNote})`,
     '',
-    'bytes of model state per stage and memory category (new: layers added and trained; old: earlier layers, frozen, with LoRA):',
+    'bytes of model state per stage and memory category (new: layers added and trained; old: earlier layers, frozen, with LoRA)' +
+      (p.transitions.length ? '; i->j: the most live while stage j is grown (weights only: the old optimizer state and gradients are freed first):' : ':'),
     line(header),
     ...rows.map(line),
     '',
-    `peak: stage ${p.peakStage}, ${int(p.peak)} B (${gb(p.peak)})`,
+    `peak: ${p.peakAt === 'transition' ? `transition into stage ${p.peakStage}` : `stage ${p.peakStage}`}, ${int(p.peak)} B (${gb(p.peak)})${p.mode === 'engine' ? ', the most model state live over the whole run' : ''}`,
     `vanilla training of the target: ${int(v.total)} B (${gb(v.total)})`,
     `reduction: ${(100 * p.reduction).toFixed(2)}%`,
   ].join('\n') + '\n';

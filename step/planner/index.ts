@@ -1,6 +1,7 @@
 /** The STEP memory planner: the integer programme (exact), its cost models, the tensor listing. */
 export * from './solve.js';
 export * from './tensors.js';
+export * from './transition.js';
 export * from './costs.js';
 export * from './plan.js';
 export * from './table.js';

@@ -11,6 +11,8 @@ import { PLANNER_MODES, engineCostModel, paperCostModel, paperCounts } from './c
 import { checkSplit, checkStageCount, evaluateSplit, solveSplit } from './solve.js';
 import type { Precision, StateBytes } from './tensors.js';
 import { PRECISIONS, listStageTensors, sumByCategory } from './tensors.js';
+import type { TransitionBytes } from './transition.js';
+import { transitionBytes } from './transition.js';
 
 export interface PlanOptions {
   config: LlamaConfig;
@@ -58,8 +60,17 @@ export interface Plan {
   optimalSplit: number[];
   optimalPeak: number;
   stages: StagePlan[];
+  /**
+   * Engine mode: the model state live during each stage transition (growth, before stage i+1's
+   * first step; see transition.ts). Paper mode: none (the paper's programme counts stages only).
+   */
+  transitions: TransitionBytes[];
+  /** The run's whole-life peak of model state: the max over stages and (engine mode) transitions. */
   peak: number;
+  /** The first stage at the peak (a transition into stage i counts as i when it ties or leads). */
   peakStage: number;
+  /** Whether the peak is a stage's training or the transition into `peakStage`. */
+  peakAt: 'stage' | 'transition';
   vanilla: StateBytes;
   /** 1 - peak / vanilla.total. */
   reduction: number;
@@ -110,11 +121,18 @@ export function planStages(o: PlanOptions): Plan {
     stages.push({ stage: i + 1, newLayers: n, frozenLayers: prev, layers: prev + n, bytes });
     prev += n;
   }
+  const transitions = mode === 'engine'
+    ? chosen.split.slice(1).map((_, i) => transitionBytes(o.config, { split: chosen.split, stage: i + 2, rank, precision, trainEmbeddings }))
+    : [];
+  // The peak over the run's life. A transition never exceeds the stage after it (tested), so the
+  // solver's stage-only objective still finds the least whole-run peak; the max is taken anyway.
+  let peak = chosen.peak, peakStage = chosen.peakStage, peakAt: Plan['peakAt'] = 'stage';
+  for (const t of transitions) if (t.bytes.total > peak) { peak = t.bytes.total; peakStage = t.intoStage; peakAt = 'transition'; }
   const { P, E } = paperCounts(o.config, rank);
   return {
     mode, precision, trainEmbeddings, rank, layers: L, layerParams: P, loraParams: E,
     split: chosen.split, optimal: chosen.peak === best.peak, optimalSplit: best.split, optimalPeak: best.peak,
-    stages, peak: chosen.peak, peakStage: chosen.peakStage, vanilla: model.vanilla,
-    reduction: 1 - chosen.peak / model.vanilla.total,
+    stages, transitions, peak, peakStage, peakAt, vanilla: model.vanilla,
+    reduction: 1 - peak / model.vanilla.total,
   };
 }

@@ -1,7 +1,7 @@
 /**
  * `step report`: one self-contained HTML page (inline CSS, inline SVG drawn by an inline script,
  * no external resources) comparing training runs: loss curves against tokens, model-state memory
- * per stage (predicted vs measured) and the tracker's peak as stacked bars, the STEP planner's
+ * per stage (predicted vs measured) and the whole-run peak as stacked bars, the STEP planner's
  * tables, final validation perplexity against the unigram baseline, and the runs' configs.
  */
 import { dirname, resolve } from 'node:path';
@@ -13,7 +13,7 @@ import type { RunData } from './load-run.js';
 import { STATE_KEYS, loadRun } from './load-run.js';
 import type { RunSummary } from './summarize.js';
 import { summarizeRun } from './summarize.js';
-import { configTable, esc, memoryTable, plannerTables, summaryTable } from './tables.js';
+import { configTable, esc, memoryTable, peakTable, plannerTables, summaryTable } from './tables.js';
 
 const RUN_COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#17becf', '#8c564b', '#e377c2'];
 const CATEGORY_COLORS: Record<string, string> = {
@@ -40,10 +40,12 @@ function chartData(runs: RunData[], sums: RunSummary[]) {
       run: s.name, stage: b.label, label: `${s.name} ${b.label}`, color: RUN_COLORS[i % RUN_COLORS.length],
       bars: [...(b.predicted ? [{ series: 'predicted', short: 'pred.', values: b.predicted }] : []), { series: 'measured', short: 'meas.', values: b.measured }],
     }))),
-    peakGroups: sums.flatMap((s, i) => s.bars.filter((b) => b.peak).map((b) => ({
-      run: s.name, stage: b.label, label: `${s.name} ${b.label}`, color: RUN_COLORS[i % RUN_COLORS.length],
-      bars: [{ series: 'peak', short: 'peak', values: b.peak! }],
-    }))),
+    // one group per run: its whole-run peak, all categories and model state alone
+    peakGroups: sums.flatMap((s, i) => (s.peakBreakdown ? [{
+      run: s.name, stage: 'whole run', label: `${s.name} whole run`, color: RUN_COLORS[i % RUN_COLORS.length],
+      bars: [{ series: 'peak', short: 'all', values: s.peakBreakdown },
+        ...(s.peakModelStateBreakdown ? [{ series: 'model-state peak', short: 'state', values: s.peakModelStateBreakdown }] : [])],
+    }] : [])),
   };
 }
 
@@ -74,7 +76,7 @@ export function renderReport(runs: RunData[], sums: RunSummary[], generated = ne
 <p id="chart-status"></p>
 <h2 id="summary">Final validation</h2>
 ${summaryTable(sums, runs.map((_, i) => RUN_COLORS[i % RUN_COLORS.length]!))}
-<p class="note">Validation loss and perplexity are from the last evaluation; the unigram baseline is the perplexity of the validation tokens under the training tokens' unigram distribution (a model must beat it, ratio below 1, to have learned anything beyond token frequencies). Peak model state is the largest sum of parameter, frozen, gradient and optimizer bytes live after any logged step; the tracker peak also counts activations, temporaries and staging buffers during a stage's first step.</p>
+<p class="note">Validation loss and perplexity are from the last evaluation; the unigram baseline is the perplexity of the validation tokens under the training tokens' unigram distribution (a model must beat it, ratio below 1, to have learned anything beyond token frequencies). Peak model state is the most parameter, frozen, gradient and optimizer bytes live at once over the whole run, stage transitions included (the memory tracker's peak, never reset during a run); the tracker peak also counts activations, temporaries and staging buffers. Logs written before the whole-run peak was logged fall back to the live bytes after logged steps.</p>
 <h2 id="loss">Loss against training tokens</h2>
 <div class="legend">${runLegend} <span class="note">faint: train loss per step; solid: smoothed; dashed with dots: validation; dotted vertical: STEP stage boundaries</span></div>
 <label class="note">smoothing <input id="smoothing" type="range" min="0" max="0.99" step="0.01" value="0.9"> <span id="smoothing-value">0.9</span></label>
@@ -83,11 +85,13 @@ ${summaryTable(sums, runs.map((_, i) => RUN_COLORS[i % RUN_COLORS.length]!))}
 <div id="state-legend" class="legend"></div>
 <div id="state-chart" class="chart"></div>
 <p class="note">pred.: the planner's bytes (faded; for vanilla and ReLoRA's full-rank warm start, vanilla training of the target); meas.: the memory tracker's live bytes after the stage's first optimizer step.</p>
-<h2>Tracker peak per stage (all categories)</h2>
+<h2>Whole-run peak (all categories; model state alone)</h2>
 <div id="peak-legend" class="legend"></div>
 <div id="peak-chart" class="chart"></div>
 <h3 id="exact-bytes">Exact bytes</h3>
 ${memoryTable(sums)}
+<h3 id="whole-run-peak">Whole-run peak by category</h3>
+${peakTable(sums)}
 <h2 id="planner">STEP planner</h2>
 ${plannerTables(sums)}
 <h2 id="configs">Configurations (train-config.json)</h2>

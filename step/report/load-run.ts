@@ -13,13 +13,21 @@ export const STATE_KEYS: readonly StateCategory[] = ['parameter', 'frozen', 'gra
 
 export interface TrainPoint { step: number; tokens: number; loss: number; lr: number; stage: number; tokensPerSecond: number; memory: Record<string, number> }
 export interface EvalPoint { step: number; tokens: number; loss: number; perplexity: number; stage: number }
+/** A logged peak (step/train/run-log.ts PeakRecord): the process's peak so far, all categories and model state. */
+export interface PeakLog {
+  total: number;
+  breakdown: Record<string, number>;
+  /** Absent in logs written before the whole-run peak was logged. */
+  modelState: { total: number; breakdown: Record<string, number> } | null;
+}
+
 export interface MemoryRecord {
   step: number;
   stage: number;
   measured: Record<StateCategory, number>;
   predicted: Record<StateCategory, number> | null;
   match: boolean | null;
-  peak: { total: number; breakdown: Record<string, number> } | null;
+  peak: PeakLog | null;
 }
 export interface MarkerEvent { event: string; step: number }
 
@@ -35,6 +43,11 @@ export interface RunData {
   memory: MemoryRecord[];
   /** stage, relora-start, relora-restart, resume, stop, nan. */
   markers: MarkerEvent[];
+  /**
+   * Every peak the run logged (memory, stop and end events). Each process's tracker starts with
+   * it and is never reset, so the largest of them is the run's whole-life peak.
+   */
+  peaks: PeakLog[];
   unigramPerplexity: number | null;
   /** Wall seconds from the first to the last event (all processes of a resumed run). */
   wallSeconds: number | null;
@@ -100,6 +113,14 @@ function stateBytes(v: unknown): Record<StateCategory, number> | null {
   return Object.fromEntries(STATE_KEYS.map((k) => [k, num(o[k]) ?? 0])) as Record<StateCategory, number>;
 }
 
+function peakOf(value: unknown): PeakLog | null {
+  const p = value as { total?: unknown; breakdown?: unknown; modelState?: { total?: unknown; breakdown?: unknown } } | undefined;
+  if (!p || num(p.total) === null) return null;
+  const ms = p.modelState && num(p.modelState.total) !== null
+    ? { total: p.modelState.total as number, breakdown: (p.modelState.breakdown ?? {}) as Record<string, number> } : null;
+  return { total: p.total as number, breakdown: (p.breakdown ?? {}) as Record<string, number>, modelState: ms };
+}
+
 function requireFields(path: string, e: Record<string, unknown>, keys: string[]): void {
   for (const k of keys) {
     if (num(e[k]) === null) throw new StepError(`step report: ${path}: a "${String(e.event)}" event at step ${String(e.step)} lacks a numeric "${k}"; the log is corrupt`);
@@ -117,9 +138,11 @@ export function loadRun(spec: string, cwd = process.cwd()): RunData {
     throw new StepError(`step report: ${configPath} does not hold training options (no "method"); the file is corrupt`);
   }
   const events = parseLog(logPath, readFileSync(logPath, 'utf8'));
-  const train: TrainPoint[] = [], evals: EvalPoint[] = [], memory: MemoryRecord[] = [], markers: MarkerEvent[] = [];
+  const train: TrainPoint[] = [], evals: EvalPoint[] = [], memory: MemoryRecord[] = [], markers: MarkerEvent[] = [], peaks: PeakLog[] = [];
   let start: Record<string, unknown> | null = null, end: Record<string, unknown> | null = null;
   for (const e of events) {
+    const logged = peakOf(e.peak);
+    if (logged && ['memory', 'stop', 'end'].includes(e.event as string)) peaks.push(logged);
     switch (e.event) {
       case 'start': start ??= e; break;
       case 'end': end = e; break;
@@ -136,10 +159,8 @@ export function loadRun(spec: string, cwd = process.cwd()): RunData {
         requireFields(logPath, e, ['step', 'stage']);
         const measured = stateBytes(e.measured);
         if (!measured) throw new StepError(`step report: ${logPath}: the "memory" event at step ${String(e.step)} lacks "measured"; the log is corrupt`);
-        const peak = e.peak as { total?: unknown; breakdown?: unknown } | undefined;
         const rec: MemoryRecord = { step: e.step as number, stage: e.stage as number, measured, predicted: stateBytes(e.predicted),
-          match: typeof e.match === 'boolean' ? e.match : null,
-          peak: peak && num(peak.total) !== null ? { total: peak.total as number, breakdown: (peak.breakdown ?? {}) as Record<string, number> } : null };
+          match: typeof e.match === 'boolean' ? e.match : null, peak: logged };
         const at = memory.findIndex((m) => m.stage === rec.stage);
         if (at >= 0) memory[at] = rec; else memory.push(rec);
         break;
@@ -152,7 +173,7 @@ export function loadRun(spec: string, cwd = process.cwd()): RunData {
   const unigram = num(end?.unigramPerplexity) ?? num(start?.unigramPerplexity);
   return {
     name: basename(dir), dir, options, start, end, train: lastPerStep(train), evals: lastPerStep(evals),
-    memory: memory.sort((a, b) => a.stage - b.stage), markers, unigramPerplexity: unigram,
+    memory: memory.sort((a, b) => a.stage - b.stage), markers, peaks, unigramPerplexity: unigram,
     wallSeconds: times.length > 1 ? (Math.max(...times) - Math.min(...times)) / 1000 : null,
   };
 }

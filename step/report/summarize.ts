@@ -11,7 +11,7 @@ import { BpeTokenizer } from '../../models/tokenizer/bpe.js';
 import type { Plan } from '../planner/plan.js';
 import { planStages } from '../planner/plan.js';
 import { engineCostModel } from '../planner/costs.js';
-import type { RunData, StateCategory } from './load-run.js';
+import type { PeakLog, RunData, StateCategory } from './load-run.js';
 import { STATE_KEYS } from './load-run.js';
 
 export interface MemoryBar {
@@ -19,7 +19,7 @@ export interface MemoryBar {
   label: string;
   predicted: Record<StateCategory, number> | null;
   measured: Record<StateCategory, number>;
-  /** The tracker's peak (all categories) during the stage's first step, when logged. */
+  /** The run's peak so far (all categories) when the stage's memory event was logged. */
   peak: Record<string, number> | null;
   peakTotal: number | null;
   match: boolean | null;
@@ -41,11 +41,17 @@ export interface RunSummary {
   valLoss: number | null;
   valPerplexity: number | null;
   unigramPerplexity: number | null;
-  /** Largest sum of parameter+frozen+gradient+optimizer live bytes after any logged step. */
+  /**
+   * The run's whole-life peak of model state (parameter + frozen + gradient + optimizer live at
+   * once, stage transitions included) as the tracker logged it; for logs without it, the largest
+   * sum live after any logged step (`peakModelStateSource` says which).
+   */
   peakModelState: number | null;
-  peakModelStateStep: number | null;
-  /** Largest tracker peak (all categories) over the stages' first steps. */
+  peakModelStateBreakdown: Record<StateCategory, number> | null;
+  peakModelStateSource: 'whole-run tracker peak' | 'live after logged steps' | null;
+  /** The run's whole-life tracker peak (all categories), with its split by category. */
   peakTotal: number | null;
+  peakBreakdown: Record<string, number> | null;
   meanTokensPerSecond: number | null;
   wallSeconds: number | null;
   bars: MemoryBar[];
@@ -121,28 +127,36 @@ export async function summarizeRun(run: RunData): Promise<RunSummary> {
     const p = run.train.find((t) => t.step > reloraStart.step);
     if (p) bars.push({ run: run.name, label: 'LoRA phase', predicted: null, measured: stateOf(p.memory), peak: null, peakTotal: null, match: null, source: `live bytes after step ${p.step}` });
   }
-  let peakModelState: number | null = null, peakModelStateStep: number | null = null;
-  for (const t of run.train) {
-    const s = sumState(t.memory);
-    if (peakModelState === null || s > peakModelState) { peakModelState = s; peakModelStateStep = t.step; }
+  let peakModelState: number | null = null, peakModelStateBreakdown: Record<StateCategory, number> | null = null;
+  let peakModelStateSource: RunSummary['peakModelStateSource'] = null;
+  for (const p of run.peaks) {
+    if (p.modelState && (peakModelState === null || p.modelState.total > peakModelState)) {
+      peakModelState = p.modelState.total;
+      peakModelStateBreakdown = stateOf(p.modelState.breakdown);
+      peakModelStateSource = 'whole-run tracker peak';
+    }
   }
-  for (const m of run.memory) {
-    const s = sumState(m.measured);
-    if (peakModelState === null || s > peakModelState) { peakModelState = s; peakModelStateStep = m.step; }
+  if (peakModelState === null) {
+    // an older log: only what was live after the logged steps (misses transitions and in-step moments)
+    const sampled = [...run.train.map((t) => t.memory), ...run.memory.map((m) => m.measured as Record<string, number>)];
+    for (const b of sampled) {
+      const sum = sumState(b);
+      if (peakModelState === null || sum > peakModelState) { peakModelState = sum; peakModelStateBreakdown = stateOf(b); peakModelStateSource = 'live after logged steps'; }
+    }
   }
+  const top = run.peaks.reduce<PeakLog | null>((a, p) => (a === null || p.total > a.total ? p : a), null);
   const lastEval = run.evals.at(-1) ?? null;
   const end = run.end;
   const endLoss = typeof end?.valLoss === 'number' ? end.valLoss : null;
   const tps = run.train.map((t) => t.tokensPerSecond).filter((x) => x > 0);
-  const peaks = run.memory.map((m) => m.peak?.total).filter((x): x is number => typeof x === 'number');
   const lastTrain = run.train.at(-1);
   return {
     name: run.name, method: o.method, description: describe(run, plan), target, targetError, vocabSource,
     finalStep: lastTrain?.step ?? 0, tokens: lastTrain?.tokens ?? 0, finished: end !== null,
     valLoss: endLoss ?? lastEval?.loss ?? null,
     valPerplexity: (typeof end?.valPerplexity === 'number' ? end.valPerplexity : null) ?? lastEval?.perplexity ?? null,
-    unigramPerplexity: run.unigramPerplexity, peakModelState, peakModelStateStep,
-    peakTotal: peaks.length ? Math.max(...peaks) : null,
+    unigramPerplexity: run.unigramPerplexity, peakModelState, peakModelStateBreakdown, peakModelStateSource,
+    peakTotal: top?.total ?? null, peakBreakdown: top?.breakdown ?? null,
     meanTokensPerSecond: tps.length ? tps.reduce((a, b) => a + b, 0) / tps.length : null,
     wallSeconds: run.wallSeconds, bars, plan, paperPlan,
     stageSteps: [...new Set(run.markers.filter((x) => x.event === 'stage').map((x) => x.step))],

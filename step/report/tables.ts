@@ -40,7 +40,7 @@ export function summaryTable(sums: RunSummary[], colors: string[]): string {
     ];
   });
   return table(['run', 'method', 'steps / tokens', 'final val loss', 'vs vanilla', 'val perplexity', 'unigram perplexity', 'ppl / unigram',
-    'peak model state (measured)', 'reduction vs vanilla', 'tracker peak (all categories)', 'tokens/s', 'wall'], rows, 'summary');
+    'whole-run peak model state (measured)', 'reduction vs vanilla', 'whole-run tracker peak (all categories)', 'tokens/s', 'wall'], rows, 'summary');
 }
 
 /** Exact bytes behind the memory charts, with the planner's prediction and whether it matched. */
@@ -52,7 +52,28 @@ export function memoryTable(sums: RunSummary[]): string {
       b.match === null ? '' : b.match ? '<span class="good">exact</span>' : '<span class="bad">differs</span>',
       b.peakTotal === null ? 'n/a' : int(b.peakTotal), esc(b.source)];
   }));
-  return table(['run', 'stage', ...STATE_KEYS.map((k) => `${k} (B)`), 'measured total', 'predicted total', 'prediction', 'tracker peak', 'measured from'], rows, 'numbers');
+  return table(['run', 'stage', ...STATE_KEYS.map((k) => `${k} (B)`), 'measured total', 'predicted total', 'prediction', 'run peak so far', 'measured from'], rows, 'numbers');
+}
+
+const ALL_CATEGORIES = [...STATE_KEYS, 'activation', 'temporary', 'staging'] as const;
+
+/** The whole-run peak of each run: model state (with the planner's peak for STEP) and all categories, by category. */
+export function peakTable(sums: RunSummary[]): string {
+  const rows = sums.flatMap((s) => {
+    const out: string[][] = [];
+    const planned = s.plan ? `${int(s.plan.peak)} (${s.plan.peakAt === 'transition' ? `transition into stage ${s.plan.peakStage}` : `stage ${s.plan.peakStage}`})` : '';
+    const exact = s.plan && s.peakModelState !== null ? (s.peakModelState === s.plan.peak ? ' <span class="good">exact</span>' : ' <span class="bad">differs</span>') : '';
+    if (s.peakModelStateBreakdown && s.peakModelState !== null) {
+      const b = s.peakModelStateBreakdown as Record<string, number>;
+      out.push([esc(s.name), `model state (${esc(s.peakModelStateSource ?? '')})`, ...ALL_CATEGORIES.map((k) => int(b[k] ?? 0)), `<b>${int(s.peakModelState)}</b>`, planned + exact]);
+    }
+    if (s.peakBreakdown && s.peakTotal !== null) {
+      out.push([esc(s.name), 'all categories', ...ALL_CATEGORIES.map((k) => int(s.peakBreakdown![k] ?? 0)), `<b>${int(s.peakTotal)}</b>`, '']);
+    }
+    return out;
+  });
+  if (!rows.length) return '<p>No whole-run peak logged by these runs.</p>';
+  return table(['run', 'peak of', ...ALL_CATEGORIES.map((k) => `${k} (B)`), 'total (B)', 'planned model-state peak (B)'], rows, 'numbers');
 }
 
 /** The planner's table for each STEP run: the split, bytes per stage and category, reduction vs vanilla. */
@@ -73,11 +94,15 @@ export function plannerTables(sums: RunSummary[]): string {
         `<b>${int(st.bytes.total)}</b>`, pct(1 - st.bytes.total / p.vanilla.total), mt === null ? 'n/a' : int(mt),
         mt === null ? '' : mt === st.bytes.total ? '<span class="good">exact</span>' : `<span class="bad">${mt > st.bytes.total ? '+' : ''}${int(mt - st.bytes.total)}</span>`];
     });
+    for (const t of p.transitions) {
+      rows.push([`${t.intoStage - 1} &rarr; ${t.intoStage}`, '', '', '', ...STATE_KEYS.map((k) => int(t.bytes[k])), int(t.bytes.total), pct(1 - t.bytes.total / p.vanilla.total), '', esc(t.moment)]);
+    }
     rows.push(['vanilla', String(p.layers), String(p.layers), '0', ...STATE_KEYS.map((k) => int(p.vanilla[k])), `<b>${int(p.vanilla.total)}</b>`, '', '', '']);
     const pp = s.paperPlan;
     parts.push(`<h3>${esc(s.name)}: split ${p.split.join(' + ')} of ${p.layers} layers, LoRA rank ${p.rank}, ${esc(p.precision)}</h3>` +
       table(['stage', 'layers', 'new', 'frozen', ...STATE_KEYS.map((k) => `${k} (B)`), 'predicted total (B)', 'below vanilla', 'measured (B)', 'measured vs predicted'], rows, 'numbers') +
-      `<p>Planned peak: stage ${p.peakStage}, ${int(p.peak)} B (${mib(p.peak)}), <b>${pct(p.reduction)}</b> below vanilla training of the target (${int(p.vanilla.total)} B); ` +
+      `<p>Planned whole-run peak (stages and the transitions between them, rows i &rarr; j: weights only, the old optimizer state and gradients are freed before growth): ` +
+      `${p.peakAt === 'transition' ? `the transition into stage ${p.peakStage}` : `stage ${p.peakStage}`}, ${int(p.peak)} B (${mib(p.peak)}), <b>${pct(p.reduction)}</b> below vanilla training of the target (${int(p.vanilla.total)} B); ` +
       `the split is ${p.optimal ? 'optimal' : `not optimal (the planner's is ${p.optimalSplit.join('+')})`}. ` +
       `Engine mode: every model-state tensor, embeddings and head included (P = ${int(p.layerParams)} parameters per layer, E = ${int(p.loraParams)} LoRA parameters per layer).` +
       (pp ? ` The paper's programme (layers only, mixed precision) gives ${pct(pp.reduction)} for this split.` : '') +

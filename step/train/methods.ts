@@ -9,6 +9,7 @@ import { listStageTensors } from '../planner/tensors.js';
 import type { TrainerState } from './checkpoint.js';
 import type { TrainOptions } from './options.js';
 import { makeOptimizer } from './session.js';
+import { wholeRunPeak } from './run-log.js';
 import type { Run } from './trainer.js';
 
 /**
@@ -41,13 +42,16 @@ export function planMethod(o: TrainOptions, target: LlamaConfig): MethodPlan {
   };
 }
 
-/** Logs the model-state bytes by category after a stage's first step, with the planner's prediction. */
+/**
+ * Logs the model-state bytes by category after a stage's first step, with the planner's
+ * prediction, and the run's peak so far (the tracker's peak is never reset inside a run).
+ */
 function logMemory(run: Run, predicted: Record<string, number> | null): void {
   const live = run.device.memory().live;
   const measured = Object.fromEntries(CATEGORIES.filter((c) => ['parameter', 'frozen', 'gradient', 'optimizer'].includes(c)).map((c) => [c, live[c]]));
   const total = Object.values(measured).reduce((a, b) => a + b, 0);
   const match = predicted ? Object.keys(measured).every((k) => measured[k] === predicted[k]) : null;
-  run.log.write('memory', { step: run.state.step, stage: run.state.stage, measured, measuredTotal: total, predicted, match, peak: run.device.memory().peak });
+  run.log.write('memory', { step: run.state.step, stage: run.state.stage, measured, measuredTotal: total, predicted, match, peak: wholeRunPeak(run.device) });
   if (predicted && !match) run.progress.note(`warning: stage ${run.state.stage + 1} model-state bytes ${JSON.stringify(measured)} differ from the planner's ${JSON.stringify(predicted)}`);
 }
 
@@ -79,21 +83,22 @@ function stepPlan(o: TrainOptions, target: LlamaConfig): MethodPlan {
         if (every > 0 && state.stage > 0 && inStage > 0 && inStage % every === 0 && state.lastRestart !== state.step) await restart(run, o);
         return;
       }
-      // stage boundary: merge the adapters, grow, freeze the old layers with fresh adapters, new optimizer
+      // stage boundary. The old optimizer state and gradients go first, so the grown model is
+      // never allocated beside them; then merge the adapters, grow, freeze the old layers with
+      // fresh adapters, and make a new optimizer (its state is allocated at the stage's first step).
       const { state } = run;
+      run.optimizer.dispose();
+      for (const [, t] of run.model.namedTensors()) { t.grad?.dispose(); t.grad = null; }
       mergeLora(run.model);
       const { model, origin } = growModel(run.model, split[next]!, { operator: 'interpolation-mean', placement: 'upper' });
       run.model = model;
       run.config = { ...run.config, num_hidden_layers: model.layers.length };
       state.frozenLayers = origin.flatMap((x, i) => (x === null ? [] : [i]));
       freezeLayersWithLora(model, state.frozenLayers, { rank: o.loraRank, alpha: o.loraAlpha, seed: o.seed + next + 1, dropout: o.loraDropout });
-      run.optimizer.dispose();
-      for (const p of model.parameters()) { p.grad?.dispose(); p.grad = null; }
       run.optimizer = makeOptimizer(model, o);
       state.stage = next;
       state.stageStartStep = run.state.step;
       state.lora = { rank: o.loraRank, alpha: o.loraAlpha };
-      run.device.tracker.resetPeak();
       run.log.write('stage', { stage: next, step: state.step, layers: model.layers.length, frozenLayers: state.frozenLayers });
       run.progress.note(`stage ${next + 1}/${K} at step ${state.step}: ${model.layers.length} layers (${split[next]} new), ${state.frozenLayers.length} frozen with LoRA rank ${o.loraRank}`);
     },
@@ -125,12 +130,13 @@ function reloraPlan(o: TrainOptions, target: LlamaConfig): MethodPlan {
     async beforeStep(run) {
       const { state } = run;
       if (state.step === warm && state.frozenLayers.length === 0) {
+        // the full-rank optimizer state and gradients go before the adapters are allocated
+        run.optimizer.dispose();
+        for (const [, t] of run.model.namedTensors()) { t.grad?.dispose(); t.grad = null; }
         freezeLayersWithLora(run.model, all, { rank: o.loraRank, alpha: o.loraAlpha, seed: o.seed + 1, dropout: o.loraDropout });
         state.frozenLayers = all;
         state.lora = { rank: o.loraRank, alpha: o.loraAlpha };
         state.lastRestart = state.step;
-        run.optimizer.dispose();
-        for (const [, t] of run.model.namedTensors()) { t.grad?.dispose(); t.grad = null; }
         run.optimizer = makeOptimizer(run.model, o);
         run.log.write('relora-start', { step: state.step });
       } else if (state.frozenLayers.length && state.step > warm && (state.step - warm) % every === 0 && state.lastRestart !== state.step) {

@@ -1,7 +1,27 @@
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Backend } from '../../engine/backend.js';
-import { formatBytes } from '../../engine/memory.js';
+import type { ByCategory } from '../../engine/memory.js';
+import { MODEL_STATE_CATEGORIES, formatBytes } from '../../engine/memory.js';
+
+/** The run's peak so far, as logged in `memory` and `end` events. */
+export interface PeakRecord {
+  /** Peak of all allocated bytes, with the split by category at that moment. */
+  total: number;
+  breakdown: ByCategory;
+  /** Peak of model state (parameter + frozen + gradient + optimizer live together), with its split. */
+  modelState: { total: number; breakdown: Record<string, number> };
+}
+
+/**
+ * The whole-run peak: the device is made for the run and its tracker's peak is never reset while
+ * it trains, so this covers every step and every stage transition so far.
+ */
+export function wholeRunPeak(device: Backend): PeakRecord {
+  const m = device.memory();
+  const state = Object.fromEntries(MODEL_STATE_CATEGORIES.map((c) => [c, m.peakModelState.breakdown[c]]));
+  return { total: m.peak.total, breakdown: m.peak.breakdown, modelState: { total: m.peakModelState.total, breakdown: state } };
+}
 
 /** One JSON object per line in runs/NAME/log.jsonl: the run's history, for `step report`. */
 export class RunLog {

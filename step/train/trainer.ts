@@ -21,6 +21,7 @@ import type { MethodPlan } from './methods.js';
 import type { TrainOptions } from './options.js';
 import type { RunLock } from './run-folder.js';
 import type { Progress, RunLog } from './run-log.js';
+import { wholeRunPeak } from './run-log.js';
 import type { TrainExtra } from './start.js';
 import { startRun } from './start.js';
 
@@ -124,11 +125,11 @@ async function loop(run: Run): Promise<TrainResult> {
       t0 = performance.now(); tokensSince = 0;
     }
     if (o.stopAfter !== null && ++stepsThisProcess >= o.stopAfter && state.step < o.steps) {
-      run.log.write('stop', { step: state.step });
+      run.log.write('stop', { step: state.step, peak: wholeRunPeak(run.device) });
       return result(run, lastVal, true);
     }
   }
-  run.log.write('end', { step: state.step, tokens: state.tokens, valLoss: lastVal?.loss ?? null, valPerplexity: lastVal?.perplexity ?? null, unigramPerplexity: run.data.unigramPerplexity });
+  run.log.write('end', { step: state.step, tokens: state.tokens, valLoss: lastVal?.loss ?? null, valPerplexity: lastVal?.perplexity ?? null, unigramPerplexity: run.data.unigramPerplexity, peak: wholeRunPeak(run.device) });
   return result(run, lastVal, false);
 }
 

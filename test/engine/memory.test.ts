@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import type { Allocation, Category } from '../../index.js';
-import { BufferPool, CATEGORIES, MemoryTracker, OutOfMemoryError } from '../../index.js';
+import { BufferPool, CATEGORIES, MODEL_STATE_CATEGORIES, MemoryTracker, OutOfMemoryError } from '../../index.js';
 import { sizeClass } from '../../engine/pool.js';
 
 function pool(tracker = new MemoryTracker(), max = 2 ** 30) {
@@ -36,7 +36,8 @@ test('tracker arithmetic under random alloc/free/retag/trim sequences', () => {
   fc.assert(fc.property(fc.array(op, { maxLength: 120 }), (ops) => {
     const { p, tracker } = pool();
     const live: { a: Allocation<{ n: number }>; category: Category }[] = [];
-    let peak = 0;
+    let peak = 0, peakState = 0;
+    const stateOf = () => live.filter((l) => MODEL_STATE_CATEGORIES.includes(l.category)).reduce((s, l) => s + l.a.bytes, 0);
     let peakByCat: Record<string, number> = Object.fromEntries(CATEGORIES.map((c) => [c, 0]));
     for (const o of ops) {
       if (o.kind === 'alloc') live.push({ a: p.allocate(o.bytes, o.category, 'x'), category: o.category });
@@ -49,6 +50,7 @@ test('tracker arithmetic under random alloc/free/retag/trim sequences', () => {
       else if (o.kind === 'resetPeak') {
         tracker.resetPeak();
         peak = live.reduce((s, l) => s + l.a.bytes, 0);
+        peakState = stateOf();
         peakByCat = Object.fromEntries(CATEGORIES.map((c) => [c, live.filter((l) => l.category === c).reduce((s, l) => s + l.a.bytes, 0)]));
       }
       const r = tracker.report();
@@ -64,12 +66,31 @@ test('tracker arithmetic under random alloc/free/retag/trim sequences', () => {
         assert.equal(r.peakByCategory[c], peakByCat[c], `peak of ${c}`);
       }
       assert.equal(r.peak.total, peak, 'peak = max over time');
+      peakState = Math.max(peakState, stateOf());
+      assert.equal(r.peakModelState.total, peakState, 'model-state peak = max over time of parameter+frozen+gradient+optimizer');
+      assert.equal(Object.values(r.peakModelState.breakdown).reduce((s, x) => s + x, 0), r.peakModelState.total, 'its breakdown sums to it');
       assert.equal(Object.values(r.peak.breakdown).reduce((s, x) => s + x, 0), r.peak.total, 'breakdown sums to the peak');
       assert.ok(r.reserved >= r.live.parameter + r.live.frozen + r.live.gradient + r.live.optimizer + r.live.activation + r.live.temporary + r.live.staging);
       assert.ok(r.reserved >= live.reduce((s, l) => s + l.a.capacity, 0), 'reserved covers every live buffer');
       assert.ok(r.peakReserved >= r.reserved);
     }
   }), { numRuns: 300 });
+});
+
+test('model-state peak: the simultaneous maximum of the four state categories, not the sum of their own peaks', () => {
+  const t = new MemoryTracker();
+  const g = t.onAlloc(300, 'gradient', 'g');
+  t.onAlloc(1000, 'activation', 'a'); // not model state: does not raise it
+  t.onFree(g);
+  t.onAlloc(100, 'parameter', 'p');
+  t.onAlloc(150, 'optimizer', 'o');
+  const r = t.report();
+  assert.equal(r.peakByCategory.gradient + r.peakByCategory.parameter + r.peakByCategory.optimizer, 550);
+  assert.equal(r.peakModelState.total, 300, 'the gradient alone, before it was freed');
+  assert.deepEqual(r.peakModelState.breakdown, { parameter: 0, frozen: 0, gradient: 300, optimizer: 0, activation: 0, temporary: 0, staging: 0 });
+  const x = t.onAlloc(100, 'temporary', 'x');
+  t.retag(x, 'frozen'); // a retag into a state category raises it: 100 + 150 + 100
+  assert.equal(t.report().peakModelState.total, 350);
 });
 
 test('pool reuses a freed buffer of the same size class and trim destroys the cache', () => {

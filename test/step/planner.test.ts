@@ -12,7 +12,7 @@ import { countParameters, layerLinears, loraParamsPerLayer, maxLoraRank } from '
 import { presetConfig } from '../../models/config-presets.js';
 import type { Precision, StageCost } from '../../step/planner/index.js';
 import {
-  engineCostModel, evaluateSplit, listStageTensors, paperCostModel, paperTable, planStages, solveSplit, sumByCategory,
+  engineCostModel, evaluateSplit, listStageTensors, paperCostModel, paperTable, planStages, solveSplit, sumByCategory, transitionBytes,
 } from '../../step/planner/index.js';
 
 /** All splits of L into K positive parts, in lexicographic order. */
@@ -211,6 +211,38 @@ test('planStages engine mode: stage bytes are the listing sums, the peak their m
     assert.equal(p.vanilla.total, 16 * countParameters(config).total);
     assert.equal(p.optimal, true);
   }
+});
+
+test('planStages engine mode: transitions are weights only, never above the stage after them; the peak is the max over stages and transitions', () => {
+  const presets = ['tiny', 'small', '350m'] as const;
+  fc.assert(fc.property(fc.constantFrom(...presets), fc.integer({ min: 2, max: 4 }), fc.constantFrom('fp32' as const, 'mixed' as const), fc.boolean(), fc.integer({ min: 1, max: 8 }),
+    (preset, K, precision, trainEmbeddings, rank) => {
+      const config = presetConfig(preset);
+      const p = planStages({ config, stages: K, mode: 'engine', precision, trainEmbeddings, rank });
+      assert.equal(p.transitions.length, K - 1);
+      for (const t of p.transitions) {
+        const into = p.stages[t.intoStage - 1]!.bytes;
+        assert.equal(t.bytes.gradient + t.bytes.optimizer, 0, 'no gradient or optimizer state during growth');
+        assert.ok(t.bytes.total <= into.total, `transition into stage ${t.intoStage} (${t.bytes.total}) <= that stage (${into.total})`);
+        // after the freeze the weights are exactly the next stage's
+        assert.ok(t.bytes.total >= into.parameter + into.frozen);
+      }
+      const all = [...p.stages.map((s) => s.bytes.total), ...p.transitions.map((t) => t.bytes.total)];
+      assert.equal(p.peak, Math.max(...all));
+      assert.equal(p.reduction, 1 - p.peak / p.vanilla.total);
+    }), { numRuns: 60 });
+  // the three moments, by hand: tiny [2, 2], fp32, rank 4
+  const c = presetConfig('tiny', { num_hidden_layers: 4 });
+  const spec = { split: [2, 2], stage: 2, rank: 4, precision: 'fp32' as const };
+  const w = (stage: number) => sumByCategory(listStageTensors(c, { ...spec, stage }).filter((t) => t.role === 'weight'));
+  const t = transitionBytes(c, spec);
+  assert.deepEqual(t.bytes, w(2));
+  assert.equal(t.moment, 'after freeze');
+  assert.ok(w(1).total < w(2).total);
+  // paper mode counts stages only, as the paper defines it
+  const paper = planStages({ config: presetConfig('350m'), stages: 3 });
+  assert.deepEqual(paper.transitions, []);
+  assert.equal(paper.peakAt, 'stage');
 });
 
 test('planStages: a given split is evaluated against the optimum; bad input gives clear errors', () => {

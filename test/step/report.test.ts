@@ -123,6 +123,28 @@ test('report: a resumed run that logged steps twice keeps the last record of eac
   assert.equal(run.train[7]!.loss, redo[1].loss);
 });
 
+test('report: the whole-run peak comes from the logged tracker peak (transitions included); an old log falls back to live bytes', async () => {
+  const { summaries } = await writeReport([join(RUNS, 'step-2'), join(RUNS, 'vanilla'), join(RUNS, 'relora')], join(ROOT, 'out', 'peak.html'));
+  for (const s of summaries) {
+    const end = readFileSync(join(RUNS, s.name, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).find((e) => e.event === 'end');
+    assert.equal(s.peakModelStateSource, 'whole-run tracker peak', s.name);
+    assert.equal(s.peakModelState, end.peak.modelState.total, `${s.name}: the end event's model-state peak`);
+    assert.equal(s.peakTotal, end.peak.total);
+    if (s.plan) assert.equal(s.peakModelState, s.plan.peak, `${s.name}: measured whole-run peak = the planner's`);
+  }
+  const html = readFileSync(join(ROOT, 'out', 'peak.html'), 'utf8');
+  assert.match(html, /id="whole-run-peak"/);
+  assert.match(html, /model state \(whole-run tracker peak\)[^]*?<span class="good">exact<\/span>/);
+  // a log from before the whole-run peak was logged: no peak records, the live bytes after steps stand in
+  const d = join(ROOT, 'old-log');
+  cpSync(join(RUNS, 'vanilla'), d, { recursive: true });
+  const stripped = readFileSync(join(d, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => { const e = JSON.parse(l); delete e.peak; return JSON.stringify(e); });
+  writeFileSync(join(d, 'log.jsonl'), stripped.join('\n') + '\n');
+  const old = (await writeReport([d], join(ROOT, 'out', 'old.html'))).summaries[0]!;
+  assert.equal(old.peakModelStateSource, 'live after logged steps');
+  assert.equal(old.peakTotal, null);
+});
+
 /** Chromium, or the reason it cannot run. */
 function chromium(): string | { error: string } {
   const r = spawnSync('chromium', ['--version'], { encoding: 'utf8' });
