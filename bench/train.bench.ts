@@ -11,56 +11,20 @@
  */
 import { Bench } from 'tinybench';
 import type { Backend } from '../index.js';
-import { CpuBackend, createWebGPUBackend, fromArray, scope, setDevice, backward, CATEGORIES, formatBytes } from '../index.js';
-import { AdamW } from '../engine/optim/adam.js';
-import type { Precision } from '../engine/optim/optimizer.js';
-import type { LlamaConfig } from '../models/config.js';
-import { presetConfig } from '../models/config-presets.js';
-import { initLlama } from '../models/llama.js';
+import { CpuBackend, createWebGPUBackend, CATEGORIES, formatBytes } from '../index.js';
 import { torchAvailable, torchTrainStep } from './peers/torch.js';
+import type { Shape } from './train-step.js';
+import { batchOf, configOf, makeTrainStep, parseShape } from './train-step.js';
 
-/** The configs of the speed issue's table, beside the model presets. */
-const BENCH_CONFIGS: Record<string, () => LlamaConfig> = {
-  h128: () => presetConfig('small', { num_hidden_layers: 4, max_position_embeddings: 256 }),
-  h256: () => presetConfig('small', { hidden_size: 256, intermediate_size: 688, num_hidden_layers: 8, vocab_size: 4096, max_position_embeddings: 256 }),
-};
-const configOf = (name: string) => (BENCH_CONFIGS[name] ?? (() => presetConfig(name)))();
-
-interface Shape { preset: string; batch: number; seq: number; precision: Precision; large: boolean }
-/** `preset[:BxT][:mixed]`; the default shape is 8 x 64 in fp32. */
-function parseShape(text: string): Shape {
-  const [preset, ...rest] = text.split(':');
-  const dims = rest.find((r) => /^\d+x\d+$/.test(r));
-  const [batch, seq] = dims ? dims.split('x').map(Number) as [number, number] : [8, 64];
-  return { preset: preset!, batch, seq, precision: rest.includes('mixed') ? 'mixed' : 'fp32', large: !!dims };
-}
 const shapes = (process.env.STEP_BENCH_PRESETS ?? 'tiny,small,h128:8x256,h256:8x256,60m:4x256').split(',').map(parseShape);
 const cpuFlag = process.env.STEP_BENCH_CPU;
 
 interface Measured { tokensPerSecond: number; dispatches: number; submits: number; peak: Record<string, number>; peakTotal: number }
 
-/** The same token ids for every engine. */
-function batchOf(config: LlamaConfig, shape: Shape): { ids: number[]; targets: number[] } {
-  const ids = Array.from({ length: shape.batch * shape.seq }, (_, i) => (i * 7919) % config.vocab_size);
-  return { ids, targets: ids.map((t) => (t + 1) % config.vocab_size) };
-}
-
 async function measure(device: Backend, shape: Shape): Promise<Measured> {
-  setDevice(device);
-  const { preset, batch: BATCH, seq: SEQ, precision } = shape;
-  const config = configOf(preset);
-  const model = initLlama(config, { device, seed: 1, dtype: precision === 'mixed' ? 'f16' : 'f32' });
-  const opt = new AdamW(model.parameters(), { lr: 1e-3, maxGradNorm: 1, precision, lossScaling: precision === 'mixed' });
-  const { ids, targets } = batchOf(config, shape);
-  const step = () => scope(async () => {
-    const x = fromArray(ids, [BATCH, SEQ], { dtype: 'i32' });
-    const y = fromArray(targets, [BATCH, SEQ], { dtype: 'i32' });
-    const loss = model.loss(x, y);
-    backward(opt.lossScaler ? opt.lossScaler.scaleLoss(loss) : loss);
-    opt.step();
-    opt.zeroGrad();
-    await device.sync();
-  });
+  const { batch: BATCH, seq: SEQ } = shape;
+  const train = makeTrainStep(device, shape);
+  const step = train.run;
   const t0 = performance.now();
   await step(); // builds the pipelines, allocates state
   const once = performance.now() - t0 > 20_000;
@@ -80,8 +44,7 @@ async function measure(device: Backend, shape: Shape): Promise<Measured> {
   const mem = m ?? device.memory();
   const r = bench.tasks[0]!.result as unknown as { latency: { mean: number } };
   const mean = r.latency.mean / 1000;
-  opt.dispose();
-  model.dispose();
+  train.dispose();
   return { tokensPerSecond: (BATCH * SEQ) / mean, ...counted, peak: mem.peakTensors.breakdown, peakTotal: mem.peakTensors.total };
 }
 

@@ -12,15 +12,21 @@ export const LAVAPIPE_HINT =
   '(apt-get install -t bookworm-backports mesa-vulkan-drivers libvulkan1; see README).';
 
 let defaultDevice: Backend | null = null;
-let gpuInstance: GPU | null = null;
+/**
+ * One Dawn instance per set of flags, kept for the life of the process: an instance that is
+ * garbage-collected stops processing its devices' events, so their promises never settle.
+ */
+const gpuInstances = new Map<string, GPU>();
 
 async function gpu(flags: string[]): Promise<GPU> {
-  if (gpuInstance && flags.length === 0) return gpuInstance;
+  const key = JSON.stringify(flags);
+  const known = gpuInstances.get(key);
+  if (known) return known;
   const webgpu = await import('webgpu');
   Object.assign(globalThis, webgpu.globals);
   process.env.XDG_RUNTIME_DIR ??= tmpdir(); // quiets Dawn's warning
   const instance = webgpu.create(flags) as GPU;
-  if (flags.length === 0) gpuInstance = instance;
+  gpuInstances.set(key, instance);
   return instance;
 }
 
