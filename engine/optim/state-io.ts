@@ -106,7 +106,7 @@ export async function loadOptimizerState<H extends BaseHyper>(opt: Optimizer<H>,
     if (saved.groups.map((g) => g.size).join(', ') !== sizes) throw mismatch(`the state's group sizes [${saved.groups.map((g) => g.size).join(', ')}] differ from [${sizes}]`);
     params.forEach((p, k) => {
       const shape = saved.params[k]!.shape;
-      if (formatShape(shape) !== formatShape(logicalShape(p))) throw mismatch(`parameter ${k} ("${saved.params[k]!.label}") is ${formatShape(shape)} in the state but ${p.name} ${formatShape(logicalShape(p))} here`);
+      if (formatShape(shape) !== formatShape(logicalShape(p))) throw mismatch(`parameter ${k} ("${saved.params[k]!.label}") is ${formatShape(shape)} in the state but ${p.parts.length === 1 ? p.parts[0]!.param.describe() : `${p.name} ${formatShape(logicalShape(p))} (${p.parts.length} row blocks)`} here`);
     });
     if ((saved.lossScaler === null) !== (opt.lossScaler === null)) {
       throw mismatch(saved.lossScaler ? 'the state has a loss scaler but this optimizer has none' : 'this optimizer has a loss scaler but the state has none');
