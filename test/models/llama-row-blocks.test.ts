@@ -10,12 +10,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
-import type { Backend, Tensor } from '../../index.js';
+import type { Backend, Tensor, WebGPUBackend } from '../../index.js';
 import { AdamW, CpuBackend, createWebGPUBackend, fromArray, saveSafetensors, scope, setDevice } from '../../index.js';
 import { backward } from '../../autograd/backward.js';
 import { loadOptimizerState, saveOptimizerState } from '../../engine/optim/state-io.js';
 import { initLlama } from '../../models/llama.js';
 import type { LlamaModel } from '../../models/llama.js';
+import { lossAndGrads } from '../../step/commands/grads.js';
 import { growModel } from '../../step/growth.js';
 import { freezeLayersWithLora } from '../../step/freeze.js';
 import { loadModelWeights } from '../../step/train/checkpoint.js';
@@ -173,6 +174,58 @@ for (const kind of ['cpu', 'webgpu'] as const) {
     } finally {
       for (const o of opts) o.dispose();
       for (const m of models) m.dispose();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test(`row blocks [${kind}]: mixed precision (f16 blocks, f32 master and moments sized to fit) matches the whole model`, async (t) => {
+    const backends = await pair(kind, t);
+    if (!backends) return;
+    if (kind === 'webgpu' && !(backends.split as WebGPUBackend).hasFeature('shader-f16')) { t.skip('no shader-f16 on this adapter'); return; }
+    const run = async (device: Backend) => {
+      const model = initLlama(config, { device, seed: 4, dtype: 'f16' });
+      const opt = new AdamW(model.parameters(), { lr: 1e-2, precision: 'mixed', lossScaling: true });
+      setDevice(device);
+      for (let s = 0; s < 2; s++) {
+        await scope(async () => {
+          const loss = model.loss(fromArray(ids, [B, T], { dtype: 'i32', device }), fromArray(targets, [B, T], { dtype: 'i32', device }));
+          backward(opt.lossScaler!.scaleLoss(loss));
+        });
+        opt.step();
+        opt.zeroGrad();
+      }
+      return { model, opt };
+    };
+    const whole = await run(backends.whole), split = await run(backends.split);
+    try {
+      assert.equal(split.model.embedBlocks.length, 3, 'f16 blocks sized by their f32 master rows');
+      assert.ok(split.opt.paramStates().every((s) => s.master!.size * 4 <= CAP));
+      assertClose(await hfValues(split.model), await hfValues(whole.model), 5e-3, 'f16 weights after 2 mixed-precision steps');
+    } finally {
+      for (const x of [whole, split]) { x.opt.dispose(); x.model.dispose(); }
+    }
+  });
+
+  test(`row blocks [${kind}]: step grads writes one gradient per HF tensor, the same file split or whole`, async (t) => {
+    const backends = await pair(kind, t);
+    if (!backends) return;
+    const dir = mkdtempSync(join(tmpdir(), 'row-blocks-grads-'));
+    const rows = [ids.slice(0, 7), ids.slice(5, 12)];
+    try {
+      const files: Buffer[] = [];
+      for (const device of [backends.whole, backends.split]) {
+        const model = initLlama(config, { device, seed: 6 });
+        setDevice(device);
+        const { grads } = await lossAndGrads(model, rows, device);
+        assert.equal(grads.get('model.embed_tokens.weight')!.length, device === backends.split ? 3 : 1);
+        await saveSafetensors(join(dir, 'g.safetensors'), grads);
+        files.push(readFileSync(join(dir, 'g.safetensors')));
+        for (const parts of grads.values()) for (const g of parts) g.dispose();
+        model.dispose();
+      }
+      const header = (f: Buffer) => f.subarray(0, 8 + Number(f.readBigUInt64LE(0))).toString();
+      assert.equal(header(files[1]!), header(files[0]!), 'the same names, shapes and offsets');
+    } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   });
