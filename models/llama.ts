@@ -78,7 +78,10 @@ export class LlamaModel {
   /** The untied LM head [V, H] as row blocks, or null when tied to the embedding. */
   readonly headBlocks: Tensor[] | null;
 
-  /** `embed` and `lmHead` are whole tensors or lists of row blocks (marked with markRowBlocks). */
+  /**
+   * `embed` and `lmHead` are whole tensors or lists of row blocks [rows, H] in row order (each at
+   * most one buffer; see initRowBlockTable), which files and optimizer state then treat as one tensor.
+   */
   constructor(
     readonly config: LlamaDims,
     embed: Tensor | Tensor[],
@@ -88,6 +91,8 @@ export class LlamaModel {
   ) {
     this.embedBlocks = Array.isArray(embed) ? embed : [embed];
     this.headBlocks = lmHead === null ? null : Array.isArray(lmHead) ? lmHead : [lmHead];
+    if (this.embedBlocks.length > 1) markRowBlocks('model.embed_tokens.weight', this.embedBlocks);
+    if (this.headBlocks && this.headBlocks.length > 1) markRowBlocks('lm_head.weight', this.headBlocks);
   }
 
   /** The device the model lives on. */
