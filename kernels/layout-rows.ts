@@ -7,6 +7,7 @@ import type { Category } from '../engine/memory.js';
 import { defineKernel, registerKernel, runKernel } from '../engine/registry.js';
 import { formatShape } from '../engine/shape.js';
 import type { Tensor } from '../engine/tensor.js';
+import { dispatchSortedScatterAdd } from './scatter-add-sort.js';
 import { enables, grid1D, LINEAR_INDEX, LINEAR_PARAMS, packUniforms, wgslType } from './wgsl.js';
 
 /** Row ops of embeddings: gather rows of a table by id, and the deterministic scatter-add that is its gradient. */
@@ -189,8 +190,17 @@ struct U { n: u32, h: u32, t: u32, v: u32, first: i32 }
 }`;
 }
 
+/** How WebGPU finds each id's positions; both add them in position order, so results are bit-for-bit equal. */
+export type ScatterAddMethod = 'auto' | 'links' | 'sort';
+
+/**
+ * From this many positions on, 'auto' sorts: the link scan's O(T^2) comparisons (about 2M at
+ * 2048 tokens) then cost more than the sort's ~7 extra dispatches.
+ */
+export const SORT_FROM_TOKENS = 1024;
+
 /** out[ids[t], :] += grad[t, :], in place, in position order. */
-const scatterAddRowsKernel = defineKernel<RowBlockAttrs>()('scatterAddRows', { inputs: ['grad', 'ids'], outputs: ['out'] });
+const scatterAddRowsKernel = defineKernel<RowBlockAttrs & { method: ScatterAddMethod }>()('scatterAddRows', { inputs: ['grad', 'ids'], outputs: ['out'] });
 
 registerKernel(scatterAddRowsKernel, {
   cpu(backend: CpuBackend, { inputs: { grad, ids }, outputs: { out }, attrs: { firstRow, totalRows } }) {
@@ -209,10 +219,14 @@ registerKernel(scatterAddRowsKernel, {
     const view = backend.view(out.storage);
     for (let k = 0; k < acc.length; k++) view[k] = out.dtype === 'f16' ? f32ToF16Bits(acc[k]!) : acc[k]!;
   },
-  webgpu(backend, { inputs: { grad, ids }, outputs: { out }, attrs: { firstRow } }) {
+  webgpu(backend, { inputs: { grad, ids }, outputs: { out }, attrs: { firstRow, method } }) {
     const [v, h] = out.shape as [number, number];
     const t = ids.size;
     if (t * h === 0 || v === 0) return;
+    if (method === 'sort' || (method === 'auto' && t >= SORT_FROM_TOKENS)) {
+      dispatchSortedScatterAdd(backend, grad.storage, ids.storage, out.storage, { t, h, v, firstRow }, wgslType(grad.dtype), wgslType(out.dtype));
+      return;
+    }
     // backend scratch, counted as `staging` like readback buffers (tensor bytes stay equal across backends)
     const links = backend.allocate('i32', 2 * t, 'staging', 'scatterAddRows links');
     try {
@@ -234,6 +248,8 @@ registerKernel(scatterAddRowsKernel, {
 /** Options of scatterAddRows: the output dtype (default: the gradient's), category and label. */
 export interface ScatterAddRowsOptions extends RowsOptions {
   dtype?: DType;
+  /** WebGPU's way of grouping positions by id (default 'auto'); every method gives the same bits. */
+  method?: ScatterAddMethod;
   /** The output is this row block of a larger table: only ids in it add, others are skipped (see RowBlockAttrs). */
   rowBlock?: RowBlockAttrs;
 }
@@ -243,10 +259,10 @@ export interface ScatterAddRowsOptions extends RowsOptions {
  * for `grad` [...ids.shape, H] -> [V, H]. Deterministic, without float atomics: each row's
  * gradients are added in position order, in f32 (f64 on cpu, rounded once).
  *
- * Cost on WebGPU: three dispatches. Linking each position to the next one with the same id
- * scans forward from it, O(T^2/2) id comparisons in the worst case (all T ids distinct) and less
- * when ids repeat; then O(T*H) gradient reads. It does not depend on V, so it suits a large
- * vocabulary with up to some 10^4 tokens per step; beyond that a sort would pay off.
+ * Cost on WebGPU, linear in tokens from SORT_FROM_TOKENS on: a stable radix sort of the positions
+ * by id (kernels/scatter-add-sort.ts: 3 dispatches per 8 bits of V, O(T) each) then O(T*H)
+ * gradient reads. Below it, 'links': each position linked to the next one with the same id by a
+ * forward scan, O(T^2/2) id comparisons at worst, in three dispatches.
  * Ids outside 0..V-1 are an error on the cpu backend and are skipped on WebGPU.
  */
 export function scatterAddRows(grad: Tensor, ids: Tensor, numRows: number, options: ScatterAddRowsOptions = {}): Tensor {
@@ -263,8 +279,10 @@ export function scatterAddRows(grad: Tensor, ids: Tensor, numRows: number, optio
   }
   const h = grad.shape[grad.rank - 1]!;
   const out = zeros([numRows, h], { dtype, device: grad.backend, category: options.category, label: options.label });
+  const method = options.method ?? 'auto';
+  if (!['auto', 'links', 'sort'].includes(method)) throw new StepError(`scatterAddRows: method must be 'auto', 'links' or 'sort', got ${JSON.stringify(method)}`);
   const where = options.rowBlock ?? wholeTable(numRows);
   checkBlock('scatterAddRows', numRows, where);
-  if (ids.size > 0) runKernel(scatterAddRowsKernel, { inputs: { grad, ids }, outputs: { out }, attrs: where });
+  if (ids.size > 0) runKernel(scatterAddRowsKernel, { inputs: { grad, ids }, outputs: { out }, attrs: { ...where, method } });
   return out;
 }

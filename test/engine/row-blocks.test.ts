@@ -59,10 +59,12 @@ testBothBackends('gatherRowBlockInto and scatterAddRows with a row block: only t
   gatherRowBlockInto(out, lo, ids, { firstRow: 0, totalRows: 5 });
   assert.deepEqual([...await out.toArray()], [50, 51, 10, 11, 30, 31, 50, 51, 20, 21], 'both blocks: the whole lookup');
   const g = fromArray([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [5, 2], { device: b });
-  const dHi = scatterAddRows(g, ids, 3, { rowBlock: { firstRow: 2, totalRows: 5 } });
-  assert.deepEqual([...await dHi.toArray()], [5, 6, 0, 0, 1 + 7, 2 + 8], 'ids 2 and 4 (twice) add into rows 0 and 2 of the block');
-  const dLo = scatterAddRows(g, ids, 2, { rowBlock: { firstRow: 0, totalRows: 5 } });
-  assert.deepEqual([...await dLo.toArray()], [3, 4, 9, 10]);
+  for (const method of ['links', 'sort'] as const) { // WebGPU's two ways of grouping ids; the cpu backend has one
+    const dHi = scatterAddRows(g, ids, 3, { rowBlock: { firstRow: 2, totalRows: 5 }, method });
+    assert.deepEqual([...await dHi.toArray()], [5, 6, 0, 0, 1 + 7, 2 + 8], `${method}: ids 2 and 4 (twice) add into rows 0 and 2 of the block`);
+    const dLo = scatterAddRows(g, ids, 2, { rowBlock: { firstRow: 0, totalRows: 5 }, method });
+    assert.deepEqual([...await dLo.toArray()], [3, 4, 9, 10], method);
+  }
   assert.throws(() => scatterAddRows(g, ids, 3, { rowBlock: { firstRow: 3, totalRows: 5 } }), /scatterAddRows: a block of 3 rows cannot start at row 3 of 5/);
   if (b.name === 'cpu') {
     const bad = fromArray([5], [1], { dtype: 'i32', device: b });
