@@ -72,12 +72,13 @@ function parseChoice(choice: string | undefined): DeviceChoice {
  * Creates a backend and makes it the default for tensor creation. The choice comes from the
  * argument, else `STEP_DEVICE`, else `auto`: WebGPU when an adapter exists, otherwise the cpu
  * backend with one line on stderr saying so. Asking for `webgpu` never falls back: it throws.
+ * `options.maxBufferBytes` caps the largest buffer on either backend.
  */
 export async function initDevice(choice?: DeviceChoice, options: WebGPUBackendOptions & { quiet?: boolean } = {}): Promise<Backend> {
   const c = parseChoice(choice ?? process.env.STEP_DEVICE);
   let backend: Backend;
   if (c === 'cpu') {
-    backend = new CpuBackend();
+    backend = new CpuBackend({ maxBufferBytes: options.maxBufferBytes });
   } else if (c === 'webgpu') {
     backend = await createWebGPUBackend(options);
   } else {
@@ -86,7 +87,7 @@ export async function initDevice(choice?: DeviceChoice, options: WebGPUBackendOp
     } catch (e) {
       if (!(e instanceof DeviceError)) throw e;
       if (!options.quiet) process.stderr.write(`step: WebGPU unavailable (${e.message.split('. ')[0]}); using the cpu backend\n`);
-      backend = new CpuBackend();
+      backend = new CpuBackend({ maxBufferBytes: options.maxBufferBytes });
     }
   }
   defaultDevice = backend;

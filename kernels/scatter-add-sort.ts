@@ -20,9 +20,9 @@ import { enables, grid1D, LINEAR_INDEX, LINEAR_PARAMS, packUniforms } from './wg
 const BLOCK = 256;
 const BINS = 256;
 
-/** The key of position p: its id, or V when the id is out of range. */
+/** The key of position p: its id (less row0, the first row of a row block), or V when out of range. */
 const KEY_FN = `fn keyOf(p: u32) -> u32 {
-  let id = ids[p];
+  let id = ids[p] - u.row0;
   if (id < 0 || u32(id) >= u.v) { return u.v; }
   return u32(id);
 }`;
@@ -33,7 +33,7 @@ const POS_FN = `fn posAt(i: u32) -> u32 {
   return perm_in[i];
 }`;
 
-const UNIFORMS = 'struct U { t: u32, v: u32, shift: u32, first: u32, blocks: u32 }';
+const UNIFORMS = 'struct U { t: u32, v: u32, shift: u32, first: u32, blocks: u32, row0: i32 }';
 
 const HISTOGRAM_SOURCE = `${UNIFORMS}
 @group(0) @binding(0) var<storage, read> ids: array<i32>;
@@ -101,7 +101,7 @@ ${POS_FN}
 const CONTINUE = 0xffffffff, STOP = 0xfffffffe;
 
 /** One invocation per sorted index: its mark, so the segment sum reads one word instead of two ids. */
-const MARK_SOURCE = `struct U { t: u32, v: u32 }
+const MARK_SOURCE = `struct U { t: u32, v: u32, row0: i32 }
 @group(0) @binding(0) var<storage, read> ids: array<i32>;
 @group(0) @binding(1) var<storage, read> perm: array<u32>;
 @group(0) @binding(2) var<storage, read_write> marks: array<u32>;
@@ -150,11 +150,13 @@ export function radixPasses(v: number): number {
 }
 
 /**
- * out[ids[t], :] += grad[t, :] for T positions of H columns, through the radix sort above.
+ * out[ids[t] - firstRow, :] += grad[t, :] for T positions of H columns, through the radix sort
+ * above (`firstRow`: the first row of a row block, 0 for a whole table; other ids are skipped).
  * `gradType`/`outType` are the WGSL element types.
  */
-export function dispatchSortedScatterAdd(backend: WebGPUBackend, grad: Storage, ids: Storage, out: Storage, dims: { t: number; h: number; v: number }, gradType: string, outType: string): void {
+export function dispatchSortedScatterAdd(backend: WebGPUBackend, grad: Storage, ids: Storage, out: Storage, dims: { t: number; h: number; v: number; firstRow?: number }, gradType: string, outType: string): void {
   const { t, h, v } = dims;
+  const row0 = dims.firstRow ?? 0;
   const blocks = Math.ceil(t / BLOCK);
   const scratch = [
     backend.allocate('i32', t, 'staging', 'scatterAddRows sort permutation A'),
@@ -166,14 +168,14 @@ export function dispatchSortedScatterAdd(backend: WebGPUBackend, grad: Storage, 
     const passes = radixPasses(v);
     let read = scratch[1]!, write = scratch[0]!; // the first pass reads the identity, not `read`
     for (let p = 0; p < passes; p++) {
-      const uniforms = packUniforms([['u32', t], ['u32', v], ['u32', 8 * p], ['u32', p === 0 ? 1 : 0], ['u32', blocks]]);
+      const uniforms = packUniforms([['u32', t], ['u32', v], ['u32', 8 * p], ['u32', p === 0 ? 1 : 0], ['u32', blocks], ['i32', row0]]);
       backend.dispatch({ label: 'scatterAddRows sort histogram', source: HISTOGRAM_SOURCE, buffers: [ids, read, hist], uniforms, workgroups: grid1D(blocks) });
       backend.dispatch({ label: 'scatterAddRows sort scan', source: SCAN_SOURCE, buffers: [hist, totals], uniforms, workgroups: grid1D(BINS) });
       backend.dispatch({ label: 'scatterAddRows sort scatter', source: SCATTER_SOURCE, buffers: [ids, read, hist, totals, write], uniforms, workgroups: grid1D(blocks) });
       [read, write] = [write, read];
     }
     const marks = write; // the spare permutation buffer
-    backend.dispatch({ label: 'scatterAddRows segment marks', source: MARK_SOURCE, buffers: [ids, read, marks], uniforms: packUniforms([['u32', t], ['u32', v]]), workgroups: grid1D(t) });
+    backend.dispatch({ label: 'scatterAddRows segment marks', source: MARK_SOURCE, buffers: [ids, read, marks], uniforms: packUniforms([['u32', t], ['u32', v], ['i32', row0]]), workgroups: grid1D(t) });
     backend.dispatch({
       label: 'scatterAddRows segment sum',
       source: segmentSumSource(gradType, outType),

@@ -51,6 +51,12 @@ export interface WebGPUBackendOptions {
   waitMode?: WaitMode;
   /** New bind groups allowed between two waits on the device (default: from vm.max_map_count; see bind-groups.ts). */
   maxBindGroupsPerWait?: number;
+  /**
+   * Caps the largest buffer below the device's (maxStorageBufferBindingSize and maxBufferSize),
+   * e.g. so tests exercise the row-block splitting of large tables with small ones (WebGPU cannot
+   * request a binding limit below its default). Default: the device's.
+   */
+  maxBufferBytes?: number;
 }
 
 /** Everything about the adapter that `step info` prints. */
@@ -101,7 +107,7 @@ export class WebGPUBackend implements Backend {
     this.waitMode = options.waitMode ?? 'episode';
     this.uniformAlign = Math.max(16, device.limits.minUniformBufferOffsetAlignment);
     this.bindGroups = new BindGroupCache(device, options.maxBindGroupsPerWait);
-    const maxBytes = Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize);
+    const maxBytes = Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize, options.maxBufferBytes ?? Infinity);
     this.pool = new BufferPool<GPUBuffer>(
       this.tracker,
       (size) => device.createBuffer({ size, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST }),
