@@ -139,6 +139,25 @@ testBothBackends('GaLore in mixed precision with loss scaling equals fp32 GaLore
   });
 });
 
+testBothBackends('a step the loss scaler skips (an inf gradient on a refresh step) changes nothing: projector, moments, master and weights', async (b) => {
+  await scope(async () => {
+    const c = fixture.steps[0]!;
+    const p = param(c.p0.map(roundToF16), c.shape, { label: 'w', dtype: 'f16' });
+    const opt = new GaLoreAdamW([{ params: [p], rank: c.rank, updateGap: 1 }], { lr: 0.01, precision: 'mixed', lossScaling: { initScale: 1024 } });
+    setGradValues(p, c.grads[0]!.map((x) => x * 1024), 'f16');
+    opt.step();
+    const s = opt.paramStates()[0]!;
+    const snapshot = async () => Promise.all([s.tensors.get('projector')!, s.tensors.get('m')!, s.tensors.get('v')!, s.master!, p].map(async (t) => Array.from(await t.toArray())));
+    const before = await snapshot();
+    const bad = c.grads[1]!.map((x) => x * 1024);
+    bad[3] = Infinity;
+    setGradValues(p, bad, 'f16');
+    opt.step();
+    assert.equal(await opt.lossScaler!.overflowed(), true);
+    assert.deepEqual(await snapshot(), before, `skipped step on ${b.name}`);
+  });
+});
+
 // Bytes written out by hand: m and v are [r, n] (left, m < n) or [m, r] (right), the projector
 // [min(m, n), r], all f32; plus an f32 master of [m, n] in mixed precision; a rank-0 group is AdamW.
 testBothBackends('GaLore\'s state bytes: moments and projector in the optimizer category, equal to the formula and the tracker', async (b) => {
