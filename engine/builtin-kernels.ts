@@ -3,7 +3,8 @@
  * and the optimizer kernels (AdamW / SGD updates, clipping, loss scaling, state resets; matmul and
  * the QR of GaLore's subspace). Importing
  * this registers them, so 'step-webgpu/engine' works on its own. The kernel files it names import
- * only from engine/ and kernels/wgsl.ts, never from kernels/index.ts, autograd or models.
+ * only from engine/, kernels/wgsl.ts and their own helpers (matmul-*.ts, optim.ts), never from
+ * kernels/index.ts, autograd or models.
  */
 import '../kernels/fill.js';
 import '../kernels/arange.js';

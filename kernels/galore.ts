@@ -27,6 +27,16 @@ function checkQrShape(op: string, rows: number, cols: number, ...sizes: number[]
 
 // ---------------------------------------------------------------- Householder QR
 
+/** WGSL: columns first..R-1 of `target` -= beta v (v . column), v = column j of `a` from row j (the reflector H_j). */
+function applyReflector(target: string, first: string): string {
+  return `    for (var c = ${first} + lid.x; c < R; c += ${QR_WG}u) {
+      var d = 0.0;
+      for (var i = j; i < S; i++) { d += a[i * R + j] * ${target}[i * R + c]; }
+      d *= beta;
+      for (var i = j; i < S; i++) { ${target}[i * R + c] -= d * a[i * R + j]; }
+    }`;
+}
+
 const QR_SOURCE = `struct U { rows: u32, cols: u32 }
 @group(0) @binding(0) var<storage, read_write> a: array<f32>;
 @group(0) @binding(1) var<storage, read_write> q: array<f32>;
@@ -62,12 +72,7 @@ var<workgroup> betas: array<f32, ${MAX_QR_COLS}>;
     storageBarrier();
     workgroupBarrier();
     let beta = betas[j];
-    for (var c = j + 1u + lid.x; c < R; c += ${QR_WG}u) {
-      var d = 0.0;
-      for (var i = j; i < S; i++) { d += a[i * R + j] * a[i * R + c]; }
-      d *= beta;
-      for (var i = j; i < S; i++) { a[i * R + c] -= d * a[i * R + j]; }
-    }
+${applyReflector('a', 'j + 1u')}
     storageBarrier();
     workgroupBarrier();
   }
@@ -77,12 +82,7 @@ var<workgroup> betas: array<f32, ${MAX_QR_COLS}>;
   for (var jj = 0u; jj < R; jj++) {
     let j = R - 1u - jj;
     let beta = betas[j];
-    for (var c = j + lid.x; c < R; c += ${QR_WG}u) {
-      var d = 0.0;
-      for (var i = j; i < S; i++) { d += a[i * R + j] * q[i * R + c]; }
-      d *= beta;
-      for (var i = j; i < S; i++) { q[i * R + c] -= d * a[i * R + j]; }
-    }
+${applyReflector('q', 'j')}
     storageBarrier();
     workgroupBarrier();
   }

@@ -23,6 +23,7 @@ import { runKernel } from '../registry.js';
 import type { Tensor } from '../tensor.js';
 import { matmul } from '../../kernels/matmul.js';
 import type { AdamHyper } from './adam.js';
+import { checkAdamHyper } from './adam.js';
 import { projectedAdamKernel, projectedApplyKernel, projectorCommitKernel } from './galore-kernels.js';
 import { projectionSide, topSingularSubspace } from './galore-subspace.js';
 import { adamwKernel } from './kernels.js';
@@ -75,12 +76,7 @@ export class GaLoreAdamW extends Optimizer<GaLoreHyper> {
   }
 
   protected checkHyper(h: GaLoreHyper, where: string): void {
-    if (!(h.lr >= 0) || !Number.isFinite(h.lr)) throw new StepError(`${where}: lr must be a finite number >= 0, got ${h.lr}`);
-    if (!Array.isArray(h.betas) || h.betas.length !== 2 || !h.betas.every((b) => b >= 0 && b < 1)) {
-      throw new StepError(`${where}: betas must be two numbers in [0, 1), got ${JSON.stringify(h.betas)}`);
-    }
-    if (!(h.eps >= 0) || !Number.isFinite(h.eps)) throw new StepError(`${where}: eps must be a finite number >= 0, got ${h.eps}`);
-    if (!(h.weightDecay >= 0) || !Number.isFinite(h.weightDecay)) throw new StepError(`${where}: weightDecay must be a finite number >= 0, got ${h.weightDecay}`);
+    checkAdamHyper(h, where);
     if (!Number.isInteger(h.rank) || h.rank < 0) throw new StepError(`${where}: rank must be an integer >= 0 (0: plain AdamW), got ${h.rank}`);
     if (!Number.isInteger(h.updateGap) || h.updateGap < 1) throw new StepError(`${where}: updateGap must be an integer >= 1, got ${h.updateGap}`);
     if (!(h.scale > 0) || !Number.isFinite(h.scale)) throw new StepError(`${where}: scale must be a finite number > 0, got ${h.scale}`);
