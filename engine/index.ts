@@ -36,10 +36,10 @@ export type { ParameterOptions } from './parameter.js';
 export { memory, resetPeak, setMemoryLimit, memoryTimeline } from './memory-api.js';
 export { SafetensorsError, SafetensorsReader, loadSafetensors, openSafetensors, saveSafetensors } from './safetensors.js';
 export type { LoadOptions, LoadTensorOptions, SafetensorsDType, SafetensorsEntry, SafetensorsHeader, TensorMap } from './safetensors.js';
-export { Adam, AdamW, LossScaler, Optimizer, SGD, constantSchedule, jaggedCosineSchedule, warmupCosineSchedule } from './optim/index.js';
+export { Adam, AdamW, GALORE_DEFAULTS, GaLoreAdamW, LossScaler, Optimizer, SGD, constantSchedule, jaggedCosineSchedule, warmupCosineSchedule } from './optim/index.js';
 export { OPTIMIZER_STATE_FORMAT, loadOptimizerState, saveOptimizerState } from './optim/index.js';
 export type {
-  AdamHyper, AdamOptions, BaseHyper, JaggedCosineOptions, LossScalerOptions, LossScalerState, LrSchedule, OptimizerKind,
+  AdamHyper, AdamOptions, BaseHyper, GaLoreHyper, GaLoreOptions, JaggedCosineOptions, LossScalerOptions, LossScalerState, LrSchedule, OptimizerKind,
   OptimizerOptions, ParamGroup, ParamGroupSpec, ParamState, Precision, ResetMode, ResetOptions, SgdHyper, SgdOptions,
   StepOptions, StepResult, WarmupCosineOptions,
 } from './optim/index.js';

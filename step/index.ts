@@ -8,11 +8,11 @@
  */
 export {
   PLANNER_MODES, PRECISIONS, STATE_CATEGORIES, defaultRank, engineCostModel, evaluateSplit, listStageTensors, paperCostModel,
-  paperCounts, paperTable, planStages, solveSplit,
+  paperCounts, paperTable, planStages, solveSplit, galoreModelState, maxGaloreRank, GALORE_MODULES,
 } from './planner/index.js';
 export type {
   CostModel, Plan, PlanOptions, PlannerMode, StageCost, StagePlan, StageSpec, StateBytes, StateCategory, SplitResult,
-  TableOptions, TensorSpec,
+  TableOptions, TensorSpec, GaLoreModelState, GaLoreModules, GaLoreStateOptions, GaLoreTensorSpec,
 } from './planner/index.js';
 export { GROWTH_OPERATORS, PLACEMENTS, growModel, growthGaps } from './growth.js';
 export type { GrowthOperator, GrowthOptions, GrowthResult, Placement } from './growth.js';
@@ -23,6 +23,7 @@ export type { TrainResult } from './train/trainer.js';
 export { DEFAULT_TRAIN_OPTIONS, parseTrainArgs, validateTrainOptions } from './train/options.js';
 export type { TrainOptions } from './train/options.js';
 export { makeOptimizer } from './train/session.js';
+export type { TrainOptimizer } from './train/session.js';
 export { evaluate } from './train/evaluate.js';
 export type { EvalResult } from './train/evaluate.js';
 export { nextStage } from './stage.js';

@@ -2,7 +2,7 @@ import type { Backend } from '../../engine/backend.js';
 import { fromArray } from '../../engine/creation.js';
 import { StepError } from '../../engine/errors.js';
 import { describeNonFinite, findNonFinite } from '../../engine/finite-check.js';
-import type { AdamW } from '../../engine/optim/adam.js';
+import type { TrainOptimizer } from './session.js';
 import { Generator } from '../../engine/random.js';
 import { scope, scopeSync } from '../../engine/scope.js';
 import type { Tensor } from '../../engine/tensor.js';
@@ -33,7 +33,7 @@ export interface Run {
   data: PreparedData;
   config: LlamaConfig;
   model: LlamaModel;
-  optimizer: AdamW;
+  optimizer: TrainOptimizer;
   state: TrainerState;
   log: RunLog;
   progress: Progress;
