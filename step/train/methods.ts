@@ -46,7 +46,7 @@ export function planMethod(o: TrainOptions, target: LlamaConfig): MethodPlan {
  * Logs the model-state bytes by category after a stage's first step, with the planner's
  * prediction, and the run's peak so far (the tracker's peak is never reset inside a run).
  */
-function logMemory(run: Run, predicted: Record<string, number> | null): void {
+export function logMemory(run: Run, predicted: Record<string, number> | null): void {
   const live = run.device.memory().live;
   const measured = Object.fromEntries(CATEGORIES.filter((c) => ['parameter', 'frozen', 'gradient', 'optimizer'].includes(c)).map((c) => [c, live[c]]));
   const total = Object.values(measured).reduce((a, b) => a + b, 0);
