@@ -153,7 +153,7 @@ export function validateSftOptions(o: SftOptions, given: ReadonlySet<keyof SftOp
   if (!o.checkpoint) fail('--checkpoint DIR is required (the model to tune)');
   if (!o.data) fail('--data FILE is required (Alpaca records, .jsonl or .json)');
   const ignored = o.loraRank === 0 ? LORA_ONLY.filter((k) => given.has(k)) : [];
-  if (ignored.length) fail(`${ignored.map((k) => SFT_FLAG[k]).join(', ')} only apply${ignored.length > 1 ? '' : 'ies'} to LoRA fine-tuning; add --lora-rank R, or leave ${ignored.length > 1 ? 'them' : 'it'} out`);
+  if (ignored.length) fail(`${ignored.map((k) => SFT_FLAG[k]).join(', ')} only ${ignored.length > 1 ? 'apply' : 'applies'} to LoRA fine-tuning; add --lora-rank R, or leave ${ignored.length > 1 ? 'them' : 'it'} out`);
   if (given.has('steps') && given.has('epochs')) fail('--steps and --epochs both set the run\'s length; give one of them');
   if (o.steps > 0 && o.warmupSteps >= o.steps) fail(`--warmup (${o.warmupSteps}) must be below --steps (${o.steps})`);
   return o;

@@ -27,7 +27,7 @@ import type { RunLock } from '../train/run-folder.js';
 import { acquireRunLock, checkWritable, cleanStaleLeftovers, LOCK_FILE } from '../train/run-folder.js';
 import { Progress, RunLog } from '../train/run-log.js';
 import { makeOptimizer } from '../train/session.js';
-import { checkDeviceLimits, checkRunName, checkSeqLen, largestStepBuffers, maxBindingBytes } from '../train/start-checks.js';
+import { checkDeviceLimits, checkRunName, largestStepBuffers, maxBindingBytes } from '../train/start-checks.js';
 import type { Run } from '../train/trainer.js';
 import type { EncodedExamples } from './examples.js';
 import { encodeExamples, endOfTextId, InstructionBatches } from './examples.js';
@@ -135,7 +135,7 @@ export async function startSftRun(options: SftOptions, resumeName: string | null
     if (tokenizer.vocabSize !== config.vocab_size) throw new StepError(`vocabulary mismatch: ${tokPath} has ${tokenizer.vocabSize} tokens but ${join(baseDir, 'config.json')} says vocab_size ${config.vocab_size}`);
     const eot = endOfTextId(tokenizer, tokPath);
     const seqLen = o.seqLen || config.max_position_embeddings;
-    checkSeqLen(seqLen, config, 'step sft');
+    if (seqLen > config.max_position_embeddings) throw new StepError(`step sft: --seq-len ${seqLen} is beyond the model's max_position_embeddings ${config.max_position_embeddings} (${join(baseDir, 'config.json')}); lower --seq-len, or leave it out to use the whole context`);
     const hidden = Math.min(config.hidden_size, kvDim(config));
     if (o.loraRank > hidden) throw new StepError(`step sft: --lora-rank ${o.loraRank} is above ${hidden}, the smaller side of the model's smallest linear; a LoRA rank is at most that`);
 
