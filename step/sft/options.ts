@@ -10,6 +10,7 @@ import type { TemplateName } from '../instruct/template.js';
 import { TEMPLATE_NAMES } from '../instruct/template.js';
 import { checkRunName, NUMBER_RULES } from '../train/validate-options.js';
 
+/** Everything an SFT run is made of; saved in runs/NAME/sft-config.json (steps and seq-len resolved). */
 export interface SftOptions {
   /** The model to tune: a checkpoint folder, or a run folder (its latest checkpoint). */
   checkpoint: string;
@@ -50,6 +51,7 @@ export interface SftOptions {
   stopAfter: number | null;
 }
 
+/** The defaults of `step sft` (3 epochs, batch 8, lr 3e-4, no weight decay, full fine-tuning). */
 export const DEFAULT_SFT_OPTIONS: SftOptions = {
   checkpoint: '', data: '', valData: null, template: 'alpaca', name: '', runsDir: 'runs', epochs: 3, steps: 0, seqLen: 0,
   batchSize: 8, gradAccum: 1, lr: 3e-4, minLrRatio: 0.1, warmupSteps: 0, weightDecay: 0, beta1: 0.9, beta2: 0.95, eps: 1e-8,
@@ -159,6 +161,7 @@ export function validateSftOptions(o: SftOptions, given: ReadonlySet<keyof SftOp
   return o;
 }
 
+/** What parseSftArgs read: the options, the run to resume, --overwrite, the flags given, --help. */
 export interface ParsedSftArgs {
   options: SftOptions;
   resume: string | null;
