@@ -4,8 +4,7 @@
  * layer's linears given adapters with everything else frozen (embeddings, norms, head included),
  * as PEFT's LoRA does. At the end the adapters are merged and the plain model is written.
  */
-import { existsSync } from 'node:fs';
-import { mkdir, rename, rm } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../engine/atomic-write.js';
 import type { Backend } from '../../engine/backend.js';
@@ -18,7 +17,7 @@ import type { LlamaModel } from '../../models/llama.js';
 import type { BpeTokenizer } from '../../models/tokenizer/bpe.js';
 import { loadCheckpointModel } from '../commands/checkpoint-model.js';
 import { freezeLayersWithLora, mergeLora, unfreezeAll } from '../freeze.js';
-import { checkpointWriteError } from '../train/checkpoint.js';
+import { checkpointWriteError, renameIntoPlace } from '../train/checkpoint.js';
 import type { SftOptions } from './options.js';
 
 const dtypeOf = (o: Pick<SftOptions, 'precision'>) => (o.precision === 'mixed' ? 'f16' : 'f32');
@@ -86,13 +85,6 @@ export async function writeTunedModel(runDir: string, model: LlamaModel, config:
     await rm(tmp, { recursive: true, force: true }).catch(() => {});
     throw checkpointWriteError(e, tmp, final);
   }
-  if (existsSync(final)) {
-    const old = `${final}.old-${process.pid}`;
-    await rename(final, old);
-    await rename(tmp, final);
-    await rm(old, { recursive: true, force: true });
-  } else {
-    await rename(tmp, final);
-  }
+  await renameIntoPlace(tmp, final);
   return final;
 }

@@ -2,16 +2,23 @@
  * The options of `step sft`, their flags, ranges (shared with `step train` where the option is the
  * same) and the checks made before anything is read or created.
  */
-import type { Precision } from '../../engine/optim/optimizer.js';
 import type { NumberRule } from '../cli-args.js';
 import { describeRule, fitsRule, numberValue, parseArgs, UsageError } from '../cli-args.js';
 import type { CommandSpec } from '../cli-args.js';
 import type { TemplateName } from '../instruct/template.js';
 import { TEMPLATE_NAMES } from '../instruct/template.js';
-import { checkRunName, NUMBER_RULES } from '../train/validate-options.js';
+import type { TrainOptions } from '../train/options.js';
+import { CHOICES, checkRunName, NUMBER_RULES, OPTION_FLAG } from '../train/validate-options.js';
+
+/** The options `step sft` shares with `step train`: the same meaning, flags and ranges. */
+export const SHARED_WITH_TRAIN = [
+  'name', 'runsDir', 'batchSize', 'gradAccum', 'lr', 'minLrRatio', 'warmupSteps', 'weightDecay', 'beta1', 'beta2', 'eps', 'clip',
+  'evalEvery', 'evalBatches', 'checkpointEvery', 'logEvery', 'seed', 'precision', 'device', 'loraAlpha', 'loraDropout',
+  'checkpointActivations', 'stopAfter',
+] as const satisfies readonly (keyof TrainOptions)[];
 
 /** Everything an SFT run is made of; saved in runs/NAME/sft-config.json (steps and seq-len resolved). */
-export interface SftOptions {
+export interface SftOptions extends Pick<TrainOptions, (typeof SHARED_WITH_TRAIN)[number]> {
   /** The model to tune: a checkpoint folder, or a run folder (its latest checkpoint). */
   checkpoint: string;
   /** Alpaca records: FILE.jsonl (one per line) or FILE.json (an array). */
@@ -19,36 +26,13 @@ export interface SftOptions {
   /** Held-out records for the response-only validation loss (none: no evaluation). */
   valData: string | null;
   template: TemplateName;
-  name: string;
-  runsDir: string;
   epochs: number;
   /** Optimizer steps; 0: as many as --epochs takes. */
   steps: number;
   /** Positions per example; 0: the model's max_position_embeddings. */
   seqLen: number;
-  batchSize: number;
-  gradAccum: number;
-  lr: number;
-  minLrRatio: number;
-  warmupSteps: number;
-  weightDecay: number;
-  beta1: number;
-  beta2: number;
-  eps: number;
-  clip: number;
-  evalEvery: number;
-  evalBatches: number;
-  checkpointEvery: number;
-  logEvery: number;
-  seed: number;
-  precision: Precision;
-  device: 'auto' | 'webgpu' | 'cpu';
   /** 0: full fine-tuning; R > 0: LoRA adapters of rank R on every linear, everything else frozen. */
   loraRank: number;
-  loraAlpha: number;
-  loraDropout: number;
-  checkpointActivations: boolean;
-  stopAfter: number | null;
 }
 
 /** The defaults of `step sft` (3 epochs, batch 8, lr 3e-4, no weight decay, full fine-tuning). */
@@ -60,30 +44,23 @@ export const DEFAULT_SFT_OPTIONS: SftOptions = {
 };
 
 export const SFT_FLAG: Record<keyof SftOptions, string> = {
-  checkpoint: '--checkpoint', data: '--data', valData: '--val-data', template: '--template', name: '--name', runsDir: '--runs-dir',
-  epochs: '--epochs', steps: '--steps', seqLen: '--seq-len', batchSize: '--batch-size', gradAccum: '--grad-accum', lr: '--lr',
-  minLrRatio: '--min-lr-ratio', warmupSteps: '--warmup', weightDecay: '--weight-decay', beta1: '--beta1', beta2: '--beta2', eps: '--eps',
-  clip: '--clip', evalEvery: '--eval-every', evalBatches: '--eval-batches', checkpointEvery: '--checkpoint-every', logEvery: '--log-every',
-  seed: '--seed', precision: '--precision', device: '--device', loraRank: '--lora-rank', loraAlpha: '--lora-alpha', loraDropout: '--lora-dropout',
-  checkpointActivations: '--checkpoint-activations', stopAfter: '--stop-after',
+  ...(Object.fromEntries(SHARED_WITH_TRAIN.map((k) => [k, OPTION_FLAG[k]])) as Record<(typeof SHARED_WITH_TRAIN)[number], string>),
+  checkpoint: '--checkpoint', data: '--data', valData: '--val-data', template: '--template', epochs: '--epochs', steps: '--steps',
+  seqLen: '--seq-len', loraRank: '--lora-rank',
 };
 
 type NumericKey = { [K in keyof SftOptions]: SftOptions[K] extends number | null ? K : never }[keyof SftOptions];
 
 /** Ranges: `step train`'s where the option means the same, and those of sft's own options. */
 export const SFT_NUMBER_RULES: Record<NumericKey, NumberRule> = {
-  batchSize: NUMBER_RULES.batchSize, gradAccum: NUMBER_RULES.gradAccum, lr: NUMBER_RULES.lr, minLrRatio: NUMBER_RULES.minLrRatio,
-  warmupSteps: NUMBER_RULES.warmupSteps, weightDecay: NUMBER_RULES.weightDecay, beta1: NUMBER_RULES.beta1, beta2: NUMBER_RULES.beta2,
-  eps: NUMBER_RULES.eps, clip: NUMBER_RULES.clip, evalEvery: NUMBER_RULES.evalEvery, evalBatches: NUMBER_RULES.evalBatches,
-  checkpointEvery: NUMBER_RULES.checkpointEvery, logEvery: NUMBER_RULES.logEvery, seed: NUMBER_RULES.seed,
-  loraAlpha: NUMBER_RULES.loraAlpha, loraDropout: NUMBER_RULES.loraDropout, stopAfter: NUMBER_RULES.stopAfter,
+  ...(Object.fromEntries(SHARED_WITH_TRAIN.filter((k) => k in NUMBER_RULES).map((k) => [k, NUMBER_RULES[k as keyof typeof NUMBER_RULES]])) as Record<Exclude<NumericKey, 'epochs' | 'steps' | 'seqLen' | 'loraRank'>, NumberRule>),
   epochs: { min: 0, minExclusive: true, reason: 'passes over the training records; fractions allowed' },
   steps: { integer: true, min: 0, reason: '0: as many as --epochs takes' },
   seqLen: { integer: true, min: 0, reason: "0: the model's max_position_embeddings" },
   loraRank: { integer: true, min: 0, reason: '0: full fine-tuning' },
 };
 
-export const SFT_CHOICES = { template: TEMPLATE_NAMES, precision: ['fp32', 'mixed'], device: ['auto', 'webgpu', 'cpu'] } as const;
+export const SFT_CHOICES = { template: TEMPLATE_NAMES, precision: CHOICES.precision, device: CHOICES.device } as const;
 
 /** What `--resume NAME` may change: how long, how often to evaluate, save and log, where it runs. */
 export const SFT_RESUME_OVERRIDABLE: ReadonlySet<keyof SftOptions> = new Set<keyof SftOptions>([

@@ -34,7 +34,7 @@ import { encodeExamples, endOfTextId, InstructionBatches } from './examples.js';
 import { evaluateResponses } from './evaluate.js';
 import { buildTuningModel, loadBaseModel } from './model.js';
 import type { SftOptions } from './options.js';
-import { DEFAULT_SFT_OPTIONS, SFT_FLAG, validateSftOptions } from './options.js';
+import { DEFAULT_SFT_OPTIONS, SFT_FLAG, SHARED_WITH_TRAIN, validateSftOptions } from './options.js';
 import { readInstructionFile } from './records.js';
 
 /** A run's settings, saved at its start: the options (steps and seq-len resolved) and the data's hashes. */
@@ -57,13 +57,9 @@ function timestampName(): string {
 
 /** The trainer's options for an SFT run (its loop, optimizer and checkpoints read these). */
 export function trainOptionsOf(o: SftOptions): TrainOptions {
-  return {
-    ...DEFAULT_TRAIN_OPTIONS, name: o.name, runsDir: o.runsDir, data: o.data, seqLen: o.seqLen, batchSize: o.batchSize, gradAccum: o.gradAccum,
-    steps: o.steps, lr: o.lr, minLrRatio: o.minLrRatio, warmupSteps: o.warmupSteps, weightDecay: o.weightDecay, beta1: o.beta1, beta2: o.beta2,
-    eps: o.eps, clip: o.clip, evalEvery: o.evalEvery, evalBatches: o.evalBatches, checkpointEvery: o.checkpointEvery, logEvery: o.logEvery,
-    seed: o.seed, precision: o.precision, device: o.device, loraRank: Math.max(1, o.loraRank), loraAlpha: o.loraAlpha, loraDropout: o.loraDropout,
-    checkpointActivations: o.checkpointActivations, stopAfter: o.stopAfter,
-  };
+  const shared = Object.fromEntries(SHARED_WITH_TRAIN.map((k) => [k, o[k]])) as Pick<TrainOptions, (typeof SHARED_WITH_TRAIN)[number]>;
+  // loraRank only sizes nothing here (the adapters are sft's own); the trainer's validation wants >= 1
+  return { ...DEFAULT_TRAIN_OPTIONS, ...shared, data: o.data, seqLen: o.seqLen, steps: o.steps, loraRank: Math.max(1, o.loraRank) };
 }
 
 async function readSaved(path: string): Promise<SavedSft> {
