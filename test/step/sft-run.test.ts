@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,7 +11,7 @@ import { DEFAULT_SFT_OPTIONS, parseSftArgs } from '../../step/sft/options.js';
 import type { SftOptions } from '../../step/sft/options.js';
 import { sft } from '../../step/sft/sft.js';
 import { train } from '../../step/train/trainer.js';
-import { captureStdout as captureNow, events, runOptions } from './run-fixtures.js';
+import { captureStdout as captureNow, CLI, events, runOptions } from './run-fixtures.js';
 
 const FIXTURE = new URL('../../../test/fixtures/sft/tiny.jsonl', import.meta.url).pathname;
 const VAL = new URL('../../../test/fixtures/sft/tiny-val.json', import.meta.url).pathname;
@@ -187,4 +188,27 @@ test('sft --resume: refuses flags it cannot honour, and data that changed since 
   assert.equal(r.finalStep, 8);
   assert.match(out, /resume: --steps 6 -> 8/);
   rmSync(dir, { recursive: true, force: true });
+});
+
+test('the step sft command: --help, a misspelt flag, a run to the end and a stop that names the resume', async () => {
+  await ensureBase();
+  const runsDir = mkdtempSync(join(tmpdir(), 'sft-cli-'));
+  const cli = (...args: string[]) => spawnSync(process.execPath, [CLI, 'sft', ...args], { encoding: 'utf8', env: { ...process.env, STEP_DEVICE: 'cpu' } });
+  for (const help of [cli('--help'), spawnSync(process.execPath, [CLI, 'help', 'sft'], { encoding: 'utf8' })]) {
+    assert.equal(help.status, 0);
+    assert.match(help.stdout, /^usage: step sft --checkpoint DIR --data FILE/);
+  }
+  const typo = cli('--lora-rnak', '4');
+  assert.equal(typo.status, 2);
+  assert.equal(typo.stderr, 'step sft: unknown option --lora-rnak (did you mean --lora-rank?)\n');
+  const common = ['--checkpoint', base, '--data', FIXTURE, '--template', 'compact', '--batch-size', '2', '--steps', '3', '--device', 'cpu', '--runs-dir', runsDir];
+  const stopped = cli(...common, '--name', 'c', '--stop-after', '1');
+  assert.equal(stopped.status, 0, stopped.stderr);
+  assert.match(stopped.stdout, new RegExp(`stopped at step 1; continue with: step sft --resume c --runs-dir ${runsDir}`));
+  const done = cli('--resume', 'c', '--runs-dir', runsDir);
+  assert.equal(done.status, 0, done.stderr);
+  assert.match(done.stdout, new RegExp(`tuned model: ${join(runsDir, 'c', 'final')}`));
+  const again = cli(...common, '--name', 'c');
+  assert.equal(again.status, 1);
+  assert.match(again.stderr, /the run folder .* already exists; continue that run with --resume c, or replace it with --overwrite/);
 });
