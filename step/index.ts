@@ -1,8 +1,9 @@
 /**
  * `step-webgpu/step`: STEP (staged parameter-efficient pre-training) as a library. The planner
  * (stage sizes from the integer programme, predicted bytes per stage and category), the growth
- * operators, LoRA freezing and the in-place merge, and the training entry point that the
- * `step train` command runs. With these a STEP stage on your own loop is: `growModel`, then
+ * operators, LoRA freezing and the in-place merge, the training entry point that the `step train`
+ * command runs, and instruction tuning (`sft`, what `step sft` runs). With these a STEP stage on
+ * your own loop is: `growModel`, then
  * `freezeLayersWithLora` on the old layers, then an optimizer over `model.parameters()`.
  * The list is curated: a test pins it (test/api/exports.json).
  */
@@ -24,6 +25,10 @@ export { DEFAULT_TRAIN_OPTIONS, parseTrainArgs, validateTrainOptions } from './t
 export type { TrainOptions } from './train/options.js';
 export { makeOptimizer } from './train/session.js';
 export type { TrainOptimizer } from './train/session.js';
+export { sft } from './sft/sft.js';
+export type { SftResult } from './sft/sft.js';
+export { DEFAULT_SFT_OPTIONS, parseSftArgs } from './sft/options.js';
+export type { SftOptions } from './sft/options.js';
 export { evaluate } from './train/evaluate.js';
 export type { EvalResult } from './train/evaluate.js';
 export { nextStage } from './stage.js';

@@ -41,14 +41,7 @@ export async function saveCheckpoint<H extends BaseHyper>(runDir: string, parts:
     await rm(tmp, { recursive: true, force: true }).catch(() => {});
     throw checkpointWriteError(e, tmp, final);
   }
-  if (existsSync(final)) {
-    const old = `${final}.old-${process.pid}`;
-    await rename(final, old);
-    await rename(tmp, final);
-    await rm(old, { recursive: true, force: true });
-  } else {
-    await rename(tmp, final);
-  }
+  await renameIntoPlace(tmp, final);
   try {
     await writeFileAtomic(join(runDir, 'latest.json'), JSON.stringify({ checkpoint: name, step: parts.state.step }) + '\n');
   } catch (e) {
@@ -57,6 +50,21 @@ export async function saveCheckpoint<H extends BaseHyper>(runDir: string, parts:
     throw new StepError(`${final} is complete, but ${join(runDir, 'latest.json')} could not point at it: disk full (${code}); it still names the previous checkpoint. Free space, then continue with --resume`);
   }
   return final;
+}
+
+/**
+ * Puts a complete temp folder where `final` is: an existing `final` is moved aside (`.old-PID`,
+ * which the run-folder cleaner restores if the process dies between the renames), then removed.
+ */
+export async function renameIntoPlace(tmp: string, final: string): Promise<void> {
+  if (existsSync(final)) {
+    const old = `${final}.old-${process.pid}`;
+    await rename(final, old);
+    await rename(tmp, final);
+    await rm(old, { recursive: true, force: true });
+  } else {
+    await rename(tmp, final);
+  }
 }
 
 /**
