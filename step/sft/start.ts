@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import { writeFileAtomic } from '../../engine/atomic-write.js';
 import { initDevice } from '../../engine/device.js';
 import { StepError } from '../../engine/errors.js';
-import type { AdamW } from '../../engine/optim/adam.js';
+import type { TrainOptimizer } from '../train/session.js';
 import { warmupCosineSchedule } from '../../engine/optim/schedules.js';
 import { kvDim } from '../../models/config.js';
 import type { LlamaModel } from '../../models/llama.js';
@@ -96,7 +96,7 @@ export async function startSftRun(options: SftOptions, resumeName: string | null
   checkRunName(name, resumeName ? '--resume' : '--name');
   const runDir = resolve(options.runsDir, name);
   const created: string[] = [];
-  let lock: RunLock | null = null, model: LlamaModel | null = null, optimizer: AdamW | null = null;
+  let lock: RunLock | null = null, model: LlamaModel | null = null, optimizer: TrainOptimizer | null = null;
   try {
     // ---- read and check
     let o: SftOptions, saved: SavedSft | null = null, resumeDir: string | null = null, cleaned: string[] = [];
