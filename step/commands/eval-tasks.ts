@@ -13,7 +13,7 @@ import { closeCheckpoint, openCheckpoint, resolveCheckpointDir, runTrainConfig }
 export const EVAL_TASKS_USAGE = `usage: step eval-tasks --checkpoint DIR [options]
        step eval-tasks --write-sft FILE.jsonl [--seed S] [--max-words N]
   --checkpoint DIR       a checkpoint folder or a run folder (its latest)
-  --tasks a,b,c          built-in tasks (default all): ${BUILTIN_TASKS.join(', ')}; "" for none
+  --tasks a,b,c          built-in tasks (default all): ${BUILTIN_TASKS.join(', ')}; none: only --task-file
   --task-file FILE.jsonl your own task, one JSON object per line (repeatable; see README "Downstream evaluation")
   --limit N              the first N examples of each task (tasks are in a seeded random order)
   --template alpaca|compact   prompt template of instruction tasks (default: the run's, else alpaca)
@@ -59,7 +59,7 @@ export async function evalTasksCommand(args: string[], print: (text: string) => 
   if (!checkpoint) throw new UsageError(`step eval-tasks: --checkpoint DIR is required (or --write-sft FILE)\n${EVAL_TASKS_USAGE}`);
   const names = parseTaskNames(flagValue(flags, '--tasks') ?? BUILTIN_TASKS.join(','));
   const files = flags.values.get('--task-file') ?? [];
-  if (names.length === 0 && files.length === 0) throw new UsageError('step eval-tasks: no tasks: --tasks is empty and no --task-file is given');
+  if (names.length === 0 && files.length === 0) throw new UsageError('step eval-tasks: no tasks: --tasks none and no --task-file given');
   const limit = numberFlag('eval-tasks', flags, '--limit', { integer: true, min: 1 });
   const device = choiceFlag('eval-tasks', flags, '--device', ['auto', 'webgpu', 'cpu'] as const) ?? 'auto';
   const dir = await resolveCheckpointDir(checkpoint);

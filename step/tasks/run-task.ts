@@ -29,7 +29,7 @@ export interface RunTaskOptions {
   /** The model's context (max_position_embeddings): generation examples that do not fit are skipped and counted. */
   maxContext: number;
   template: TemplateName;
-  /** Use the first `limit` examples (tasks are already in a seeded random order). */
+  /** Use the first `limit` examples that fit the context (tasks are already in a seeded random order). */
   limit?: number;
 }
 
@@ -61,22 +61,21 @@ export async function runTask(task: Task, options: RunTaskOptions): Promise<Task
   const limit = options.limit ?? Infinity;
   const tok = options.tokenizer;
   if (task.kind === 'choice') {
-    const examples = task.examples.slice(0, limit);
-    const requests = examples.flatMap((e) => e.choices.map((c) => encodePair(tok, e.context, (e.delimiter ?? DEFAULT_DELIMITER) + c)));
-    const scores = await options.scorer(requests);
+    const fitting = fits(task.examples, limit, (e) => e.choices.map((c) => encodePair(tok, e.context, (e.delimiter ?? DEFAULT_DELIMITER) + c)), options.maxContext);
+    const scores = await options.scorer(fitting.kept.flatMap((k) => k.requests));
     const acc: number[] = [], accNorm: number[] = [];
     let k = 0;
-    for (const e of examples) {
+    for (const { example: e } of fitting.kept) {
       const lls = e.choices.map(() => scores[k++]!.logLikelihood);
       const r = choiceCorrect(lls, e.choices, e.gold);
       acc.push(r.acc);
       accNorm.push(r.accNorm);
     }
-    return { rows: [metricRow(task.name, 'acc', acc), metricRow(task.name, 'acc_norm', accNorm)], notes: [] };
+    return { rows: [metricRow(task.name, 'acc', acc), metricRow(task.name, 'acc_norm', accNorm)], notes: fitting.notes(task.name, 'a choice') };
   }
   if (task.kind === 'cloze') {
-    const examples = task.examples.slice(0, limit);
-    const scores = await options.scorer(examples.map((e) => encodePair(tok, e.context, (e.delimiter ?? DEFAULT_DELIMITER) + e.target)));
+    const fitting = fits(task.examples, limit, (e) => [encodePair(tok, e.context, (e.delimiter ?? DEFAULT_DELIMITER) + e.target)], options.maxContext);
+    const scores = await options.scorer(fitting.kept.flatMap((k) => k.requests));
     const lls = scores.map((s) => s.logLikelihood);
     const meanLl = lls.reduce((s, x) => s + x, 0) / Math.max(1, lls.length);
     return {
@@ -84,10 +83,29 @@ export async function runTask(task: Task, options: RunTaskOptions): Promise<Task
         metricRow(task.name, 'acc', scores.map((s) => (s.isGreedy ? 1 : 0))),
         { task: task.name, metric: 'perplexity', value: Math.exp(-meanLl), stderr: null, n: lls.length },
       ],
-      notes: [],
+      notes: fitting.notes(task.name, 'the target'),
     };
   }
   return runGeneration(task.name, task.examples, options, limit);
+}
+
+/**
+ * The examples whose every continuation fits the model's context (the context itself is cut on the
+ * left when needed, as the harness does; a continuation cannot be): the others are skipped and counted.
+ */
+function fits<E>(examples: readonly E[], limit: number, requestsOf: (e: E) => LogLikelihoodRequest[], maxContext: number) {
+  const kept: { example: E; requests: LogLikelihoodRequest[] }[] = [];
+  let skipped = 0;
+  for (const example of examples) {
+    if (kept.length >= limit) break;
+    const requests = requestsOf(example);
+    if (requests.some((r) => r.continuation.length > maxContext)) skipped++;
+    else kept.push({ example, requests });
+  }
+  return {
+    kept,
+    notes: (name: string, what: string) => (skipped > 0 ? [`${name}: skipped ${skipped} examples where ${what} alone is longer than the model's context of ${maxContext} tokens`] : []),
+  };
 }
 
 async function runGeneration(name: string, all: readonly GenerationExample[], options: RunTaskOptions, limit: number): Promise<TaskResult> {

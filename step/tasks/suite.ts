@@ -18,8 +18,9 @@ export interface SuiteOptions {
   brownDir?: string;
 }
 
-/** `--tasks a,b,c` to built-in names; an unknown name is refused with the list. */
+/** `--tasks a,b,c` to built-in names ("none": no built-in task); an unknown name is refused with the list. */
 export function parseTaskNames(list: string): BuiltinTaskName[] {
+  if (list.trim() === 'none') return [];
   const names = list.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
   for (const n of names) {
     if (!(BUILTIN_TASKS as readonly string[]).includes(n)) throw new StepError(`step eval-tasks: unknown task "${n}" in --tasks; built-in tasks: ${BUILTIN_TASKS.join(', ')} (your own: --task-file FILE.jsonl)`);

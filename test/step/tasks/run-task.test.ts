@@ -121,3 +121,16 @@ test('generation task: the prompt is the template\'s text; outputs stop at end-o
   assert.deepEqual(r.rows.map((x) => [x.metric, x.value, x.n]), [['exact_match', 0.5, 2], ['token_acc', 0.75, 2]]);
   assert.match(r.notes[0]!, /gen: skipped 1 examples whose prompt and answer exceed the model's context of 120 tokens/);
 });
+
+test('an example whose choice or target alone is longer than the context is skipped and counted, not cut', async () => {
+  const { scorer, seen } = fakeScorer((c, x) => GOLD.get(c) === x);
+  // the longest choices: " green" 6 tokens (fits), ": France" 8 (does not)
+  const r = await runTask(CHOICE, { tokenizer: TOK, scorer, generator: noGenerator, maxContext: 6, template: 'alpaca' });
+  assert.deepEqual(r.rows.map((x) => [x.metric, x.value, x.n]), [['acc', 1, 2], ['acc_norm', 1, 2]]);
+  assert.deepEqual(r.notes, ['mc: skipped 1 examples where a choice alone is longer than the model\'s context of 6 tokens']);
+  assert.equal(seen.length, 5);
+  const cloze: Task = { name: 'cz', kind: 'cloze', examples: [{ context: 'a', target: 'bbbbbbbbbb' }, { context: 'a', target: 'b' }] };
+  const c = await runTask(cloze, { tokenizer: TOK, scorer, generator: noGenerator, maxContext: 6, template: 'alpaca' });
+  assert.equal(c.rows[0]!.n, 1);
+  assert.match(c.notes[0]!, /cz: skipped 1 examples where the target alone is longer/);
+});
