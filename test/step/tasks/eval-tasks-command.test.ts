@@ -4,13 +4,14 @@
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { evalTasksCommand, formatTable } from '../../../step/commands/eval-tasks.js';
 import type { MetricRow } from '../../../step/tasks/metrics.js';
 import { train } from '../../../step/train/trainer.js';
-import { runOptions } from '../run-fixtures.js';
+import { CLI, runOptions } from '../run-fixtures.js';
 
 const TMP = mkdtempSync(join(tmpdir(), 'step-eval-tasks-'));
 after(() => rmSync(TMP, { recursive: true, force: true }));
@@ -90,4 +91,17 @@ test('step eval-tasks --write-sft writes the Alpaca JSONL of pos-brown; refusals
   await assert.rejects(evalTasksCommand(['--checkpoint', runDir, '--template', 'chatml']), /--template must be one of alpaca, compact, got "chatml"/);
   const broken = writeTask('broken.jsonl', [{ context: 'a', choices: ['x', 'y'], gold: 0 }, { context: 'a', choices: ['x', 'y'], gold: 5 }]);
   await assert.rejects(evalTasksCommand(['--checkpoint', runDir, '--tasks', 'none', '--task-file', broken]), /broken\.jsonl:2: "gold" must be an integer index/);
+});
+
+test('the CLI knows eval-tasks: --help and `step help eval-tasks` print the usage; a misspelt flag gets a suggestion (exit 2)', () => {
+  const step = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, STEP_DEVICE: 'cpu' } });
+  for (const args of [['eval-tasks', '--help'], ['help', 'eval-tasks']]) {
+    const r = step(...args);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^usage: step eval-tasks --checkpoint DIR/);
+  }
+  const typo = step('eval-tasks', '--limt', '5');
+  assert.equal(typo.status, 2);
+  assert.equal(typo.stderr, 'step eval-tasks: unknown option --limt (did you mean --limit?)\n');
+  assert.match(step('--help').stdout, /\n  eval-tasks +downstream tasks/);
 });
