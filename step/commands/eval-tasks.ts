@@ -1,8 +1,8 @@
 import { choiceFlag, flagValue, hasFlag, numberFlag, parseArgs, switches, UsageError, valued } from '../cli-args.js';
 import { StepError } from '../../engine/errors.js';
-import { generate } from '../../models/generate.js';
 import { TEMPLATE_NAMES, type TemplateName } from '../instruct/template.js';
 import { BUILTIN_TASKS } from '../tasks/brown-tasks.js';
+import { greedyBatch } from '../tasks/greedy-batch.js';
 import { modelScorer } from '../tasks/loglikelihood.js';
 import type { MetricRow } from '../tasks/metrics.js';
 import { runTask, type TaskTokenizer } from '../tasks/run-task.js';
@@ -78,8 +78,7 @@ export async function evalTasksCommand(args: string[], print: (text: string) => 
     const tokenizer: TaskTokenizer = { encode: (t) => bpe.encode(t), decode: (ids) => bpe.decode(ids), eot: bpe.specialId(EOT) };
     const maxContext = ckpt.config.max_position_embeddings;
     const scorer = modelScorer(ckpt.model, { maxContext });
-    const generator = (prompt: readonly number[], maxNewTokens: number) =>
-      generate(ckpt.model, prompt, { maxNewTokens, temperature: 0, eosTokenId: tokenizer.eot, maxContext });
+    const generator = (requests: Parameters<typeof greedyBatch>[1]) => greedyBatch(ckpt.model, requests, { eosTokenId: tokenizer.eot, maxContext });
     const rows: MetricRow[] = [], notes: string[] = [];
     for (const task of tasks) {
       if (task.note) notes.push(`${task.name}: ${task.note}`);

@@ -7,6 +7,7 @@
  * A choice or cloze context starts with the end-of-text token, as every pre-training document does.
  */
 import { renderPrompt, type TemplateName } from '../instruct/template.js';
+import type { GreedyRequest } from './greedy-batch.js';
 import type { LogLikelihoodRequest, LogLikelihoodScorer } from './loglikelihood.js';
 import { choiceCorrect, generationScores, metricRow, type MetricRow } from './metrics.js';
 import { DEFAULT_DELIMITER, type GenerationExample, type Task } from './task.js';
@@ -19,8 +20,8 @@ export interface TaskTokenizer {
   eot: number;
 }
 
-/** Greedy continuation of `prompt`: at most `maxNewTokens` ids, stopping after the end-of-text token. */
-export type GreedyGenerator = (prompt: readonly number[], maxNewTokens: number) => Promise<number[]>;
+/** Greedy continuations of prompts, in order: at most `maxNewTokens` ids each, stopping after the end-of-text token. */
+export type GreedyGenerator = (requests: readonly GreedyRequest[]) => Promise<number[][]>;
 
 export interface RunTaskOptions {
   tokenizer: TaskTokenizer;
@@ -110,23 +111,26 @@ function fits<E>(examples: readonly E[], limit: number, requestsOf: (e: E) => Lo
 
 async function runGeneration(name: string, all: readonly GenerationExample[], options: RunTaskOptions, limit: number): Promise<TaskResult> {
   const tok = options.tokenizer;
-  const exact: number[] = [], tokenAcc: number[] = [];
+  const kept: { example: GenerationExample; request: GreedyRequest }[] = [];
   let tooLong = 0;
   for (const e of all) {
-    if (exact.length >= limit) break;
+    if (kept.length >= limit) break;
     const prompt = encodeInstructionPrompt(tok, e, options.template);
     const answer = tok.encode(e.output).length + 1; // and the end-of-text token
     // the prompt and the whole gold answer must fit, or the model could not have produced it
     if (prompt.length + answer > options.maxContext) { tooLong++; continue; }
     // room for a few tokens more than the answer: a longer output is wrong, but scored as it is
-    const maxNew = Math.min(options.maxContext - prompt.length, answer + 8);
-    const out = await options.generator(prompt, maxNew);
+    kept.push({ example: e, request: { prompt, maxNewTokens: Math.min(options.maxContext - prompt.length, answer + 8) } });
+  }
+  const outputs = await options.generator(kept.map((k) => k.request));
+  const exact: number[] = [], tokenAcc: number[] = [];
+  kept.forEach(({ example }, i) => {
+    const out = outputs[i]!;
     const end = out.indexOf(tok.eot);
-    const text = tok.decode(end >= 0 ? out.slice(0, end) : out);
-    const s = generationScores(text, e.output);
+    const s = generationScores(tok.decode(end >= 0 ? out.slice(0, end) : out), example.output);
     exact.push(s.exactMatch);
     tokenAcc.push(s.itemAccuracy);
-  }
+  });
   const notes = tooLong > 0 ? [`${name}: skipped ${tooLong} examples whose prompt and answer exceed the model's context of ${options.maxContext} tokens`] : [];
   return { rows: [metricRow(name, 'exact_match', exact), metricRow(name, 'token_acc', tokenAcc)], notes };
 }

@@ -108,12 +108,12 @@ test('generation task: the prompt is the template\'s text; outputs stop at end-o
   };
   const prompts: string[] = [];
   const answers = new Map([['the dog', 'at nn'], ['a cat', 'at jj']]);
-  const generator: GreedyGenerator = async (prompt, maxNew) => {
+  const generator: GreedyGenerator = async (requests) => requests.map(({ prompt, maxNewTokens }) => {
     prompts.push(text(prompt));
     const input = /### Input:\n(.*)\n/.exec(text(prompt))![1]!;
     const out = [...TOK.encode(answers.get(input)!), TOK.eot, ...TOK.encode(' junk')];
-    return out.slice(0, maxNew);
-  };
+    return out.slice(0, maxNewTokens);
+  });
   const { scorer } = fakeScorer(() => true);
   const r = await runTask(task, { tokenizer: TOK, scorer, generator, maxContext: 120, template: 'compact' });
   assert.deepEqual(prompts[0], renderPrompt({ instruction: 'Tag it', input: 'the dog' }, 'compact'));
