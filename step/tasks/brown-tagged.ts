@@ -42,23 +42,26 @@ const DOUBLED = new Set([';', '?', '!', ':']);
 export function taggedParagraphs(raw: string, doc: string): TaggedSentence[][] {
   const paragraphs: TaggedSentence[][] = [];
   let current: TaggedSentence[] = [];
+  // as in brown.ts, the artifacts are judged over the paragraph: a doubled mark can span two lines
+  let previous = '', lastWord = '';
   for (const line of raw.split('\n')) {
     const tokens = line.split(/\s+/).filter((t) => t.length > 0);
     if (tokens.length === 0) {
       if (current.length > 0) paragraphs.push(current);
       current = [];
+      previous = lastWord = '';
       continue;
     }
     const words: TaggedWord[] = [];
-    let previous = '';
     for (const token of tokens) {
       const { word, tag } = splitTag(token);
       const sentenceMark = tag === '.' || tag.startsWith('.-');
       const doubled = token === previous && sentenceMark && DOUBLED.has(word);
-      const extraPeriod = word === '.' && sentenceMark && words.length > 0 && words[words.length - 1]!.word.endsWith('.');
+      const extraPeriod = word === '.' && sentenceMark && lastWord.endsWith('.');
       previous = token;
       if (doubled || extraPeriod) continue;
       words.push({ word, tag: normaliseTag(tag) });
+      lastWord = word;
     }
     if (words.length > 0) current.push({ doc, paragraph: paragraphs.length, words });
   }

@@ -18,10 +18,11 @@ const corpus = loadBrownCorpus();
 const tagged = loadTaggedBrown();
 
 test('tagged sentences: one per line, tags without -tl/-hl/-nc, the doubled marks and extra periods of this edition removed', () => {
-  const raw = '\n\tThe/at-tl jury/nn-hl said/vbd ;/. ;/. Jr./np ./.\n\tIt/pps ran/vbd ./.\n\n\tNext/ap ./.\n';
+  const raw = '\n\tThe/at-tl jury/nn-hl said/vbd ;/. ;/. Jr./np ./.\n\tIt/pps ran/vbd ;/.\n\t;/. then/rb ./.\n\n\tNext/ap ./.\n';
   const p = taggedParagraphs(raw, 'cx01');
   assert.equal(p.length, 2);
   assert.deepEqual(p[0]![0]!.words.map((w) => `${w.word}/${w.tag}`), ['The/at', 'jury/nn', 'said/vbd', ';/.', 'Jr./np']);
+  assert.deepEqual(p[0]!.slice(1).map((s) => s.words.map((w) => w.word).join(' ')), ['It ran ;', 'then .'], 'a mark doubled across two lines is dropped');
   assert.deepEqual(p[1]![0], { doc: 'cx01', paragraph: 1, words: [{ word: 'Next', tag: 'ap' }, { word: '.', tag: '.' }] });
   assert.equal(normaliseTag('nn-tl-hl'), 'nn');
   assert.equal(normaliseTag('fw-nn'), 'fw-nn');
@@ -31,10 +32,12 @@ test('the tagged split is training\'s split, and its words are the text training
   const [c, t] = await Promise.all([corpus, tagged]);
   assert.deepEqual(t.validation.map((d) => d.id), c.validation.map((d) => d.id));
   assert.deepEqual(t.train.map((d) => d.id), c.train.map((d) => d.id));
-  // every paragraph's words detokenize to the same text brown.ts gives training
-  const doc = t.validation[3]!;
-  const text = doc.paragraphs.map((p) => detokenize(p.flatMap((s) => s.words.map((w) => w.word)))).join('\n\n');
-  assert.equal(text, c.validation[3]!.text);
+  // every document's words detokenize to the very text brown.ts gives training
+  const texts = [...c.train, ...c.validation].map((d) => d.text);
+  [...t.train, ...t.validation].forEach((doc, i) => {
+    const text = doc.paragraphs.map((p) => detokenize(p.flatMap((s) => s.words.map((w) => w.word)))).join('\n\n');
+    assert.equal(text, texts[i], doc.id);
+  });
 });
 
 /** Every example's document is a validation document, and its text occurs in that document's text. */
