@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { describeFailure } from './cli-errors.js';
 import { evalCommand } from './commands/eval.js';
+import { evalTasksCommand } from './commands/eval-tasks.js';
 import { experiment } from './commands/experiment.js';
 import { generateCommand } from './commands/generate.js';
 import { gradsCommand } from './commands/grads.js';
@@ -16,6 +17,7 @@ const COMMANDS: Record<string, { run: (args: string[]) => Promise<number>; help:
   plan: { run: plan, help: 'STEP stage sizes and model-state bytes per stage (the integer programme)' },
   presets: { run: presets, help: 'list the model presets with their parameter counts' },
   eval: { run: evalCommand, help: 'validation loss and perplexity of a checkpoint (and the unigram baseline); --json' },
+  'eval-tasks': { run: evalTasksCommand, help: 'downstream tasks: multiple choice, cloze, instruction (greedy); accuracy with stderr; --write-sft' },
   grads: { run: gradsCommand, help: 'loss and every parameter gradient for a token batch, as safetensors with HF names' },
   generate: { run: generateCommand, help: 'continue a prompt with a checkpoint (greedy or sampled: temperature, top-k, top-p, seed)' },
   report: { run: report, help: 'one HTML page comparing runs: loss curves, memory per stage, STEP planner table, configs' },
