@@ -22,6 +22,7 @@ import type { LlamaModel } from '../../models/llama.js';
 import { BpeTokenizer } from '../../models/tokenizer/bpe.js';
 import { freezeLayersWithLora } from '../freeze.js';
 import type { TrainerState } from '../train/checkpoint.js';
+import { finalModelDir } from '../train/final-model.js';
 import { latestCheckpoint, loadModelWeights, readCheckpointConfig, readTrainerState } from '../train/checkpoint.js';
 
 export interface LoadedCheckpoint {
@@ -35,12 +36,14 @@ export interface LoadedCheckpoint {
   state: TrainerState | null;
 }
 
-/** `--checkpoint DIR`: a checkpoint folder, or a run folder (its latest checkpoint). */
+/** `--checkpoint DIR`: a checkpoint folder, or a run folder (its final model when it finished, else its latest checkpoint). */
 export async function resolveCheckpointDir(arg: string): Promise<string> {
   const dir = resolve(arg);
   if (!existsSync(dir)) throw new StepError(`checkpoint folder ${dir} does not exist; pass a folder such as runs/NAME/checkpoints/step-000600 (or the run folder runs/NAME)`);
   if (!statSync(dir).isDirectory()) throw new StepError(`${dir} is a file; --checkpoint takes a checkpoint folder (holding config.json and model.safetensors)`);
   if (!existsSync(join(dir, 'config.json')) && existsSync(join(dir, 'latest.json'))) {
+    const final = finalModelDir(dir); // a finished run's plain model (adapters merged)
+    if (final) return final;
     const latest = await latestCheckpoint(dir);
     if (latest) return latest;
   }

@@ -5,3 +5,4 @@ export * from './transition.js';
 export * from './costs.js';
 export * from './plan.js';
 export * from './table.js';
+export * from './format.js';
