@@ -54,7 +54,9 @@ export interface Plan {
   /** 'mixed' in paper mode (the paper's 16/2 bytes). */
   precision: Precision;
   trainEmbeddings: boolean;
+  /** Frozen layers carry LoRA adapters (false: no-PET). */
   pet: boolean;
+  /** The Adam state of what trains on is kept through each transition (engine mode). */
   carryOptimizer: boolean;
   rank: number;
   /** L. */
