@@ -2,6 +2,7 @@ import { StepError } from '../engine/errors.js';
 import { Generator } from '../engine/random.js';
 import { scopeSync } from '../engine/scope.js';
 import { noGrad } from '../autograd/grad-mode.js';
+import type { Tensor } from '../engine/tensor.js';
 import type { Linear } from '../models/linear.js';
 import { setTrainable } from '../models/linear.js';
 import type { LlamaModel } from '../models/llama.js';
@@ -32,6 +33,31 @@ export function freezeLayersWithLora(model: LlamaModel, layers: readonly number[
       lin.addLora(options.rank, alpha, g, lin.weight.dtype, options.dropout ?? 0);
     }
   }
+}
+
+/**
+ * The paper's no-PET ablation: freezes the given layers (every weight and norm, as
+ * freezeLayersWithLora does) without giving them adapters; they no longer change.
+ */
+export function freezeLayers(model: LlamaModel, layers: readonly number[]): void {
+  for (const i of layers) {
+    const layer = model.layers[i];
+    if (!layer) throw new StepError(`freeze: layer ${i} does not exist (the model has ${model.layers.length})`);
+    for (const t of [layer.inputNorm, layer.postNorm, ...layer.linears.map((x) => x.weight)]) setTrainable(t, false);
+  }
+}
+
+/** The embeddings, final norm and LM head (when untied): what trains besides the layers. */
+export function outerParameters(model: LlamaModel): Tensor[] {
+  return [model.embed, model.norm, ...(model.lmHead ? [model.lmHead] : [])];
+}
+
+/**
+ * Freezes the embeddings, final norm and LM head with the old layers (a literal reading of the
+ * paper's Figure 1: after stage 1 only the new layers and the PET parameters train).
+ */
+export function freezeOuter(model: LlamaModel): void {
+  for (const t of outerParameters(model)) setTrainable(t, false);
 }
 
 /**

@@ -46,6 +46,23 @@ export interface OptimizerOptions {
   maxGradNorm?: number;
   /** Dynamic loss scaling: true for the defaults, or the scaler's options. Default off. */
   lossScaling?: boolean | LossScalerOptions;
+  /**
+   * State to adopt instead of allocating it afresh: the moments, master copy and applied step
+   * count that another optimizer released (`releaseState`) for parameters that keep training,
+   * e.g. the embeddings and head across a STEP stage boundary. Every entry must be a parameter of
+   * this optimizer.
+   */
+  carry?: readonly CarriedState[];
+}
+
+/** One parameter's optimizer state handed from an optimizer to the next (see `releaseState`). */
+export interface CarriedState {
+  readonly param: Tensor;
+  /** The f32 state tensors by name (m, v, momentum), now owned by whoever holds this. */
+  readonly tensors: Map<string, Tensor>;
+  readonly master: Tensor | null;
+  /** Updates applied (steps the loss scaler skipped are not counted), as a checkpoint records them. */
+  readonly appliedSteps: number;
 }
 
 export interface StepOptions {
@@ -97,6 +114,8 @@ export abstract class Optimizer<H extends BaseHyper> {
   protected readonly states: ParamState[] = [];
   private backendRef: Backend | null = null;
   private disposed = false;
+  /** States offered by `options.carry`, while the constructor adopts them. */
+  private carrying: Map<Tensor, CarriedState> | null = null;
 
   constructor(
     readonly kind: OptimizerKind,
@@ -113,13 +132,18 @@ export abstract class Optimizer<H extends BaseHyper> {
       : [...(params as readonly ParamGroupSpec<H>[])];
     if (specs.length === 0) throw new StepError(`${kind}: no parameters given`);
     const ls = options.lossScaling ?? false;
+    this.carrying = new Map((options.carry ?? []).map((c) => [c.param, c]));
     try {
       for (const spec of specs) this.addParamGroup(spec);
+      const left = [...this.carrying.values()];
+      if (left.length) throw new StepError(`${kind}: carried state for ${left.map((c) => c.param.describe()).join(', ')}, which ${left.length > 1 ? 'are' : 'is'} not a parameter of this optimizer; carry only the state of parameters that keep training`);
       this.lossScaler = ls === false ? null : new LossScaler(ls === true ? {} : ls, this.device);
     } catch (e) {
       this.lossScaler = null;
-      this.dispose(); // state kept for earlier groups would otherwise leak
+      this.dispose(); // state kept for earlier groups (adopted state included) would otherwise leak
       throw e;
+    } finally {
+      this.carrying = null;
     }
   }
 
@@ -174,6 +198,8 @@ export abstract class Optimizer<H extends BaseHyper> {
   }
 
   private allocateState(p: Tensor, group: number, hyper: H): ParamState {
+    const carried = this.carrying?.get(p);
+    if (carried) return this.adoptState(carried, group, hyper);
     const name = describeParam(p);
     const tensors = new Map<string, Tensor>();
     for (const s of this.stateNames(hyper)) {
@@ -183,6 +209,36 @@ export abstract class Optimizer<H extends BaseHyper> {
       ? keep(clone(p, { dtype: 'f32', category: 'optimizer', label: `${this.kind}.master:${name}` }))
       : null;
     return { param: p, group, tensors, master, step: 0, skipBase: 0 };
+  }
+
+  /** Takes over a released state; the new loss scaler has skipped no step yet, so skipBase is 0. */
+  private adoptState(c: CarriedState, group: number, hyper: H): ParamState {
+    const where = `${this.kind}: carried state of ${c.param.describe()}`;
+    const names = this.stateNames(hyper);
+    if (names.join() !== [...c.tensors.keys()].join()) throw new StepError(`${where} holds [${[...c.tensors.keys()].join(', ')}], this optimizer needs [${names.join(', ')}]`);
+    for (const t of c.tensors.values()) if (t.isDisposed || t.size !== c.param.size) throw new StepError(`${where}: a state tensor is disposed or of another size`);
+    if ((c.master !== null) !== (this.precision === 'mixed')) throw new StepError(`${where}: ${c.master ? 'has' : 'lacks'} a master copy but this optimizer is '${this.precision}'`);
+    this.carrying!.delete(c.param);
+    return { param: c.param, group, tensors: c.tensors, master: c.master, step: c.appliedSteps, skipBase: 0 };
+  }
+
+  /**
+   * Hands the state of `params` to the caller (for a next optimizer's `carry`): this optimizer
+   * forgets them and will neither update nor free their state. Reads the loss scaler's skipped
+   * count back once (mixed precision) to count the updates each parameter had.
+   */
+  async releaseState(params: readonly Tensor[]): Promise<CarriedState[]> {
+    this.checkAlive('releaseState');
+    const skipped = this.lossScaler ? (await this.lossScaler.read()).skippedSteps : 0;
+    const out: CarriedState[] = [];
+    for (const p of params) {
+      const i = this.states.findIndex((x) => x.param === p);
+      if (i < 0) throw new StepError(`${this.kind}.releaseState: ${p.describe()} is not a parameter of this optimizer (or was released already)`);
+      const s = this.states[i]!;
+      this.states.splice(i, 1);
+      out.push({ param: p, tensors: s.tensors, master: s.master, appliedSteps: s.step - (skipped - s.skipBase) });
+    }
+    return out;
   }
 
   /** Every parameter's state, in group order (read-only use: tests, checkpoints, memory reports). */

@@ -8,7 +8,7 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import type { Backend } from '../../engine/backend.js';
 import type { DeviceChoice } from '../../engine/device.js';
 import { initDevice } from '../../engine/device.js';
@@ -22,6 +22,7 @@ import type { LlamaModel } from '../../models/llama.js';
 import { BpeTokenizer } from '../../models/tokenizer/bpe.js';
 import { freezeLayersWithLora } from '../freeze.js';
 import type { TrainerState } from '../train/checkpoint.js';
+import { FINAL_DIR, finalModelDir } from '../train/final-model.js';
 import { latestCheckpoint, loadModelWeights, readCheckpointConfig, readTrainerState } from '../train/checkpoint.js';
 
 export interface LoadedCheckpoint {
@@ -35,12 +36,14 @@ export interface LoadedCheckpoint {
   state: TrainerState | null;
 }
 
-/** `--checkpoint DIR`: a checkpoint folder, or a run folder (its latest checkpoint). */
+/** `--checkpoint DIR`: a checkpoint folder, or a run folder (its final model when it finished, else its latest checkpoint). */
 export async function resolveCheckpointDir(arg: string): Promise<string> {
   const dir = resolve(arg);
   if (!existsSync(dir)) throw new StepError(`checkpoint folder ${dir} does not exist; pass a folder such as runs/NAME/checkpoints/step-000600 (or the run folder runs/NAME)`);
   if (!statSync(dir).isDirectory()) throw new StepError(`${dir} is a file; --checkpoint takes a checkpoint folder (holding config.json and model.safetensors)`);
   if (!existsSync(join(dir, 'config.json')) && existsSync(join(dir, 'latest.json'))) {
+    const final = finalModelDir(dir); // a finished run's plain model (adapters merged)
+    if (final) return final;
     const latest = await latestCheckpoint(dir);
     if (latest) return latest;
   }
@@ -145,7 +148,8 @@ export async function openCheckpoint(dirArg: string, choice: DeviceChoice): Prom
 
 /** The run's train-config.json next to a checkpoint (runs/NAME/checkpoints/step-N/../../), or null. */
 export async function runTrainConfig(dir: string): Promise<Record<string, unknown> | null> {
-  const path = join(dir, '..', '..', 'train-config.json');
+  // runs/NAME/checkpoints/step-N or runs/NAME/final (a finished run's plain model)
+  const path = basename(dir) === FINAL_DIR ? join(dir, '..', 'train-config.json') : join(dir, '..', '..', 'train-config.json');
   if (!existsSync(path)) return null;
   try {
     return JSON.parse(await readFile(path, 'utf8')) as Record<string, unknown>;

@@ -1,9 +1,10 @@
 import { join } from 'node:path';
 import { UsageError } from '../cli-args.js';
-import { EXPERIMENT_USAGE, experimentRuns, parseExperimentArgs } from '../experiment/design.js';
+import { EXPERIMENT_USAGE, parseExperimentArgs } from '../experiment/design.js';
+import { experimentRuns } from '../experiment/runs.js';
 import { runExperiment } from '../experiment/run.js';
 
-/** `step experiment`: vanilla vs STEP (2 and 3 stages) vs ReLoRA at equal tokens, then the report (see EXPERIMENT_USAGE). */
+/** `step experiment`: vanilla, STEP K=2 and K=3, ReLoRA and the ablations over several seeds, at equal tokens and FLOPs, then the report (see EXPERIMENT_USAGE). */
 export async function experiment(args: string[]): Promise<number> {
   const options = parseExperimentArgs(args);
   if (options.help) {

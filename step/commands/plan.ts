@@ -6,8 +6,14 @@ import { parseArgs, switches, valued } from '../cli-args.js';
 import type { LlamaConfig } from '../../models/config.js';
 import { configToJSON, parseConfigJSON } from '../../models/config.js';
 import { PRESET_NAMES, presetConfig } from '../../models/config-presets.js';
-import type { GaLoreModelState, Plan, PlannerMode, Precision } from '../planner/index.js';
-import { PLANNER_MODES, PRECISIONS, defaultRank, galoreModelState, maxGaloreRank, paperTable, planStages } from '../planner/index.js';
+import type { GaLoreModelState, PlannerMode, Precision } from '../planner/index.js';
+import { PLANNER_MODES, PRECISIONS, defaultRank, formatPlan, galoreModelState, maxGaloreRank, paperTable, planStages } from '../planner/index.js';
+import { DEFAULT_TRAIN_OPTIONS, parseConfigOverride } from '../train/options.js';
+
+export { formatPlan } from '../planner/index.js';
+
+/** The defaults of `step train --method step`, so that both commands plan the same stages. */
+const RUN_DEFAULTS = { mode: 'engine', precision: DEFAULT_TRAIN_OPTIONS.precision, rank: DEFAULT_TRAIN_OPTIONS.loraRank } as const;
 
 const USAGE = `usage: step plan (--preset NAME | --config PATH) --stages K [options]
        step plan --paper-table [--mode paper|engine] [--precision mixed|fp32] [--rank R]
@@ -15,34 +21,39 @@ options:
   --preset NAME          ${PRESET_NAMES.join(', ')}
   --config PATH          a Hugging Face config.json (or a checkpoint directory holding one)
   --stages K             number of stages (may be left out with --split)
-  --rank R               LoRA rank of the adapters on frozen layers (default hidden/4)
-  --mode paper|engine    paper: the published programme over decoder layers (default);
-                         engine: every tensor our engine allocates, embeddings and head included
-  --precision mixed|fp32 engine mode: bytes per parameter (default mixed, the paper's)
+  The defaults are step train's (--method step), so both plan the same stages for the same flags:
+  --rank R               LoRA rank of the adapters on frozen layers (default ${RUN_DEFAULTS.rank}, step train's --lora-rank)
+  --mode engine|paper    engine (default): every tensor our engine allocates, embeddings and head included;
+                         paper: the published programme over decoder layers (mixed precision)
+  --precision fp32|mixed engine mode: bytes per parameter (default ${RUN_DEFAULTS.precision}, step train's)
   --freeze-embeddings    engine mode: embeddings, final norm and head stop training after stage 1
                          (default: they keep training)
+  --no-pet               old layers frozen without LoRA adapters (the paper's no-PET ablation)
+  --stage-optimizer keep|reset  engine mode: Adam state of what trains on is kept through a transition (default keep)
+  --set KEY=VALUE        override a LlamaConfig key of the preset or config (repeatable)
   --split 12,6,6         evaluate this split instead of the optimal one
   --galore-rank R        engine mode: GaLore's projection rank for the baseline line (default hidden/4)
   --layers N             override the number of layers L of the preset/config
   --vocab-size N         override the vocabulary size
   --json                 print the plan as JSON (exact bytes)`;
 
-const VALUE_FLAGS = ['--preset', '--config', '--stages', '--rank', '--mode', '--precision', '--split', '--layers', '--vocab-size', '--galore-rank'] as const;
-const BOOL_FLAGS = ['--json', '--freeze-embeddings', '--paper-table'] as const;
+const VALUE_FLAGS = ['--preset', '--config', '--stages', '--rank', '--mode', '--precision', '--split', '--layers', '--vocab-size', '--stage-optimizer', '--galore-rank'] as const;
+const BOOL_FLAGS = ['--json', '--freeze-embeddings', '--no-pet', '--paper-table'] as const;
 
-type Flags = Partial<Record<(typeof VALUE_FLAGS)[number], string>> & Partial<Record<(typeof BOOL_FLAGS)[number] | '--help', true>>;
+type Flags = Partial<Record<(typeof VALUE_FLAGS)[number], string>> & Partial<Record<(typeof BOOL_FLAGS)[number] | '--help', true>> & { '--set'?: string[] };
 
 const PLAN_SPEC: CommandSpec = {
   command: 'plan',
   usage: USAGE,
-  flags: [...valued(VALUE_FLAGS, { '--preset': PRESET_NAMES, '--mode': PLANNER_MODES, '--precision': PRECISIONS }), ...switches(BOOL_FLAGS)],
+  flags: [...valued(VALUE_FLAGS, { '--preset': PRESET_NAMES, '--mode': PLANNER_MODES, '--precision': PRECISIONS, '--stage-optimizer': ['keep', 'reset'] }), ...switches(BOOL_FLAGS),
+    { name: '--set', takesValue: true, repeatable: true }],
 };
 
 /** --flag value and --flag=value (the shared parser); unknown flags, missing values and repeats are errors. */
 export function parsePlanArgs(args: readonly string[]): Flags {
   const a = parseArgs(PLAN_SPEC, args);
-  const flags: Record<string, string | true> = a.help ? { '--help': true } : {};
-  for (const [name, values] of a.values) flags[name] = values[0] === 'true' && (BOOL_FLAGS as readonly string[]).includes(name) ? true : values[0]!;
+  const flags: Record<string, string | true | string[]> = a.help ? { '--help': true } : {};
+  for (const [name, values] of a.values) flags[name] = name === '--set' ? [...values] : values[0] === 'true' && (BOOL_FLAGS as readonly string[]).includes(name) ? true : values[0]!;
   return flags as Flags;
 }
 
@@ -59,6 +70,10 @@ function oneOf<T extends string>(flag: string, v: string, valid: readonly T[]): 
 function loadConfig(f: Flags): { config: LlamaConfig; source: string } {
   if (f['--preset'] !== undefined && f['--config'] !== undefined) throw new StepError('step plan: give --preset or --config, not both');
   const overrides: Partial<LlamaConfig> = {};
+  for (const text of f['--set'] ?? []) {
+    const [key, value] = parseConfigOverride(text, 'plan');
+    (overrides as Record<string, unknown>)[key] = value;
+  }
   if (f['--layers'] !== undefined) overrides.num_hidden_layers = positiveInt('--layers', f['--layers']);
   if (f['--vocab-size'] !== undefined) overrides.vocab_size = positiveInt('--vocab-size', f['--vocab-size']);
   if (f['--preset'] !== undefined) return { config: presetConfig(f['--preset'], overrides), source: `preset ${f['--preset']}` };
@@ -86,52 +101,6 @@ function parseSplit(v: string): number[] {
   return parts.map((p) => Number(p.trim()));
 }
 
-const int = (n: number): string => n.toLocaleString('en-US');
-/** Decimal units (GB = 10^9 B), three decimals. */
-const gb = (n: number): string => (n >= 1e9 ? `${(n / 1e9).toFixed(3)} GB` : n >= 1e6 ? `${(n / 1e6).toFixed(3)} MB` : `${(n / 1e3).toFixed(3)} kB`);
-
-export function formatPlan(p: Plan, source: string, galore: GaLoreModelState | null = null): string {
-  const how = p.mode === 'paper'
-    ? 'paper (the published programme: 16 B per trainable, 2 B per frozen parameter; decoder layers only)'
-    : `engine, ${p.precision} precision (every model-state tensor; embeddings, final norm and head ${p.trainEmbeddings ? 'train in every stage' : 'frozen after stage 1'})`;
-  const header = ['stage', 'layers', 'new', 'old', 'parameter', 'frozen', 'gradient', 'optimizer', 'total'];
-  const rows = p.stages.map((s) => [String(s.stage), String(s.layers), String(s.newLayers), String(s.frozenLayers),
-    int(s.bytes.parameter), int(s.bytes.frozen), int(s.bytes.gradient), int(s.bytes.optimizer), int(s.bytes.total)]);
-  for (const t of p.transitions) {
-    const b = t.bytes;
-    rows.push([`${t.intoStage - 1}->${t.intoStage}`, '', '', '', int(b.parameter), int(b.frozen), int(b.gradient), int(b.optimizer), int(b.total)]);
-  }
-  const v = p.vanilla;
-  rows.push(['vanilla', String(p.layers), String(p.layers), '0', int(v.parameter), int(v.frozen), int(v.gradient), int(v.optimizer), int(v.total)]);
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (r: string[]): string => r.map((x, i) => x.padStart(widths[i]!)).join('  ');
-  const splitNote = p.optimal
-    ? (p.split.join(',') === p.optimalSplit.join(',') ? 'optimal' : `optimal too; the planner's choice is ${p.optimalSplit.join(',')}`)
-    : `not optimal: ${p.optimalSplit.join(',')} peaks at ${int(p.optimalPeak)} B (${gb(p.optimalPeak)})`;
-  return [
-    `STEP plan for ${source}: L = ${p.layers} layers, K = ${p.stages.length} stages, LoRA rank ${p.rank}`,
-    `mode: ${how}`,
-    `P = ${int(p.layerParams)} parameters per layer; E = ${int(p.loraParams)} LoRA parameters per layer`,
-    `split: ${p.split.join(',')} (${splitNote})`,
-    '',
-    'bytes of model state per stage and memory category (new: layers added and trained; old: earlier layers, frozen, with LoRA)' +
-      (p.transitions.length ? '; i->j: the most live while stage j is grown (weights only: the old optimizer state and gradients are freed first):' : ':'),
-    line(header),
-    ...rows.map(line),
-    '',
-    `peak: ${p.peakAt === 'transition' ? `transition into stage ${p.peakStage}` : `stage ${p.peakStage}`}, ${int(p.peak)} B (${gb(p.peak)})${p.mode === 'engine' ? ', the most model state live over the whole run' : ''}`,
-    `vanilla training of the target: ${int(v.total)} B (${gb(v.total)})`,
-    `reduction: ${(100 * p.reduction).toFixed(2)}%`,
-    ...(galore ? [galoreLine(galore, v.total)] : []),
-  ].join('\n') + '\n';
-}
-
-function galoreLine(g: GaLoreModelState, vanilla: number): string {
-  const b = g.bytes;
-  return `GaLore baseline, rank ${g.rank} (every layer trains; its 7 linears projected): ${int(b.total)} B (${gb(b.total)}; parameter ${int(b.parameter)}, ` +
-    `gradient ${int(b.gradient)}, optimizer ${int(b.optimizer)}), ${(100 * (1 - b.total / vanilla)).toFixed(2)}% below vanilla`;
-}
-
 /** `step plan`: the STEP stage sizes and the memory of each stage (see USAGE). */
 export async function plan(args: string[]): Promise<number> {
   const f = parsePlanArgs(args);
@@ -139,15 +108,20 @@ export async function plan(args: string[]): Promise<number> {
     process.stdout.write(USAGE + '\n');
     return 0;
   }
-  const mode = f['--mode'] === undefined ? undefined : oneOf<PlannerMode>('--mode', f['--mode'], PLANNER_MODES);
-  const precision = f['--precision'] === undefined ? undefined : oneOf<Precision>('--precision', f['--precision'], PRECISIONS);
-  const rank = f['--rank'] === undefined ? undefined : positiveInt('--rank', f['--rank']);
+  const givenMode = f['--mode'] === undefined ? undefined : oneOf<PlannerMode>('--mode', f['--mode'], PLANNER_MODES);
+  const givenPrecision = f['--precision'] === undefined ? undefined : oneOf<Precision>('--precision', f['--precision'], PRECISIONS);
+  const givenRank = f['--rank'] === undefined ? undefined : positiveInt('--rank', f['--rank']);
   if (f['--paper-table']) {
     const extra = Object.keys(f).filter((k) => !['--paper-table', '--mode', '--precision', '--rank'].includes(k));
     if (extra.length) throw new StepError(`step plan: --paper-table takes only --mode, --precision and --rank, not ${extra[0]}`);
-    process.stdout.write(paperTable({ ...(mode ? { mode } : {}), ...(precision ? { precision } : {}), ...(rank ? { rank } : {}) }));
+    process.stdout.write(paperTable({ ...(givenMode ? { mode: givenMode } : {}), ...(givenPrecision ? { precision: givenPrecision } : {}), ...(givenRank ? { rank: givenRank } : {}) }));
     return 0;
   }
+  const mode = givenMode ?? RUN_DEFAULTS.mode;
+  // paper mode is the paper's mixed precision; engine mode defaults to step train's precision
+  const precision = givenPrecision ?? (mode === 'engine' ? RUN_DEFAULTS.precision : undefined);
+  const rank = givenRank ?? RUN_DEFAULTS.rank;
+  const stageOptimizer = f['--stage-optimizer'] === undefined ? undefined : oneOf('--stage-optimizer', f['--stage-optimizer'], ['keep', 'reset'] as const);
   const { config, source } = loadConfig(f);
   const split = f['--split'] === undefined ? undefined : parseSplit(f['--split']);
   const stages = f['--stages'] === undefined ? undefined : positiveInt('--stages', f['--stages']);
@@ -156,10 +130,12 @@ export async function plan(args: string[]): Promise<number> {
     config,
     ...(stages !== undefined ? { stages } : {}),
     ...(split ? { split } : {}),
-    ...(rank !== undefined ? { rank } : {}),
-    ...(mode ? { mode } : {}),
+    rank,
+    mode,
     ...(precision ? { precision } : {}),
     ...(f['--freeze-embeddings'] ? { trainEmbeddings: false } : {}),
+    ...(f['--no-pet'] ? { pet: false } : {}),
+    ...(stageOptimizer ? { carryOptimizer: stageOptimizer === 'keep' } : {}),
   });
   let galore: GaLoreModelState | null = null;
   if (p.mode === 'engine') {

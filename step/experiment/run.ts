@@ -1,6 +1,7 @@
 /**
- * Runs the experiment of design.ts one run after another through the programmatic trainer, then
- * writes the HTML report and the summary (JSON and Markdown) into the experiment folder.
+ * Runs the experiment of design.ts / runs.ts one run after another through the programmatic
+ * trainer, evaluates each final model on the held-out tokens, then writes the HTML report (with
+ * the spread over seeds) and the summary (JSON and Markdown) into the experiment folder.
  * A rerun with the same folder reuses finished runs (when their options are the experiment's)
  * and resumes interrupted ones from their last checkpoint.
  */
@@ -10,10 +11,14 @@ import { join, resolve } from 'node:path';
 import { StepError } from '../../engine/errors.js';
 import { writeFileAtomic } from '../../models/data/atomic-write.js';
 import { writeReport } from '../report/html.js';
+import { spreadSection } from '../report/spread.js';
 import type { TrainOptions } from '../train/options.js';
 import { train } from '../train/trainer.js';
 import type { ExperimentOptions } from './design.js';
-import { experimentRuns } from './design.js';
+import type { FinalEval } from './final-eval.js';
+import { finalEvaluation } from './final-eval.js';
+import { runFlops } from './flops.js';
+import { experimentRuns, experimentTarget } from './runs.js';
 import type { ExperimentSummary } from './summary.js';
 import { experimentMarkdown, summarizeExperiment } from './summary.js';
 
@@ -50,20 +55,29 @@ export async function runExperiment(e: ExperimentOptions, command = 'step experi
   await mkdir(runsDir, { recursive: true });
   const runs = experimentRuns(e, runsDir);
   const started = performance.now();
-  for (const [i, o] of runs.entries()) {
+  const evals: FinalEval[] = [];
+  for (const [i, r] of runs.entries()) {
+    const o = r.options;
     const runDir = join(runsDir, o.name);
     const status = runStatus(runDir, o);
     say(`\n== run ${i + 1}/${runs.length}: ${o.name} (${status === 'done' ? 'finished before, reused' : status === 'resume' ? 'resuming' : `${o.steps} steps`}) ==`);
-    if (status === 'done') continue;
     const t0 = performance.now();
-    const r = await train(o, status === 'resume' ? o.name : null);
-    say(`${o.name}: validation loss ${r.valLoss?.toFixed(4) ?? 'n/a'}, perplexity ${r.valPerplexity?.toFixed(1) ?? 'n/a'} in ${((performance.now() - t0) / 60000).toFixed(1)} min`);
+    if (status !== 'done') await train(o, status === 'resume' ? o.name : null);
+    const ev = await finalEvaluation(runDir, o, e.finalEvalTokens);
+    evals.push(ev);
+    say(`${o.name}: held-out loss ${ev.loss.toFixed(4)}, perplexity ${ev.perplexity.toFixed(1)} on ${ev.tokens} tokens${status === 'done' ? '' : ` in ${((performance.now() - t0) / 60000).toFixed(1)} min`}`);
   }
-  const { path: reportPath, summaries } = await writeReport(runs.map((o) => join(runsDir, o.name)), join(dir, 'report.html'));
-  const summary = summarizeExperiment(summaries);
-  const markdown = experimentMarkdown(summary, command);
-  await writeFileAtomic(join(dir, 'summary.json'), JSON.stringify({ command, options: e, ...summary }, null, 2) + '\n');
+  const target = experimentTarget(e);
+  const flops = runs.map((r) => runFlops(r.options, target));
+  let summary: ExperimentSummary | null = null;
+  const { path: reportPath } = await writeReport(runs.map((r) => join(runsDir, r.name)), join(dir, 'report.html'), process.cwd(), (sums) => {
+    summary = summarizeExperiment(runs, sums, evals, flops);
+    return spreadSection(summary.groups, Math.min(...evals.map((x) => x.tokens)));
+  });
+  const s = summary as unknown as ExperimentSummary;
+  const markdown = experimentMarkdown(s, command);
+  await writeFileAtomic(join(dir, 'summary.json'), JSON.stringify({ command, options: e, ...s }, null, 2) + '\n');
   await writeFileAtomic(join(dir, 'summary.md'), markdown);
   say(`\n${markdown}\nexperiment took ${((performance.now() - started) / 60000).toFixed(1)} min in this process\nreport: ${reportPath}\nsummary: ${join(dir, 'summary.md')}`);
-  return { dir, reportPath, summary, markdown };
+  return { dir, reportPath, summary: s, markdown };
 }

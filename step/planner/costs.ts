@@ -69,9 +69,9 @@ function add(...bs: StateBytes[]): StateBytes {
  * adapters, and the embeddings/norm/head (layer bytes do not depend on the layer's index). A test
  * checks breakdown(n, prev) against the sum of listStageTensors for whole stages.
  */
-export function engineCostModel(c: LlamaConfig, rank: number, precision: Precision, trainEmbeddings = true): CostModel {
+export function engineCostModel(c: LlamaConfig, rank: number, precision: Precision, trainEmbeddings = true, pet = true): CostModel {
   const trainLayer = sumByCategory(layerTensors(c, 0, true, rank, precision));
-  const frozenLayer = sumByCategory(layerTensors(c, 0, false, rank, precision));
+  const frozenLayer = sumByCategory(layerTensors(c, 0, false, rank, precision, pet));
   const outerTrain = sumByCategory(outerTensors(c, true, precision));
   const outerLater = trainEmbeddings ? outerTrain : sumByCategory(outerTensors(c, false, precision));
   // prev = 0 exactly in stage 1, where everything trains.

@@ -6,3 +6,4 @@ export * from './costs.js';
 export * from './plan.js';
 export * from './table.js';
 export * from './galore.js';
+export * from './format.js';

@@ -28,6 +28,14 @@ export interface PlanOptions {
   trainEmbeddings?: boolean;
   /** Evaluate this split instead of solving for one. */
   split?: readonly number[];
+  /** Frozen layers carry LoRA adapters (default true); false: the no-PET ablation (no adapters). */
+  pet?: boolean;
+  /**
+   * Engine mode: the Adam state of parameters that train on across a boundary (embeddings, final
+   * norm, head) is kept through the transition, as `step train` does by default (true); false:
+   * every optimizer state is freed before growth (`--stage-optimizer reset`).
+   */
+  carryOptimizer?: boolean;
 }
 
 export interface StagePlan {
@@ -46,6 +54,10 @@ export interface Plan {
   /** 'mixed' in paper mode (the paper's 16/2 bytes). */
   precision: Precision;
   trainEmbeddings: boolean;
+  /** Frozen layers carry LoRA adapters (false: no-PET). */
+  pet: boolean;
+  /** The Adam state of what trains on is kept through each transition (engine mode). */
+  carryOptimizer: boolean;
   rank: number;
   /** L. */
   layers: number;
@@ -82,7 +94,7 @@ export function defaultRank(c: LlamaConfig): number {
 }
 
 /** The cost model for the options (validated). */
-export function costModelFor(o: PlanOptions): { model: CostModel; rank: number; mode: PlannerMode; precision: Precision; trainEmbeddings: boolean } {
+export function costModelFor(o: PlanOptions): { model: CostModel; rank: number; mode: PlannerMode; precision: Precision; trainEmbeddings: boolean; pet: boolean } {
   const mode = o.mode ?? 'paper';
   if (!(PLANNER_MODES as readonly string[]).includes(mode)) throw new StepError(`STEP planner: unknown mode ${JSON.stringify(mode)}; valid: ${PLANNER_MODES.join(', ')}`);
   if (mode === 'paper' && o.precision !== undefined && o.precision !== 'mixed') {
@@ -95,10 +107,11 @@ export function costModelFor(o: PlanOptions): { model: CostModel; rank: number; 
   if (!(PRECISIONS as readonly string[]).includes(precision)) throw new StepError(`STEP planner: unknown precision ${JSON.stringify(precision)}; valid: ${PRECISIONS.join(', ')}`);
   const rank = checkLoraRank(o.config, o.rank ?? defaultRank(o.config), 'STEP planner: LoRA');
   const trainEmbeddings = o.trainEmbeddings ?? true;
+  const pet = o.pet ?? true;
   const model = mode === 'paper'
-    ? (() => { const { P, E } = paperCounts(o.config, rank); return paperCostModel(P, E, o.config.num_hidden_layers); })()
-    : engineCostModel(o.config, rank, precision, trainEmbeddings);
-  return { model, rank, mode, precision, trainEmbeddings };
+    ? (() => { const { P, E } = paperCounts(o.config, rank); return paperCostModel(P, pet ? E : 0, o.config.num_hidden_layers); })()
+    : engineCostModel(o.config, rank, precision, trainEmbeddings, pet);
+  return { model, rank, mode, precision, trainEmbeddings, pet };
 }
 
 export function planStages(o: PlanOptions): Plan {
@@ -107,7 +120,8 @@ export function planStages(o: PlanOptions): Plan {
   const K = o.stages ?? o.split!.length;
   checkStageCount(L, K);
   if (o.split !== undefined) checkSplit(o.split, L, K);
-  const { model, rank, mode, precision, trainEmbeddings } = costModelFor(o);
+  const { model, rank, mode, precision, trainEmbeddings, pet } = costModelFor(o);
+  const carryOptimizer = o.carryOptimizer ?? true;
   const best = solveSplit(L, K, model.cost);
   const chosen = o.split ? evaluateSplit(o.split, model.cost) : best;
   const stages: StagePlan[] = [];
@@ -116,13 +130,13 @@ export function planStages(o: PlanOptions): Plan {
     let bytes = model.breakdown(n, prev);
     if (mode === 'engine') {
       // The engine's prediction is the sum over its tensor listing, the contract the model follows.
-      bytes = sumByCategory(listStageTensors(o.config, { split: chosen.split, stage: i + 1, rank, precision, trainEmbeddings }));
+      bytes = sumByCategory(listStageTensors(o.config, { split: chosen.split, stage: i + 1, rank, precision, trainEmbeddings, pet }));
     }
     stages.push({ stage: i + 1, newLayers: n, frozenLayers: prev, layers: prev + n, bytes });
     prev += n;
   }
   const transitions = mode === 'engine'
-    ? chosen.split.slice(1).map((_, i) => transitionBytes(o.config, { split: chosen.split, stage: i + 2, rank, precision, trainEmbeddings }))
+    ? chosen.split.slice(1).map((_, i) => transitionBytes(o.config, { split: chosen.split, stage: i + 2, rank, precision, trainEmbeddings, pet, carryOptimizer }))
     : [];
   // The peak over the run's life. A transition never exceeds the stage after it (tested), so the
   // solver's stage-only objective still finds the least whole-run peak; the max is taken anyway.
@@ -130,7 +144,7 @@ export function planStages(o: PlanOptions): Plan {
   for (const t of transitions) if (t.bytes.total > peak) { peak = t.bytes.total; peakStage = t.intoStage; peakAt = 'transition'; }
   const { P, E } = paperCounts(o.config, rank);
   return {
-    mode, precision, trainEmbeddings, rank, layers: L, layerParams: P, loraParams: E,
+    mode, precision, trainEmbeddings, pet, carryOptimizer, rank, layers: L, layerParams: P, loraParams: pet ? E : 0,
     split: chosen.split, optimal: chosen.peak === best.peak, optimalSplit: best.split, optimalPeak: best.peak,
     stages, transitions, peak, peakStage, peakAt, vanilla: model.vanilla,
     reduction: 1 - peak / model.vanilla.total,

@@ -16,7 +16,8 @@
  * trainable LoRA adapter `<linear>.lora_A` [r, in] and `<linear>.lora_B` [out, r]. The previous
  * stage's adapters are merged into the frozen weights before a stage starts, so there is one
  * adapter per frozen linear. Embeddings, the final norm and the head (absent when tied) train in
- * stage 1 and, unless `trainEmbeddings` is false, in every later stage. Vanilla training of the
+ * stage 1 and, unless `trainEmbeddings` is false, in every later stage. With `pet: false` (the
+ * paper's no-PET ablation) the old layers are frozen without adapters. Vanilla training of the
  * target is stage 1 of the split [L].
  */
 import type { LlamaConfig } from '../../models/config.js';
@@ -58,6 +59,8 @@ export interface StageSpec {
   trainEmbeddings?: boolean;
   /** Indices (in the N_s-layer model) of the n_s new layers; default the top ones. */
   newLayers?: readonly number[];
+  /** Do frozen layers carry LoRA adapters (parameter-efficient training)? Default true; false: no-PET. */
+  pet?: boolean;
 }
 
 const BYTES = { f32: 4, f16: 2 } as const;
@@ -82,14 +85,14 @@ export function parameterTensors(param: string, shape: number[], trainable: bool
 
 /**
  * One decoder layer at index i, in state-dict order (q, k, v, o, gate, up, down, then the two
- * norms): trainable, or frozen with a LoRA adapter of `rank` on each linear.
+ * norms): trainable, or frozen with a LoRA adapter of `rank` on each linear (none when `pet` is false).
  */
-export function layerTensors(c: LlamaConfig, i: number, trainable: boolean, rank: number, precision: Precision): TensorSpec[] {
+export function layerTensors(c: LlamaConfig, i: number, trainable: boolean, rank: number, precision: Precision, pet = true): TensorSpec[] {
   const pre = `model.layers.${i}`;
   const out: TensorSpec[] = [];
   for (const l of layerLinears(c)) {
     out.push(...parameterTensors(`${pre}.${l.path}.weight`, [l.out, l.in], trainable, precision));
-    if (!trainable) {
+    if (!trainable && pet) {
       out.push(...parameterTensors(`${pre}.${l.path}.lora_A`, [rank, l.in], true, precision));
       out.push(...parameterTensors(`${pre}.${l.path}.lora_B`, [l.out, rank], true, precision));
     }
@@ -137,7 +140,7 @@ export function listStageTensors(c: LlamaConfig, s: StageSpec): TensorSpec[] {
   const outerTrains = s.stage === 1 || (s.trainEmbeddings ?? true);
   const outer = outerTensors(c, outerTrains, s.precision);
   const layers: TensorSpec[] = [];
-  for (let i = 0; i < prev + n; i++) layers.push(...layerTensors(c, i, isNew.has(i), s.rank, s.precision));
+  for (let i = 0; i < prev + n; i++) layers.push(...layerTensors(c, i, isNew.has(i), s.rank, s.precision, s.pet ?? true));
   // State-dict order: embeddings, layers, final norm, head.
   return [outer[0]!, ...layers, ...outer.slice(1)];
 }

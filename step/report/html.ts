@@ -64,7 +64,8 @@ path.raw{fill:none;stroke-width:1;opacity:.22}path.smooth{fill:none;stroke-width
 .legend{margin:4px 0}.note{color:#555;font-size:12.5px}
 `;
 
-export function renderReport(runs: RunData[], sums: RunSummary[], generated = new Date()): string {
+/** `extra`: HTML inserted after the final validation table (the experiment's spread over seeds). */
+export function renderReport(runs: RunData[], sums: RunSummary[], generated = new Date(), extra = ''): string {
   const json = JSON.stringify(chartData(runs, sums)).replace(/</g, '\\u003c');
   const runLegend = runs.map((r, i) => `<span class="key"><i style="background:${RUN_COLORS[i % RUN_COLORS.length]}"></i>${esc(r.name)}</span>`).join('');
   return `<!doctype html>
@@ -77,6 +78,7 @@ export function renderReport(runs: RunData[], sums: RunSummary[], generated = ne
 <h2 id="summary">Final validation</h2>
 ${summaryTable(sums, runs.map((_, i) => RUN_COLORS[i % RUN_COLORS.length]!))}
 <p class="note">Validation loss and perplexity are from the last evaluation; the unigram baseline is the perplexity of the validation tokens under the training tokens' unigram distribution (a model must beat it, ratio below 1, to have learned anything beyond token frequencies). Peak model state is the most parameter, frozen, gradient and optimizer bytes live at once over the whole run, stage transitions included (the memory tracker's peak, never reset during a run); the tracker peak also counts activations, temporaries and staging buffers. Logs written before the whole-run peak was logged fall back to the live bytes after logged steps.</p>
+${extra}
 <h2 id="loss">Loss against training tokens</h2>
 <div class="legend">${runLegend} <span class="note">faint: train loss per step; solid: smoothed; dashed with dots: validation; dotted vertical: STEP stage boundaries</span></div>
 <label class="note">smoothing <input id="smoothing" type="range" min="0" max="0.99" step="0.01" value="0.9"> <span id="smoothing-value">0.9</span></label>
@@ -103,7 +105,7 @@ ${configTable(runs, sums)}
 }
 
 /** Loads the runs, renders the page and writes it atomically to `out`; returns the summaries. */
-export async function writeReport(runSpecs: readonly string[], out: string, cwd = process.cwd()): Promise<{ path: string; summaries: RunSummary[] }> {
+export async function writeReport(runSpecs: readonly string[], out: string, cwd = process.cwd(), extra?: (sums: RunSummary[]) => string): Promise<{ path: string; summaries: RunSummary[] }> {
   if (runSpecs.length === 0) throw new StepError('step report: give at least one run (a folder runs/NAME or a NAME under ./runs)');
   const runs = runSpecs.map((s) => loadRun(s, cwd));
   const names = runs.map((r) => r.name);
@@ -113,6 +115,6 @@ export async function writeReport(runSpecs: readonly string[], out: string, cwd 
   for (const r of runs) sums.push(await summarizeRun(r));
   const path = resolve(cwd, out);
   mkdirSync(dirname(path), { recursive: true });
-  await writeFileAtomic(path, renderReport(runs, sums));
+  await writeFileAtomic(path, renderReport(runs, sums, new Date(), extra?.(sums) ?? ''));
   return { path, summaries: sums };
 }

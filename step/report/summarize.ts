@@ -11,6 +11,9 @@ import { BpeTokenizer } from '../../models/tokenizer/bpe.js';
 import type { Plan } from '../planner/plan.js';
 import { planStages } from '../planner/plan.js';
 import { engineCostModel } from '../planner/costs.js';
+import { DEFAULT_TRAIN_OPTIONS } from '../train/options.js';
+import { runPlan } from '../train/run-plan.js';
+import { describeProcedure } from '../train/step-method.js';
 import type { PeakLog, RunData, StateCategory } from './load-run.js';
 import { STATE_KEYS } from './load-run.js';
 
@@ -79,7 +82,10 @@ async function vocabOf(run: RunData): Promise<{ vocab: number; source: string }>
 
 function describe(run: RunData, plan: Plan | null): string {
   const o = run.options;
-  if (o.method === 'step') return `STEP, ${plan ? `split ${plan.split.join('+')}` : `${o.stages} stages`}, LoRA rank ${o.loraRank}`;
+  if (o.method === 'step') {
+    // runs written before the procedure choices were options ran the defaults
+    return `STEP, ${plan ? `split ${plan.split.join('+')}` : `${o.stages} stages`}; ${describeProcedure({ ...DEFAULT_TRAIN_OPTIONS, ...o })}`;
+  }
   if (o.method === 'relora') return `ReLoRA, warm start ${o.reloraWarmStart}, restart every ${o.reloraEvery}, rank ${o.loraRank}`;
   if (o.method === 'galore') return `GaLore, rank ${o.galoreRank}, projector refreshed every ${o.galoreUpdateGap} steps, scale ${o.galoreScale}`;
   return 'vanilla';
@@ -100,11 +106,10 @@ export async function summarizeRun(run: RunData): Promise<RunSummary> {
   }
   let plan: Plan | null = null, paperPlan: Plan | null = null;
   if (target && o.method === 'step') {
-    // Exactly the call the trainer makes (step/train/methods.ts), so the stages are the run's own.
-    const how = o.split ? { split: o.split } : { stages: o.stages };
+    // Exactly the call the trainer makes (step/train/run-plan.ts), so the stages are the run's own.
     try {
-      plan = planStages({ config: target, ...how, rank: o.loraRank, mode: 'engine', precision: o.precision });
-      paperPlan = planStages({ config: target, split: plan.split, rank: o.loraRank, mode: 'paper' });
+      plan = runPlan(o, target);
+      paperPlan = planStages({ config: target, split: plan.split, rank: o.loraRank, mode: 'paper', pet: plan.pet });
     } catch (e) {
       targetError = `planner: ${(e as Error).message}`;
     }

@@ -2,16 +2,14 @@ import { CATEGORIES } from '../../engine/memory.js';
 import { Generator } from '../../engine/random.js';
 import { jaggedCosineSchedule, warmupCosineSchedule } from '../../engine/optim/schedules.js';
 import type { LlamaConfig } from '../../models/config.js';
-import { freezeLayersWithLora, mergeLora, restartLora } from '../freeze.js';
-import { growModel } from '../growth.js';
-import { planStages } from '../planner/plan.js';
-import { listStageTensors } from '../planner/tensors.js';
+import { freezeLayersWithLora, restartLora } from '../freeze.js';
 import type { TrainerState } from './checkpoint.js';
 import type { TrainOptions } from './options.js';
 import { galorePlan } from './galore-method.js';
 import { makeOptimizer } from './session.js';
 import { wholeRunPeak } from './run-log.js';
 import type { Run } from './trainer.js';
+import { stepPlan } from './step-method.js';
 
 /**
  * What a training method decides: the model's structure at each step (growth and freezing for
@@ -22,6 +20,8 @@ export interface MethodPlan {
   /** Layers of the model at step 0. */
   initialLayers: number;
   describe(): string;
+  /** Extra fields of the run's `start` event (STEP: the plan it trains with). */
+  startFields?(): Record<string, unknown>;
   lrScale(state: TrainerState): number;
   /** Runs before each step: grows, freezes or restarts when the step calls for it. */
   beforeStep(run: Run): Promise<void>;
@@ -55,70 +55,6 @@ export function logMemory(run: Run, predicted: Record<string, number> | null): v
   const match = predicted ? Object.keys(measured).every((k) => measured[k] === predicted[k]) : null;
   run.log.write('memory', { step: run.state.step, stage: run.state.stage, measured, measuredTotal: total, predicted, match, peak: wholeRunPeak(run.device) });
   if (predicted && !match) run.progress.note(`warning: stage ${run.state.stage + 1} model-state bytes ${JSON.stringify(measured)} differ from the planner's ${JSON.stringify(predicted)}`);
-}
-
-function stepPlan(o: TrainOptions, target: LlamaConfig): MethodPlan {
-  const L = target.num_hidden_layers;
-  const split = o.split ?? planStages({ config: target, stages: o.stages, rank: o.loraRank, mode: 'engine', precision: o.precision }).split;
-  if (split.reduce((a, b) => a + b, 0) !== L) throw new Error(`STEP: the split [${split.join(',')}] must sum to the target's ${L} layers`);
-  const K = split.length;
-  if (o.stageTokens && o.stageTokens.length !== K) throw new Error(`STEP: --stage-tokens gives ${o.stageTokens.length} stages but the split has ${K}`);
-  const perStep = o.batchSize * o.seqLen * o.gradAccum;
-  // stage s starts after the tokens of the stages before it (equal shares of the run by default)
-  const stageSteps = o.stageTokens ? o.stageTokens.map((t) => Math.round(t / perStep)) : split.map((_, s) => Math.round(((s + 1) * o.steps) / K) - Math.round((s * o.steps) / K));
-  const starts = stageSteps.map((_, s) => stageSteps.slice(0, s).reduce((a, b) => a + b, 0));
-  const schedule = warmupCosineSchedule({ warmupSteps: o.warmupSteps, totalSteps: o.steps, minRatio: o.minLrRatio });
-  const stageOf = (step: number) => starts.filter((st) => st <= step).length - 1;
-  return {
-    stages: K, initialLayers: split[0]!,
-    describe: () => `method: STEP, split [${split.join(', ')}] of ${L} layers, LoRA rank ${o.loraRank}; stages start at steps ${starts.join(', ')}${o.stageReloraEvery ? `; adapters restart every ${o.stageReloraEvery} steps (ReLoRA)` : ''}`,
-    lrScale: (s) => {
-      const ramp = s.stage > 0 && o.stageWarmupSteps > 0 ? Math.min(1, (s.step - s.stageStartStep + 1) / o.stageWarmupSteps) : 1;
-      return schedule(s.step) * ramp;
-    },
-    async beforeStep(run) {
-      const next = stageOf(run.state.step);
-      if (next <= run.state.stage) {
-        // ReLoRA inside a LoRA stage: periodic merge-and-restart of the adapters
-        const { state } = run, every = o.stageReloraEvery;
-        const inStage = state.step - state.stageStartStep;
-        if (every > 0 && state.stage > 0 && inStage > 0 && inStage % every === 0 && state.lastRestart !== state.step) await restart(run, o);
-        return;
-      }
-      // stage boundary. The old optimizer state and gradients go first, so the grown model is
-      // never allocated beside them; then merge the adapters, grow, freeze the old layers with
-      // fresh adapters, and make a new optimizer (its state is allocated at the stage's first step).
-      const { state } = run;
-      run.optimizer.dispose();
-      for (const [, t] of run.model.namedTensors()) { t.grad?.dispose(); t.grad = null; }
-      mergeLora(run.model);
-      const { model, origin } = growModel(run.model, split[next]!, { operator: 'interpolation-mean', placement: 'upper' });
-      run.model = model;
-      run.config = { ...run.config, num_hidden_layers: model.layers.length };
-      state.frozenLayers = origin.flatMap((x, i) => (x === null ? [] : [i]));
-      freezeLayersWithLora(model, state.frozenLayers, { rank: o.loraRank, alpha: o.loraAlpha, seed: o.seed + next + 1, dropout: o.loraDropout });
-      run.optimizer = makeOptimizer(model, o);
-      state.stage = next;
-      state.stageStartStep = run.state.step;
-      state.lora = { rank: o.loraRank, alpha: o.loraAlpha };
-      run.log.write('stage', { stage: next, step: state.step, layers: model.layers.length, frozenLayers: state.frozenLayers });
-      run.progress.note(`stage ${next + 1}/${K} at step ${state.step}: ${model.layers.length} layers (${split[next]} new), ${state.frozenLayers.length} frozen with LoRA rank ${o.loraRank}`);
-    },
-    afterFirstStep(run) {
-      const stage = run.state.stage + 1;
-      const tensors = listStageTensors({ ...target, vocab_size: run.config.vocab_size }, { split, stage, rank: o.loraRank, precision: o.precision, newLayers: newLayerIndices(run) });
-      const predicted: Record<string, number> = { parameter: 0, frozen: 0, gradient: 0, optimizer: 0 };
-      for (const t of tensors) predicted[t.category] = (predicted[t.category] ?? 0) + t.bytes;
-      logMemory(run, predicted);
-    },
-    firstStepOfStage: (stage) => starts[stage] ?? 0,
-    isStageEnd: (step) => starts.includes(step) && step > 0,
-  };
-}
-
-function newLayerIndices(run: Run): number[] {
-  const frozen = new Set(run.state.frozenLayers);
-  return run.model.layers.map((_, i) => i).filter((i) => !frozen.has(i));
 }
 
 function reloraPlan(o: TrainOptions, target: LlamaConfig): MethodPlan {
@@ -168,7 +104,7 @@ export function restartGenerator(runSeed: number, step: number, layer: number, l
 }
 
 /** ReLoRA's restart: merge the adapters into the weights, re-initialise them, prune their Adam state (99% by magnitude). */
-async function restart(run: Run, o: TrainOptions): Promise<void> {
+export async function restart(run: Run, o: TrainOptions): Promise<void> {
   const { state } = run;
   const adapters = run.model.layers.flatMap((l) => l.linears.flatMap((x) => (x.lora ? [x.lora] : [])));
   restartLora(run.model, (layer, linear) => restartGenerator(o.seed, state.step, layer, linear));

@@ -1,4 +1,6 @@
 import type { Precision } from '../../engine/optim/optimizer.js';
+import type { GrowthOperator, Placement } from '../growth.js';
+import type { StageTiming } from './stage-schedule.js';
 import { PRESET_NAMES } from '../../models/config-presets.js';
 import type { CommandSpec } from '../cli-args.js';
 import { numberValue, parseArgs, UsageError } from '../cli-args.js';
@@ -51,6 +53,17 @@ export interface TrainOptions {
   stageReloraEvery: number;
   /** STEP: warm-up steps at the start of each later stage (the LR restarts after growth). */
   stageWarmupSteps: number;
+  /** STEP: how new layers are made (`interpolation-mean`, the paper's) and where they go (`upper`, the paper's best). */
+  growthOperator: GrowthOperator;
+  placement: Placement;
+  /** STEP, the paper's no-PET ablation: old layers frozen without adapters. */
+  noPet: boolean;
+  /** STEP: embeddings, final norm and LM head freeze with the old layers after stage 1 (default: they keep training). */
+  freezeEmbeddings: boolean;
+  /** STEP: at a boundary, parameters that keep training keep their Adam state (`keep`) or start afresh (`reset`). */
+  stageOptimizer: 'keep' | 'reset';
+  /** STEP: stage lengths and LR schedules (see stage-schedule.ts): `equal` shares of one schedule, or the paper's per-stage rule. */
+  stageTiming: StageTiming;
   /** ReLoRA: merge-and-restart period (steps) and full-rank warm start (steps). */
   reloraEvery: number;
   reloraWarmStart: number;
@@ -71,6 +84,7 @@ export const DEFAULT_TRAIN_OPTIONS: TrainOptions = {
   evalBatches: 8, checkpointEvery: 200, logEvery: 1, seed: 1, precision: 'fp32', device: 'auto',
   split: null, stages: 2, loraRank: 8, loraAlpha: 16, loraDropout: 0, stageTokens: null, stageReloraEvery: 0, stageWarmupSteps: 10, reloraEvery: 100, reloraWarmStart: 50,
   galoreRank: null, galoreUpdateGap: 200, galoreScale: 0.25,
+  growthOperator: 'interpolation-mean', placement: 'upper', noPet: false, freezeEmbeddings: false, stageOptimizer: 'keep', stageTiming: 'equal',
   checkpointActivations: false, stopAfter: null,
 };
 
@@ -86,7 +100,7 @@ export const RESUME_OVERRIDABLE: ReadonlySet<keyof TrainOptions> = new Set<keyof
 ]);
 
 /** Options that are switches (a flag without a value sets them true). */
-const SWITCHES: ReadonlySet<keyof TrainOptions> = new Set<keyof TrainOptions>(['checkpointActivations']);
+const SWITCHES: ReadonlySet<keyof TrainOptions> = new Set<keyof TrainOptions>(['checkpointActivations', 'noPet', 'freezeEmbeddings']);
 
 /** `--flag` -> option key, for every option that takes a value (all but configOverrides, which is --set, and the switches). */
 const FLAG_KEY: ReadonlyMap<string, keyof TrainOptions> = new Map(
@@ -109,6 +123,11 @@ export const TRAIN_USAGE = `usage: step train [options]     (no options: the tin
   --checkpoint-activations   recompute each decoder block in backward: same gradients, far fewer activation bytes
   STEP:   --stages K | --split 2,1,1   --stage-tokens T1,T2,..   --lora-rank R --lora-alpha A --lora-dropout P
           --stage-warmup W   --stage-relora-every N (ReLoRA restarts of the adapters inside each LoRA stage)
+          --growth interpolation-mean|stack|function-preserving   --placement upper|intermediate|lower|random
+          --no-pet (old layers frozen without adapters)   --freeze-embeddings (embeddings, norm, head freeze after stage 1)
+          --stage-optimizer keep|reset (Adam state of what trains on across a boundary; default keep)
+          --stage-timing equal|paper (equal shares of one schedule; paper: each stage its own warm-up + cosine,
+                                      grown at 75% of its planned steps)
   ReLoRA: --relora-every N --relora-warm-start N --lora-rank R --lora-alpha A --lora-dropout P
           --stage-warmup W (warm-up after each restart)
   GaLore: --galore-rank R (default hidden/4) --galore-update-gap T (default 200) --galore-scale S (default 0.25)

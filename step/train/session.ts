@@ -5,7 +5,8 @@ import type { Tensor } from '../../engine/tensor.js';
 import type { LlamaConfig } from '../../models/config.js';
 import { initLlama } from '../../models/llama.js';
 import type { LlamaModel } from '../../models/llama.js';
-import { freezeLayersWithLora } from '../freeze.js';
+import type { CarriedState } from '../../engine/optim/optimizer.js';
+import { freezeLayers, freezeLayersWithLora, freezeOuter } from '../freeze.js';
 import type { TrainOptions } from './options.js';
 
 /** The optimizers a run uses: AdamW, or GaLore's projected AdamW for `--method galore`. */
@@ -15,8 +16,10 @@ export type TrainOptimizer = AdamW | GaLoreAdamW;
  * AdamW over the trainable tensors in two groups: matrices with weight decay, vectors (norms)
  * without, as is usual for LLaMA pre-training. With `--method galore` the decoder layers' linears
  * form a third group, projected at --galore-rank (GaLore's reference: attention and MLP modules).
+ * `carry`: state released by the previous stage's optimizer for parameters that keep training
+ * (adopted, not allocated again; STEP's stage boundaries, AdamW only).
  */
-export function makeOptimizer(model: LlamaModel, o: TrainOptions): TrainOptimizer {
+export function makeOptimizer(model: LlamaModel, o: TrainOptions, carry: readonly CarriedState[] = []): TrainOptimizer {
   const params = model.parameters();
   const options = {
     lr: o.lr, betas: [o.beta1, o.beta2] as [number, number], eps: o.eps, weightDecay: o.weightDecay,
@@ -27,14 +30,21 @@ export function makeOptimizer(model: LlamaModel, o: TrainOptions): TrainOptimize
   const groups: { params: Tensor[]; weightDecay?: number; rank?: number }[] = [];
   if (decay.length) groups.push({ params: decay });
   if (noDecay.length) groups.push({ params: noDecay, weightDecay: 0 });
-  if (o.method !== 'galore') return new AdamW(groups, options);
+  if (o.method !== 'galore') return new AdamW(groups, { ...options, carry });
   groups.push({ params: params.filter((p) => projected.has(p)), rank: o.galoreRank! });
   return new GaLoreAdamW(groups, { ...options, updateGap: o.galoreUpdateGap, scale: o.galoreScale, seed: o.seed });
 }
 
-/** A model of the given structure: fresh weights from the seed, with LoRA adapters on `frozenLayers`. */
+/**
+ * A model of the given structure: fresh weights from the seed, `frozenLayers` frozen with LoRA
+ * adapters (without, for STEP's --no-pet), and for STEP's --freeze-embeddings the embeddings,
+ * norm and head frozen once layers are (any stage after the first).
+ */
 export function buildModel(config: LlamaConfig, device: Backend, o: TrainOptions, frozenLayers: readonly number[], loraSeed: number): LlamaModel {
   const model = initLlama(config, { device, seed: o.seed, dtype: o.precision === 'mixed' ? 'f16' : 'f32' });
-  if (frozenLayers.length) freezeLayersWithLora(model, frozenLayers, { rank: o.loraRank, alpha: o.loraAlpha, seed: loraSeed, dropout: o.loraDropout ?? 0 });
+  if (!frozenLayers.length) return model;
+  if (o.method === 'step' && o.noPet) freezeLayers(model, frozenLayers);
+  else freezeLayersWithLora(model, frozenLayers, { rank: o.loraRank, alpha: o.loraAlpha, seed: loraSeed, dropout: o.loraDropout ?? 0 });
+  if (o.method === 'step' && o.freezeEmbeddings) freezeOuter(model);
   return model;
 }

@@ -173,7 +173,7 @@ export async function startRun(options: TrainOptions, resumeName: string | null,
       for (const c of changes) run.progress.note(`resume: ${c.flag} ${formatValue(c.from)} -> ${formatValue(c.to)}`);
       run.progress.note(resumeDir ? `resuming ${runDir} from ${resumeDir} (step ${state.step})` : `resuming ${runDir} from the start (it has no checkpoint yet)`);
     } else {
-      log.write('start', { options: o, device: device.description, data: data.description, trainTokens: data.train.length, validationTokens: data.validation.length, unigramPerplexity: data.unigramPerplexity, plan: plan.describe() });
+      log.write('start', { options: o, device: device.description, data: data.description, trainTokens: data.train.length, validationTokens: data.validation.length, unigramPerplexity: data.unigramPerplexity, plan: plan.describe(), ...plan.startFields?.() });
       run.progress.note(`run folder: ${runDir}\ndevice: ${device.description}\ndata: ${data.description}; unigram perplexity ${data.unigramPerplexity.toFixed(1)}\n${plan.describe()}`);
     }
     return run;

@@ -24,6 +24,7 @@ import type { Progress, RunLog } from './run-log.js';
 import { wholeRunPeak } from './run-log.js';
 import type { TrainExtra } from './start.js';
 import { startRun } from './start.js';
+import { writeFinalModel } from './final-model.js';
 
 /** Everything one run holds while it trains. */
 export interface Run {
@@ -152,6 +153,7 @@ async function loop(run: Run): Promise<TrainResult> {
       return result(run, lastVal, true);
     }
   }
+  await writeFinalModel(run); // adapters merged: a plain LLaMA in runs/NAME/final
   run.log.write('end', { step: state.step, tokens: state.tokens, valLoss: lastVal?.loss ?? null, valPerplexity: lastVal?.perplexity ?? null, unigramPerplexity: run.data.unigramPerplexity, peak: wholeRunPeak(run.device) });
   return result(run, lastVal, false);
 }

@@ -9,7 +9,9 @@ import { PRESET_NAMES, presetConfig } from '../../models/config-presets.js';
 import type { NumberRule } from '../cli-args.js';
 import { closestFlag, describeRule, fitsRule, UsageError } from '../cli-args.js';
 import { maxGaloreRank } from '../planner/galore.js';
+import { GROWTH_OPERATORS, PLACEMENTS } from '../growth.js';
 import type { TrainOptions } from './options.js';
+import { STAGE_TIMINGS, stageLrSchedule, stageSchedule } from './stage-schedule.js';
 
 /** The command-line flag of each option (messages name flags, not field names). */
 export const OPTION_FLAG: Record<keyof TrainOptions, string> = {
@@ -23,6 +25,8 @@ export const OPTION_FLAG: Record<keyof TrainOptions, string> = {
   reloraEvery: '--relora-every', reloraWarmStart: '--relora-warm-start', stopAfter: '--stop-after',
   checkpointActivations: '--checkpoint-activations',
   galoreRank: '--galore-rank', galoreUpdateGap: '--galore-update-gap', galoreScale: '--galore-scale',
+  growthOperator: '--growth', placement: '--placement', noPet: '--no-pet', freezeEmbeddings: '--freeze-embeddings',
+  stageOptimizer: '--stage-optimizer', stageTiming: '--stage-timing',
 };
 
 /** Largest vocabulary accepted: 4x the largest in common use (262,144); each token is a row of the embedding and of the head. */
@@ -70,10 +74,15 @@ export const CHOICES = {
   method: ['vanilla', 'step', 'relora', 'galore'],
   precision: ['fp32', 'mixed'],
   device: ['auto', 'webgpu', 'cpu'],
+  growthOperator: GROWTH_OPERATORS,
+  placement: PLACEMENTS,
+  stageOptimizer: ['keep', 'reset'],
+  stageTiming: STAGE_TIMINGS,
 } as const;
 
 /** Options only STEP uses; `--lora-*` also serve ReLoRA, and ReLoRA's restarts warm up over --stage-warmup. */
-const STEP_ONLY: readonly (keyof TrainOptions)[] = ['stages', 'split', 'stageTokens', 'stageReloraEvery'];
+const STEP_ONLY: readonly (keyof TrainOptions)[] = ['stages', 'split', 'stageTokens', 'stageReloraEvery',
+  'growthOperator', 'placement', 'noPet', 'freezeEmbeddings', 'stageOptimizer', 'stageTiming'];
 const LORA: readonly (keyof TrainOptions)[] = ['loraRank', 'loraAlpha', 'loraDropout'];
 const RELORA_ONLY: readonly (keyof TrainOptions)[] = ['reloraEvery', 'reloraWarmStart'];
 const GALORE_ONLY: readonly (keyof TrainOptions)[] = ['galoreRank', 'galoreUpdateGap', 'galoreScale'];
@@ -208,15 +217,15 @@ export function validateTrainOptions(o: TrainOptions, given?: ReadonlySet<keyof 
     }
   }
   if (o.stageTokens) {
-    const perStep = o.batchSize * o.seqLen * o.gradAccum;
-    const steps = o.stageTokens.map((t) => Math.round(t / perStep));
-    if (steps.some((n) => n < 1)) fail(`--stage-tokens: every stage needs at least one step of ${perStep} tokens, got [${o.stageTokens.join(', ')}]`);
     if (o.split && o.split.length !== o.stageTokens.length) fail(`--stage-tokens gives ${o.stageTokens.length} stages but --split gives ${o.split.length}`);
-    const total = steps.reduce((a, b) => a + b, 0);
+    const total = stageSchedule(o, o.stageTokens.length).total; // refuses stages of no step
+    const perStep = o.batchSize * o.seqLen * o.gradAccum;
     if (given?.has('steps') && o.steps !== total) fail(`--steps ${o.steps} but --stage-tokens makes the run ${total} steps of ${perStep} tokens; give one of them`);
     o.steps = total;
     o.stages = o.stageTokens.length;
   }
+  if (o.method === 'step') stageLrSchedule(o, stageSchedule(o, o.stages)); // no stage of 0 steps, warm-ups that fit
+  if (o.method === 'step' && o.noPet && o.stageReloraEvery > 0) fail('--stage-relora-every restarts adapters, but --no-pet trains without them; leave one out');
   if (o.warmupSteps >= o.steps) fail(`--warmup (${o.warmupSteps}) must be below --steps (${o.steps})`);
   if (o.method === 'relora' && o.reloraWarmStart >= o.steps) fail(`--relora-warm-start ${o.reloraWarmStart} must be below --steps ${o.steps}, or the run never leaves its full-rank warm start`);
   return o;

@@ -50,7 +50,7 @@ test('step CMD: stray positionals and unknown flags give one line with a suggest
   assert.equal(noHint.status, 2);
   assert.match(noHint.stderr, /^step eval: unexpected argument "whatever"\nusage: step eval/);
   for (const [cmd, bad, near] of [['train', '--stepz', '--steps'], ['eval', '--checkpiont', '--checkpoint'], ['generate', '--max-new-token', '--max-new-tokens'],
-    ['grads', '--token', '--tokens'], ['plan', '--stage', '--stages'], ['report', '--output', '--out'], ['experiment', '--method', '--methods'], ['presets', '--jsno', '--json']] as const) {
+    ['grads', '--token', '--tokens'], ['plan', '--stage', '--stages'], ['report', '--output', '--out'], ['experiment', '--run', '--runs'], ['presets', '--jsno', '--json']] as const) {
     const r = step(cmd, `${bad}=1`);
     assert.equal(r.status, 2, `${cmd} ${bad}`);
     assert.equal(r.stderr, `step ${cmd}: unknown option ${bad} (did you mean ${near}?)\n`);
