@@ -2,22 +2,16 @@
  * The model of an SFT run: the base checkpoint loaded as a plain LLaMA (a STEP or ReLoRA
  * checkpoint's adapters merged first), in the run's precision, and for LoRA fine-tuning every
  * layer's linears given adapters with everything else frozen (embeddings, norms, head included),
- * as PEFT's LoRA does. At the end the adapters are merged and the plain model is written.
+ * as PEFT's LoRA does. At the end the trainer merges the adapters and writes the plain model
+ * (step/train/final-model.ts).
  */
-import { mkdir, rm } from 'node:fs/promises';
-import { join } from 'node:path';
-import { writeFileAtomic } from '../../engine/atomic-write.js';
 import type { Backend } from '../../engine/backend.js';
-import { saveSafetensors } from '../../engine/safetensors.js';
 import type { LlamaConfig } from '../../models/config.js';
-import { configToJSON } from '../../models/config.js';
 import { setTrainable } from '../../models/linear.js';
 import { initLlama } from '../../models/llama.js';
 import type { LlamaModel } from '../../models/llama.js';
-import type { BpeTokenizer } from '../../models/tokenizer/bpe.js';
 import { loadCheckpointModel } from '../commands/checkpoint-model.js';
 import { freezeLayersWithLora, mergeLora, unfreezeAll } from '../freeze.js';
-import { checkpointWriteError, renameIntoPlace } from '../train/checkpoint.js';
 import type { SftOptions } from './options.js';
 
 const dtypeOf = (o: Pick<SftOptions, 'precision'>) => (o.precision === 'mixed' ? 'f16' : 'f32');
@@ -62,29 +56,4 @@ export async function loadBaseModel(dir: string, device: Backend, o: SftOptions)
   }
   addTuningAdapters(model, o);
   return model;
-}
-
-/** The folder of a run's tuned model. */
-export const finalDir = (runDir: string) => join(runDir, 'final');
-
-/**
- * Merges the adapters (LoRA fine-tuning) and writes the plain model to RUN/final atomically
- * (a temp folder renamed into place): model.safetensors, config.json, tokenizer.json.
- */
-export async function writeTunedModel(runDir: string, model: LlamaModel, config: LlamaConfig, tokenizer: BpeTokenizer): Promise<string> {
-  mergeLora(model);
-  const final = finalDir(runDir);
-  const tmp = `${final}.tmp-${process.pid}`;
-  try {
-    await rm(tmp, { recursive: true, force: true });
-    await mkdir(tmp);
-    await saveSafetensors(join(tmp, 'model.safetensors'), new Map(model.namedTensors()), { format: 'pt' });
-    await writeFileAtomic(join(tmp, 'config.json'), JSON.stringify(configToJSON(config), null, 2) + '\n');
-    await tokenizer.save(join(tmp, 'tokenizer.json'));
-  } catch (e) {
-    await rm(tmp, { recursive: true, force: true }).catch(() => {});
-    throw checkpointWriteError(e, tmp, final);
-  }
-  await renameIntoPlace(tmp, final);
-  return final;
 }

@@ -8,13 +8,13 @@
  * given the run folder use final/ when it is the latest step's model.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, rename, rm } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../engine/atomic-write.js';
 import { saveSafetensors } from '../../engine/safetensors.js';
 import { configToJSON } from '../../models/config.js';
 import { mergeLora } from '../freeze.js';
-import { checkpointWriteError } from './checkpoint.js';
+import { checkpointWriteError, renameIntoPlace } from './checkpoint.js';
 import type { Run } from './trainer.js';
 
 export const FINAL_DIR = 'final';
@@ -25,7 +25,7 @@ export async function writeFinalModel(run: Run): Promise<string> {
   const merged = mergeLora(run.model);
   const dir = join(run.runDir, FINAL_DIR);
   const tmp = `${dir}.tmp-${process.pid}`;
-  const tensors = run.model.namedTensors();
+  const tensors = run.model.hfTensors(); // a table split into row blocks is one tensor of the file
   try {
     await rm(tmp, { recursive: true, force: true });
     await mkdir(tmp);
@@ -37,8 +37,7 @@ export async function writeFinalModel(run: Run): Promise<string> {
     await rm(tmp, { recursive: true, force: true }).catch(() => {});
     throw checkpointWriteError(e, tmp, dir);
   }
-  await rm(dir, { recursive: true, force: true });
-  await rename(tmp, dir);
+  await renameIntoPlace(tmp, dir); // a resumed run's new final/ replaces the old one safely
   run.log.write('final', { step: run.state.step, dir, mergedAdapters: merged, layers: run.model.layers.length, tensors: tensors.length });
   run.progress.note(`final model (plain LlamaForCausalLM${merged ? `, ${merged} adapters merged` : ''}): ${dir}`);
   return dir;

@@ -67,14 +67,12 @@ export async function train(options: TrainOptions, resumeName: string | null = n
 }
 
 /**
- * Trains a started run until its last step (or --stop-after), then frees it and releases its lock.
- * `atEnd` runs before that when the run reached its last step (`step sft` writes its merged model).
+ * Trains a started run until its last step (or --stop-after), writing RUN/final at the last step,
+ * then frees it and releases its lock.
  */
-export async function trainToEnd(run: Run, atEnd?: (run: Run) => Promise<void>): Promise<TrainResult> {
+export async function trainToEnd(run: Run): Promise<TrainResult> {
   try {
-    const r = await loop(run);
-    if (!r.stopped && atEnd) await atEnd(run);
-    return r;
+    return await loop(run);
   } finally {
     run.progress.finish();
     run.optimizer.dispose();

@@ -50,5 +50,5 @@ test('step plan --mode engine prints GaLore beside vanilla and STEP; --json carr
   const parsed = JSON.parse(json) as { galore: { rank: number; bytes: { total: number } } };
   assert.equal(parsed.galore.rank, 16, 'default rank hidden/4');
   assert.equal(parsed.galore.bytes.total, galoreModelState(presetConfig('tiny'), { rank: 16, precision: 'mixed' }).bytes.total);
-  await assert.rejects(plan(['--preset', 'tiny', '--stages', '2', '--galore-rank', '8']), /--galore-rank applies to --mode engine only/);
+  await assert.rejects(plan(['--preset', 'tiny', '--stages', '2', '--mode', 'paper', '--galore-rank', '8']), /--galore-rank applies to --mode engine only/);
 });
