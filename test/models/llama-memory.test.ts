@@ -10,14 +10,16 @@ const F32 = 4;
 
 /**
  * The activation bytes of one forward of `tokens` tokens (batch 1), from the shapes: per block
- * eight [T, H] tensors (attention saves only q, k, v: no [heads, T, T] probabilities), three [T, I]
- * and, per adapted linear, its [T, r] down-projection; outside the blocks two [T, H] and the i32 ids [T].
- * No [T, V]: the LM head and the loss run fused over row chunks and save only their input.
+ * six [T, H] tensors (the two norms' inputs; q, k, v: attention keeps no [heads, T, T]
+ * probabilities; the attention context), two [T, I] (gate and up) and, per adapted linear, its
+ * [T, r] down-projection; outside the blocks the final norm's [T, H] input and the i32 ids [T].
+ * Norm outputs and the SwiGLU product are recomputed in backward, never saved; no [T, V]: the LM
+ * head and the loss run fused over row chunks.
  */
 function forwardActivationBytes(tokens: number, adaptedLinears: number, rank: number): number {
   const { hidden_size: H, intermediate_size: I, num_hidden_layers: L } = config;
-  const block = 8 * tokens * H + 3 * tokens * I;
-  return F32 * (L * block + adaptedLinears * tokens * rank + 2 * tokens * H + tokens);
+  const block = 6 * tokens * H + 2 * tokens * I;
+  return F32 * (L * block + adaptedLinears * tokens * rank + tokens * H + tokens);
 }
 
 testBothBackends('forward keeps only what backward reads, to the byte: intermediates are freed block by block', async (device) => {
