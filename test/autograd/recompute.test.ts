@@ -103,21 +103,30 @@ testBothBackends('recomputed outputs: retainGraph runs backward twice; an unused
   p.adapted.dispose();
 });
 
-testBothBackends('a consumer of a detached norm output saves it as usual (the norm node may be gone by its backward)', async (device) => {
+testBothBackends('a consumer of a norm output rebuilds it after the norm node is gone, and saves it when its input is freed', async (device) => {
   const p = leaves(device, 'f32');
-  const dW = await scope(async () => {
-    const y = A.rmsNorm(p.x, p.norm, 1e-5);
-    const detached = y.detach();
-    const loss = A.sum(A.matmul(detached, p.q, { transB: true }));
-    y.dispose(); // the norm's node is dropped: only the detached view keeps the values
-    assert.ok(device.memory().live.activation > 0, 'the detached view was saved');
-    A.backward(loss);
-    // d sum(y W^T) / dW = column sums of y, one row per output
-    const yv = await detached.toArray();
-    const col = Array.from({ length: H }, (_, j) => Array.from({ length: ROWS }, (_, r) => yv[r * H + j]!).reduce((a, b) => a + b, 0));
-    return { got: await p.q.grad!.toArray(), want: Array.from({ length: 5 }, () => col).flat() };
-  });
-  assertClose(dW.got, dW.want, 1e-5, 1e-6, 'dW');
+  for (const inputFreed of [false, true]) {
+    const dW = await scope(async () => {
+      const input = A.mul(p.x, 1); // an intermediate: freed once its tensor and the norm node let go
+      const y = A.rmsNorm(input, p.norm, 1e-5);
+      const yv = await y.toArray();
+      const consumed = y.detach(); // a consumer outside the norm's graph
+      input.dispose(); // the norm node still holds the storage
+      if (inputFreed) y.dispose(); // the norm node is dropped with its saved input: nothing can rebuild y
+      const before = device.memory().live.activation;
+      const loss = A.sum(A.matmul(consumed, p.q, { transB: true }));
+      const saved = device.memory().live.activation - before;
+      assert.equal(saved, inputFreed ? 4 * ROWS * H : 0, `inputFreed=${inputFreed}: the consumer keeps the output only when it cannot be rebuilt`);
+      y.dispose(); // the norm node is dropped; the promise still holds the input's storage
+      A.backward(loss);
+      // d sum(y W^T) / dW = the column sums of y, for every output row
+      const col = Array.from({ length: H }, (_, j) => Array.from({ length: ROWS }, (_, r) => yv[r * H + j]!).reduce((a, b) => a + b, 0));
+      return { got: await p.q.grad!.toArray(), want: Array.from({ length: 5 }, () => col).flat() };
+    });
+    assertClose(dW.got, dW.want, 1e-5, 1e-6, `inputFreed=${inputFreed}: dW`);
+    p.q.grad!.dispose();
+    p.q.grad = null;
+  }
   for (const t of trainable(p)) { t.grad?.dispose(); t.dispose(); }
   p.adapted.dispose();
 });

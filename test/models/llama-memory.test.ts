@@ -10,16 +10,16 @@ const F32 = 4;
 
 /**
  * The activation bytes of one forward of `tokens` tokens (batch 1), from the shapes: per block
- * six [T, H] tensors (the two norms' inputs; q, k, v: attention keeps no [heads, T, T]
- * probabilities; the attention context), two [T, I] (gate and up) and, per adapted linear, its
- * [T, r] down-projection; outside the blocks the final norm's [T, H] input and the i32 ids [T].
- * Norm outputs and the SwiGLU product are recomputed in backward, never saved; no [T, V]: the LM
- * head and the loss run fused over row chunks.
+ * four [T, H] tensors (q, k and v: attention keeps no [heads, T, T] probabilities; the second
+ * norm's input), two [T, I] (gate and up), its [T, H] output (the next norm's input) and, per
+ * adapted linear, its [T, r] down-projection; besides, the i32 ids [T]. Recomputed in backward
+ * instead: norm outputs, the SwiGLU product, the attention context, the embedded tokens; no
+ * [T, V]: the LM head and the loss run fused over row chunks.
  */
 function forwardActivationBytes(tokens: number, adaptedLinears: number, rank: number): number {
   const { hidden_size: H, intermediate_size: I, num_hidden_layers: L } = config;
-  const block = 6 * tokens * H + 2 * tokens * I;
-  return F32 * (L * block + adaptedLinears * tokens * rank + tokens * H + tokens);
+  const block = 5 * tokens * H + 2 * tokens * I;
+  return F32 * (L * block + adaptedLinears * tokens * rank + tokens);
 }
 
 testBothBackends('forward keeps only what backward reads, to the byte: intermediates are freed block by block', async (device) => {
