@@ -181,11 +181,11 @@ export class LlamaModel {
     const vh = A.permute(v, [0, 2, 1, 3]);
     // chunked over query rows, saving only q, k, v: no [B, nH, T, T] probabilities outlive a chunk
     const options = { causal: true, scale: 1 / Math.sqrt(d) };
-    const heads = A.permute(A.attention(qh, kh, vh, options), [0, 2, 1, 3]);
+    const ctx = A.permute(A.attention(qh, kh, vh, options), [0, 2, 1, 3]); // [B, T, nH, D]
     // the o projection keeps no copy of its input: backward reruns attention's forward from the
     // q, k, v it saves anyway (a small cost next to the projections), the same values to the bit
-    markRecomputable(heads, [qh, kh, vh], ([sq, sk, sv]) => A.permute(A.attention(sq!, sk!, sv!, options), [0, 2, 1, 3]));
-    return layer.o.forward(A.reshape(heads, [b, t, hidden]), g);
+    if (ctx.requiresGrad) markRecomputable(ctx, [qh, kh, vh], ([sq, sk, sv]) => A.permute(A.attention(sq!, sk!, sv!, options), [0, 2, 1, 3]));
+    return layer.o.forward(A.reshape(ctx, [b, t, hidden]), g);
   }
 
   private mlp(layer: LlamaLayer, h: Tensor): Tensor {
