@@ -1,79 +1,66 @@
 /**
  * One LLaMA training step (forward, backward, AdamW with clipping) per preset: tokens/s on the
- * WebGPU backend beside the cpu reference backend in the same run (the ratio is the figure to
- * quote: the machine is shared), peak memory per category, and the dispatches and submits one
- * step costs. Run: `npm run bench:train` (STEP_BENCH_PRESETS=tiny,small; STEP_BENCH_CPU=0 skips cpu).
- * A preset may carry its shape and precision: `STEP_BENCH_PRESETS=60m:8x256,350m:2x256:mixed` (the
- * real sizes: one timed step after one warm-up, WebGPU only unless STEP_BENCH_CPU=1).
+ * WebGPU backend beside the cpu reference backend and PyTorch (float32 CPU, all cores, same config
+ * and token ids) in the same run (the ratios are the figures to quote: the machine is shared), peak
+ * memory per category, and the dispatches and submits one step costs.
+ * Run: `npm run bench:train`. STEP_BENCH_PRESETS (default below) lists `preset[:BxT][:mixed]`
+ * entries; besides the model presets, `h128` (h128 f344 L4 V2048) and `h256` (h256 f688 L8 V4096)
+ * are the configs of the speed issue. The cpu backend runs the default 8 x 64 shapes only unless
+ * STEP_BENCH_CPU=1 (0 skips it); STEP_BENCH_TORCH=0 skips PyTorch. A step whose warm-up takes more
+ * than 20 s (350m and up) is timed once; faster ones by tinybench over >= 6 s.
  */
 import { Bench } from 'tinybench';
 import type { Backend } from '../index.js';
-import { CpuBackend, createWebGPUBackend, fromArray, scope, setDevice, backward, CATEGORIES, formatBytes } from '../index.js';
-import { AdamW } from '../engine/optim/adam.js';
-import type { Precision } from '../engine/optim/optimizer.js';
-import { presetConfig } from '../models/config-presets.js';
-import { initLlama } from '../models/llama.js';
+import { CpuBackend, createWebGPUBackend, CATEGORIES, formatBytes } from '../index.js';
+import { torchAvailable, torchTrainStep } from './peers/torch.js';
+import type { Shape } from './train-step.js';
+import { batchOf, configOf, makeTrainStep, parseShape } from './train-step.js';
 
-interface Shape { preset: string; batch: number; seq: number; precision: Precision; large: boolean }
-/** `preset[:BxT][:mixed]`; the default shape is 8 x 64 in fp32. */
-function parseShape(text: string): Shape {
-  const [preset, ...rest] = text.split(':');
-  const dims = rest.find((r) => /^\d+x\d+$/.test(r));
-  const [batch, seq] = dims ? dims.split('x').map(Number) as [number, number] : [8, 64];
-  return { preset: preset!, batch, seq, precision: rest.includes('mixed') ? 'mixed' : 'fp32', large: !!dims };
-}
-const shapes = (process.env.STEP_BENCH_PRESETS ?? 'tiny,small').split(',').map(parseShape);
+const shapes = (process.env.STEP_BENCH_PRESETS ?? 'tiny,small,h128:8x256,h256:8x256,60m:4x256').split(',').map(parseShape);
 const cpuFlag = process.env.STEP_BENCH_CPU;
 
 interface Measured { tokensPerSecond: number; dispatches: number; submits: number; peak: Record<string, number>; peakTotal: number }
 
 async function measure(device: Backend, shape: Shape): Promise<Measured> {
-  setDevice(device);
-  const { preset, batch: BATCH, seq: SEQ, precision } = shape;
-  const config = presetConfig(preset);
-  const model = initLlama(config, { device, seed: 1, dtype: precision === 'mixed' ? 'f16' : 'f32' });
-  const opt = new AdamW(model.parameters(), { lr: 1e-3, maxGradNorm: 1, precision, lossScaling: precision === 'mixed' });
-  const ids = Array.from({ length: BATCH * SEQ }, (_, i) => (i * 7919) % config.vocab_size);
-  const targets = ids.map((t) => (t + 1) % config.vocab_size);
-  const step = () => scope(async () => {
-    const x = fromArray(ids, [BATCH, SEQ], { dtype: 'i32' });
-    const y = fromArray(targets, [BATCH, SEQ], { dtype: 'i32' });
-    const loss = model.loss(x, y);
-    backward(opt.lossScaler ? opt.lossScaler.scaleLoss(loss) : loss);
-    opt.step();
-    opt.zeroGrad();
-    await device.sync();
-  });
+  const { batch: BATCH, seq: SEQ } = shape;
+  const train = makeTrainStep(device, shape);
+  const step = train.run;
+  const t0 = performance.now();
   await step(); // builds the pipelines, allocates state
-  if (!shape.large) await step();
+  const once = performance.now() - t0 > 20_000;
+  if (!once) await step();
   device.tracker.resetPeak(); // the benchmark's own measurement: steady steps only
   const before = { ...device.stats };
   // the real sizes: one timed step (minutes on llvmpipe); the small ones: one counted step, then tinybench
-  if (!shape.large) await step();
-  const bench = shape.large
+  if (!once) await step();
+  const bench = once
     ? new Bench({ time: 0, iterations: 1, warmupIterations: 0 })
     : new Bench({ time: device.name === 'cpu' ? 4000 : 6000, iterations: 3, warmupIterations: 0 });
-  let counted: { dispatches: number; submits: number } | null = shape.large ? null : { dispatches: device.stats.dispatches - before.dispatches, submits: device.stats.submits - before.submits };
-  const m = shape.large ? null : device.memory();
+  let counted: { dispatches: number; submits: number } | null = once ? null : { dispatches: device.stats.dispatches - before.dispatches, submits: device.stats.submits - before.submits };
+  const m = once ? null : device.memory();
   bench.add('step', step);
   await bench.run();
   counted ??= { dispatches: device.stats.dispatches - before.dispatches, submits: device.stats.submits - before.submits };
   const mem = m ?? device.memory();
   const r = bench.tasks[0]!.result as unknown as { latency: { mean: number } };
   const mean = r.latency.mean / 1000;
-  opt.dispose();
-  model.dispose();
+  train.dispose();
   return { tokensPerSecond: (BATCH * SEQ) / mean, ...counted, peak: mem.peakTensors.breakdown, peakTotal: mem.peakTensors.total };
 }
 
 const gpu = await createWebGPUBackend();
-console.log(`device: ${gpu.description}`);
+const withTorch = torchAvailable();
+console.log(`device: ${gpu.description}; PyTorch peer: ${withTorch ? 'yes' : 'no (not importable, or STEP_BENCH_TORCH=0)'}`);
 for (const shape of shapes) {
   const withCpu = cpuFlag === '1' || (cpuFlag !== '0' && !shape.large);
   const g = await measure(gpu, shape);
   const c = withCpu ? await measure(new CpuBackend(), shape) : null;
+  // PyTorch only for fp32 (its CPU half precision is not what a user would train with)
+  const config = configOf(shape.preset), { ids, targets } = batchOf(config, shape);
+  const t = withTorch && shape.precision === 'fp32' ? torchTrainStep(config, shape.batch, shape.seq, ids, targets, 6) : null;
   console.log(`\n${shape.preset} (batch ${shape.batch} x ${shape.seq}, ${shape.precision}): webgpu ${g.tokensPerSecond.toFixed(0)} tok/s` +
     (c ? `, cpu ${c.tokensPerSecond.toFixed(0)} tok/s (webgpu/cpu ${(g.tokensPerSecond / c.tokensPerSecond).toFixed(1)}x)` : '') +
+    (t ? `, PyTorch ${t.torch} ${t.tokens_per_second.toFixed(0)} tok/s (${t.threads} threads, ${t.blas}; webgpu/PyTorch ${(g.tokensPerSecond / t.tokens_per_second).toFixed(2)}x)` : '') +
     `; ${g.dispatches} dispatches and ${g.submits} submits per step`);
   console.log(`  peak tensor memory ${formatBytes(g.peakTotal)}: ` +
     CATEGORIES.filter((k) => g.peak[k]! > 0).map((k) => `${k} ${formatBytes(g.peak[k]!)}`).join(', '));

@@ -12,15 +12,21 @@ export const LAVAPIPE_HINT =
   '(apt-get install -t bookworm-backports mesa-vulkan-drivers libvulkan1; see README).';
 
 let defaultDevice: Backend | null = null;
-let gpuInstance: GPU | null = null;
+/**
+ * One Dawn instance per set of flags, kept for the life of the process: an instance that is
+ * garbage-collected stops processing its devices' events, so their promises never settle.
+ */
+const gpuInstances = new Map<string, GPU>();
 
 async function gpu(flags: string[]): Promise<GPU> {
-  if (gpuInstance && flags.length === 0) return gpuInstance;
+  const key = JSON.stringify(flags);
+  const known = gpuInstances.get(key);
+  if (known) return known;
   const webgpu = await import('webgpu');
   Object.assign(globalThis, webgpu.globals);
   process.env.XDG_RUNTIME_DIR ??= tmpdir(); // quiets Dawn's warning
   const instance = webgpu.create(flags) as GPU;
-  if (flags.length === 0) gpuInstance = instance;
+  gpuInstances.set(key, instance);
   return instance;
 }
 
@@ -66,12 +72,13 @@ function parseChoice(choice: string | undefined): DeviceChoice {
  * Creates a backend and makes it the default for tensor creation. The choice comes from the
  * argument, else `STEP_DEVICE`, else `auto`: WebGPU when an adapter exists, otherwise the cpu
  * backend with one line on stderr saying so. Asking for `webgpu` never falls back: it throws.
+ * `options.maxBufferBytes` caps the largest buffer on either backend.
  */
 export async function initDevice(choice?: DeviceChoice, options: WebGPUBackendOptions & { quiet?: boolean } = {}): Promise<Backend> {
   const c = parseChoice(choice ?? process.env.STEP_DEVICE);
   let backend: Backend;
   if (c === 'cpu') {
-    backend = new CpuBackend();
+    backend = new CpuBackend({ maxBufferBytes: options.maxBufferBytes });
   } else if (c === 'webgpu') {
     backend = await createWebGPUBackend(options);
   } else {
@@ -80,7 +87,7 @@ export async function initDevice(choice?: DeviceChoice, options: WebGPUBackendOp
     } catch (e) {
       if (!(e instanceof DeviceError)) throw e;
       if (!options.quiet) process.stderr.write(`step: WebGPU unavailable (${e.message.split('. ')[0]}); using the cpu backend\n`);
-      backend = new CpuBackend();
+      backend = new CpuBackend({ maxBufferBytes: options.maxBufferBytes });
     }
   }
   defaultDevice = backend;

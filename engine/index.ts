@@ -12,6 +12,8 @@ export type { CpuView } from './cpu/backend.js';
 export { UNIFORM_ARENA_BYTES, WebGPUBackend } from './webgpu/backend.js';
 export type { AdapterSummary, DispatchSpec, WebGPUBackendOptions } from './webgpu/backend.js';
 export type { WaitMode } from './webgpu/device-wait.js';
+export { PROFILE_DAWN_FLAGS } from './webgpu/profiler.js';
+export type { KernelTime, ProfileReport } from './webgpu/profiler.js';
 export { createWebGPUBackend, getDevice, initDevice, setDevice, LAVAPIPE_HINT } from './device.js';
 export type { DeviceChoice } from './device.js';
 export { DTYPES, bytesPerElement, f16BitsToF32, f32ToF16Bits, isFloat, roundToF16 } from './dtype.js';
@@ -34,10 +36,10 @@ export type { ParameterOptions } from './parameter.js';
 export { memory, resetPeak, setMemoryLimit, memoryTimeline } from './memory-api.js';
 export { SafetensorsError, SafetensorsReader, loadSafetensors, openSafetensors, saveSafetensors } from './safetensors.js';
 export type { LoadOptions, LoadTensorOptions, SafetensorsDType, SafetensorsEntry, SafetensorsHeader, TensorMap } from './safetensors.js';
-export { Adam, AdamW, LossScaler, Optimizer, SGD, constantSchedule, jaggedCosineSchedule, warmupCosineSchedule } from './optim/index.js';
+export { Adam, AdamW, GALORE_DEFAULTS, GaLoreAdamW, LossScaler, Optimizer, SGD, constantSchedule, jaggedCosineSchedule, warmupCosineSchedule } from './optim/index.js';
 export { OPTIMIZER_STATE_FORMAT, loadOptimizerState, saveOptimizerState } from './optim/index.js';
 export type {
-  AdamHyper, AdamOptions, BaseHyper, JaggedCosineOptions, LossScalerOptions, LossScalerState, LrSchedule, OptimizerKind,
+  AdamHyper, AdamOptions, BaseHyper, GaLoreHyper, GaLoreOptions, JaggedCosineOptions, LossScalerOptions, LossScalerState, LrSchedule, OptimizerKind,
   OptimizerOptions, ParamGroup, ParamGroupSpec, ParamState, Precision, ResetMode, ResetOptions, SgdHyper, SgdOptions,
   StepOptions, StepResult, WarmupCosineOptions,
 } from './optim/index.js';

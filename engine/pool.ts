@@ -1,6 +1,6 @@
 import type { Category } from './memory.js';
 import { MemoryTracker } from './memory.js';
-import { OutOfMemoryError } from './errors.js';
+import { OutOfMemoryError, StepError } from './errors.js';
 
 /**
  * Size classes: 256 B minimum, then four classes per power of two (x1, x1.25, x1.5, x1.75),
@@ -38,13 +38,17 @@ export class BufferPool<B> {
     private readonly destroy: (buffer: B) => void,
     /** Largest single buffer the device can bind; larger requests fail clearly. */
     readonly maxBufferBytes: number,
-  ) {}
+  ) {
+    if (!Number.isSafeInteger(maxBufferBytes) || maxBufferBytes < 16) {
+      throw new StepError(`backend option maxBufferBytes must be an integer of at least 16 bytes, got ${String(maxBufferBytes)}`);
+    }
+  }
 
   allocate(bytes: number, category: Category, label: string): Allocation<B> {
     if (bytes > this.maxBufferBytes) {
       throw new OutOfMemoryError(
         `${label || 'allocation'}: ${bytes} bytes exceed the device's largest bindable buffer ` +
-        `(${this.maxBufferBytes} bytes); split the tensor (chunking is not supported yet)`);
+        `(${this.maxBufferBytes} bytes); split the tensor (a table too large for one buffer: engine/row-blocks.ts)`);
     }
     const capacity = Math.max(bytes, Math.min(sizeClass(bytes), this.maxBufferBytes));
     let buffer = this.free.get(capacity)?.pop();

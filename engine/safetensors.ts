@@ -164,10 +164,30 @@ async function tensorBytes(t: Tensor): Promise<Uint8Array> {
   return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
 }
 
-export type TensorMap = ReadonlyMap<string, Tensor> | Readonly<Record<string, Tensor>>;
+/**
+ * Tensors by name. A list of tensors is one tensor of the file made of their rows one after
+ * another (row blocks of a table too large for one buffer, see row-blocks.ts): same dtype and
+ * trailing dims, the first dims summed.
+ */
+export type TensorMap = ReadonlyMap<string, Tensor | readonly Tensor[]> | Readonly<Record<string, Tensor | readonly Tensor[]>>;
 
-function entriesOf(tensors: TensorMap): [string, Tensor][] {
-  return tensors instanceof Map ? [...tensors] : Object.entries(tensors);
+function entriesOf(tensors: TensorMap): [string, readonly Tensor[]][] {
+  const list = tensors instanceof Map ? [...tensors] : Object.entries(tensors);
+  return list.map(([name, t]) => [name, Array.isArray(t) ? t : [t as Tensor]]);
+}
+
+/** dtype and shape of the file tensor made of `parts` (their rows concatenated). */
+function concatenatedShape(parts: readonly Tensor[], where: string): { dtype: DType; shape: number[] } {
+  const first = parts[0];
+  if (!first) throw new SafetensorsError(`${where}: an empty list of row blocks`);
+  if (parts.length === 1) return { dtype: first.dtype, shape: [...first.shape] };
+  const rest = first.shape.slice(1).join();
+  for (const t of parts) {
+    if (t.rank === 0 || t.dtype !== first.dtype || t.shape.slice(1).join() !== rest) {
+      throw new SafetensorsError(`${where}: row blocks must share the dtype and every dim but the first, got ${first.describe()} and ${t.describe()}`);
+    }
+  }
+  return { dtype: first.dtype, shape: [parts.reduce((n, t) => n + t.shape[0]!, 0), ...first.shape.slice(1)] };
 }
 
 /**
@@ -183,17 +203,18 @@ export async function saveSafetensors(path: string, tensors: TensorMap, metadata
   const list = entriesOf(tensors);
   const entries = new Map<string, SafetensorsEntry>();
   let offset = 0;
-  for (const [name, t] of list) {
+  for (const [name, parts] of list) {
     if (entries.has(name)) throw new SafetensorsError(`saveSafetensors(${path}): duplicate tensor name "${name}"`);
-    t.use(`saveSafetensors(${path}) "${name}"`);
-    const bytes = t.size * FILE_DTYPES[TO_FILE[t.dtype]];
-    entries.set(name, { dtype: TO_FILE[t.dtype], shape: [...t.shape], dataOffsets: [offset, offset + bytes] });
+    for (const t of parts) t.use(`saveSafetensors(${path}) "${name}"`);
+    const { dtype, shape } = concatenatedShape(parts, `saveSafetensors(${path}) "${name}"`);
+    const bytes = shape.reduce((a, d) => a * d, 1) * FILE_DTYPES[TO_FILE[dtype]];
+    entries.set(name, { dtype: TO_FILE[dtype], shape, dataOffsets: [offset, offset + bytes] });
     offset += bytes;
   }
   const header = encodeSafetensorsHeader(entries, metadata);
   await writeAtomic(path, async (fh) => {
     await fh.write(header);
-    for (const [, t] of list) await fh.write(await tensorBytes(t));
+    for (const [, parts] of list) for (const t of parts) await fh.write(await tensorBytes(t));
   });
 }
 
@@ -309,6 +330,20 @@ export class SafetensorsReader {
     return decodeValues(await this.bytes(name), this.entry(name).dtype);
   }
 
+  /** Rows [first, first + rows) of one tensor (along its first dim) as numbers, as `values` gives them. */
+  async rowValues(name: string, first: number, rows: number): Promise<ArrayLike<number>> {
+    const e = this.entry(name);
+    const total = e.shape[0] ?? 1;
+    if (!Number.isSafeInteger(first) || !Number.isSafeInteger(rows) || first < 0 || rows < 0 || first + rows > total) {
+      throw new SafetensorsError(`${this.path}: rows [${first}, ${first + rows}) of tensor ${quoteName(name)} are outside its ${total} rows`);
+    }
+    if (!this.fh) throw new SafetensorsError(`${this.path}: reader is closed`);
+    const rowBytes = total === 0 ? 0 : (e.dataOffsets[1] - e.dataOffsets[0]) / total;
+    const buf = Buffer.alloc(rows * rowBytes);
+    await readExactly(this.fh, buf, this.header.dataStart + e.dataOffsets[0] + first * rowBytes, this.path, `rows of tensor ${quoteName(name)}`);
+    return decodeValues(buf, e.dtype);
+  }
+
   /** Loads one tensor onto a device; its label is its name. */
   async tensor(name: string, options: LoadTensorOptions = {}): Promise<Tensor> {
     const e = this.entry(name);
@@ -356,5 +391,23 @@ export async function loadSafetensors(path: string, options: LoadOptions = {}): 
     throw e;
   } finally {
     await reader.close();
+  }
+}
+
+/**
+ * Writes the file tensor `name` into existing tensors: one tensor of the same size, or the row
+ * blocks that together hold its rows (in order; see row-blocks.ts), each read from the file by
+ * itself so host memory stays at one block. Shapes are the caller's to check.
+ */
+export async function readRowBlocks(reader: SafetensorsReader, name: string, blocks: readonly Tensor[]): Promise<void> {
+  if (blocks.length === 1) {
+    const t = blocks[0]!;
+    t.backend.write(t.storage, await reader.values(name));
+    return;
+  }
+  let first = 0;
+  for (const t of blocks) {
+    t.backend.write(t.storage, await reader.rowValues(name, first, t.shape[0]!));
+    first += t.shape[0]!;
   }
 }

@@ -25,7 +25,7 @@ export { abs, cast, exp, log, neg, pow, rdiv, relu, rsqrt, rsub, sigmoid, silu, 
 export { max, mean, sum, sumOfSquares, sumOfSquaresMany } from './reduce.js';
 export type { ReduceOptions, ScalarOptions } from './reduce.js';
 export { concat, gatherRows, permute, scatterAddRows, slice, sliceGradient, transpose } from './layout.js';
-export type { LayoutOptions, RowsOptions, ScatterAddRowsOptions, SliceSpec } from './layout.js';
+export type { LayoutOptions, RowsOptions, ScatterAddMethod, ScatterAddRowsOptions, SliceSpec } from './layout.js';
 export { matmul } from './matmul.js';
 export type { MatmulOptions } from './matmul.js';
 export { softmax, softmaxBackward } from './softmax.js';

@@ -23,7 +23,7 @@ const RED_WG = 64;
 
 const IS_NONFINITE = (x: string) => `((bitcast<u32>(${x}) & 0x7f800000u) == 0x7f800000u)`;
 
-function storeAs(s: Storage, v: number): number {
+export function storeAs(s: Storage, v: number): number {
   return s.dtype === 'f16' ? f32ToF16Bits(v) : v;
 }
 
@@ -179,7 +179,7 @@ registerKernel(optimFinalizeKernel, {
  * before touching anything; `t` is this parameter's step count without the skipped steps since its
  * last reset; `g0` is the gradient times the status multiplier (clip / loss scale).
  */
-function statusPrologue(hasStatus: boolean): string {
+export function statusPrologue(hasStatus: boolean): string {
   return hasStatus ? `  if (status[1] != 0.0) { return; }
   let t = u.step - (status[3] - u.skip_base);
   let g0 = f32(grad[i]) * status[0];
@@ -187,7 +187,7 @@ function statusPrologue(hasStatus: boolean): string {
 }
 
 /** The cpu twin of statusPrologue: null when the step is skipped, else the step count and gradient multiplier. */
-function stepStatus(backend: CpuBackend, status: Tensor | undefined, a: StepAttrs): { t: number; mult: number } | null {
+export function stepStatus(backend: CpuBackend, status: Tensor | undefined, a: StepAttrs): { t: number; mult: number } | null {
   if (!status) return { t: a.step, mult: 1 };
   const s = backend.view(status.storage);
   if (s[1] !== 0) return null;
@@ -198,14 +198,14 @@ function stepStatus(backend: CpuBackend, status: Tensor | undefined, a: StepAttr
  * Storage bindings of an update kernel, in the order of its buffers: grad, status?, param, then
  * its f32 state (`name` or null when absent). Returns the declarations and the uniform's binding.
  */
-function updateBindings(grad: string, param: string, hasStatus: boolean, state: readonly (string | null)[]): { decls: string; uniform: number } {
+export function updateBindings(grad: string, param: string, hasStatus: boolean, state: readonly (string | null)[]): { decls: string; uniform: number } {
   const decls = [`read> grad: array<${grad}>`, hasStatus ? 'read> status: array<f32>' : null, `read_write> param: array<${param}>`,
     ...state.map((n) => (n === null ? null : `read_write> ${n}: array<f32>`))].filter((d) => d !== null);
   return { decls: decls.map((d, b) => `@group(0) @binding(${b}) var<storage, ${d};\n`).join(''), uniform: decls.length };
 }
 
 /** The storages of an update call in binding order (absent optional operands left out). */
-function updateBuffers(...ts: (Tensor | undefined)[]): Storage[] {
+export function updateBuffers(...ts: (Tensor | undefined)[]): Storage[] {
   return ts.filter((t) => t !== undefined).map((t) => t.storage);
 }
 
@@ -215,7 +215,7 @@ function updateBuffers(...ts: (Tensor | undefined)[]): Storage[] {
 // l2 = wd or 0, decay = 1 or 1 - lr * wd.
 
 /** ln(beta) as a finite f32 uniform (beta = 0 gives a huge negative number instead of -inf). */
-function lnBeta(beta: number): number {
+export function lnBeta(beta: number): number {
   return Math.max(Math.log(beta), -1e30);
 }
 
@@ -233,7 +233,7 @@ export function oneMinusPow(lnB: number, t: number): number {
   return -sum;
 }
 
-const ONE_MINUS_POW_WGSL = `fn one_minus_pow(ln_b: f32, t: f32) -> f32 {
+export const ONE_MINUS_POW_WGSL = `fn one_minus_pow(ln_b: f32, t: f32) -> f32 {
   let x = ln_b * t;
   if (x <= -0.5) { return 1.0 - exp(x); }
   var term = x;

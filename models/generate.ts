@@ -2,7 +2,6 @@ import { fromArray } from '../engine/creation.js';
 import { StepError } from '../engine/errors.js';
 import { philox4x32, splitU64 } from '../engine/random.js';
 import { scope } from '../engine/scope.js';
-import { slice } from '../kernels/layout.js';
 import { noGrad } from '../autograd/grad-mode.js';
 import type { LlamaModel } from './llama.js';
 
@@ -66,12 +65,12 @@ export async function generate(model: LlamaModel, prompt: readonly number[], opt
   if (options.maxContext && prompt.length > options.maxContext) options.onPromptTruncated?.(prompt.length - options.maxContext, options.maxContext);
   const [k0, k1] = splitU64(options.seed ?? 0);
   const tokens = [...prompt];
-  const device = model.embed.backend;
+  const device = model.backend;
   for (let step = 0; step < options.maxNewTokens; step++) {
     const ctx = options.maxContext ? tokens.slice(-options.maxContext) : tokens;
     const last = await scope(async () => noGrad(async () => {
-      const logits = model.forward(fromArray(ctx, [1, ctx.length], { dtype: 'i32', device }));
-      return slice(logits.reshape([ctx.length, v]), { axis: 0, start: ctx.length - 1, end: ctx.length }).toArray();
+      // only the last position's logits: [1, V] even when the context's [T, V] would not fit one buffer
+      return model.forward(fromArray(ctx, [1, ctx.length], { dtype: 'i32', device }), { lastPosition: true }).toArray();
     }));
     const u = (philox4x32(step, 0, 0, 0, k0, k1)[0] >>> 8) * 2 ** -24;
     const next = sampleToken(last, options, u);

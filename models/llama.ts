@@ -4,11 +4,13 @@ import { ropeInvFreq } from '../kernels/rope.js';
 import type { DType } from '../engine/dtype.js';
 import { ShapeError, StepError } from '../engine/errors.js';
 import { Generator } from '../engine/random.js';
+import { markRowBlocks, rowBlockName, rowBlockRangesFor } from '../engine/row-blocks.js';
 import { keep, scopeSync } from '../engine/scope.js';
 import { formatShape } from '../engine/shape.js';
 import type { Tensor } from '../engine/tensor.js';
 import * as A from '../autograd/index.js';
 import { markRecomputable } from '../autograd/saved.js';
+import { gatherRowBlocks, linearRowBlocks } from '../autograd/ops/row-blocks.js';
 import { initWeight, Linear, setTrainable } from './linear.js';
 
 /** The Hugging Face LlamaConfig keys the model reads. */
@@ -69,32 +71,81 @@ export class LlamaModel {
   checkpointActivations = false;
   /** HF's inv_freq buffer (not a parameter), uploaded once so RoPE never uploads per call. */
   private invFreq: Tensor | null = null;
+  /**
+   * The token embedding [V, H] as consecutive row blocks (engine/row-blocks.ts): one tensor when
+   * it fits in one buffer of the device, several when the vocabulary is larger than one binding.
+   */
+  readonly embedBlocks: Tensor[];
+  /** The untied LM head [V, H] as row blocks, or null when tied to the embedding. */
+  readonly headBlocks: Tensor[] | null;
 
+  /**
+   * `embed` and `lmHead` are whole tensors or lists of row blocks [rows, H] in row order (each at
+   * most one buffer; see initRowBlockTable), which files and optimizer state then treat as one tensor.
+   */
   constructor(
     readonly config: LlamaDims,
-    public embed: Tensor,
+    embed: Tensor | Tensor[],
     readonly layers: LlamaLayer[],
     public norm: Tensor,
-    public lmHead: Tensor | null,
-  ) {}
+    lmHead: Tensor | Tensor[] | null,
+  ) {
+    this.embedBlocks = Array.isArray(embed) ? embed : [embed];
+    this.headBlocks = lmHead === null ? null : Array.isArray(lmHead) ? lmHead : [lmHead];
+    if (this.embedBlocks.length > 1) markRowBlocks('model.embed_tokens.weight', this.embedBlocks);
+    if (this.headBlocks && this.headBlocks.length > 1) markRowBlocks('lm_head.weight', this.headBlocks);
+  }
+
+  /** The device the model lives on. */
+  get backend(): Backend {
+    return this.embedBlocks[0]!.backend;
+  }
+
+  /** The embedding as one tensor; an error when it is split into row blocks (use `embedBlocks`). */
+  get embed(): Tensor {
+    return whole(this.embedBlocks, 'model.embed_tokens.weight');
+  }
+
+  /** The untied LM head as one tensor (null when tied); an error when it is split (use `headBlocks`). */
+  get lmHead(): Tensor | null {
+    return this.headBlocks && whole(this.headBlocks, 'lm_head.weight');
+  }
+
+  /** The LM head's row blocks: the untied head's, else the embedding's. */
+  private get head(): Tensor[] {
+    return this.headBlocks ?? this.embedBlocks;
+  }
 
   get headDim(): number {
     return this.config.hidden_size / this.config.num_attention_heads;
   }
 
-  /** Every tensor of the model under its Hugging Face name, in a fixed order. */
+  /**
+   * Every tensor of the model under its Hugging Face name, in a fixed order. A table split into
+   * row blocks is listed block by block, as `model.embed_tokens.weight[0:10923]`, ...; see
+   * `hfTensors()` for one entry per Hugging Face tensor.
+   */
   namedTensors(): [string, Tensor][] {
-    const out: [string, Tensor][] = [['model.embed_tokens.weight', this.embed]];
+    const out: [string, Tensor][] = blockEntries('model.embed_tokens.weight', this.embedBlocks);
     for (const l of this.layers) out.push(...l.namedTensors());
     out.push(['model.norm.weight', this.norm]);
-    if (this.lmHead) out.push(['lm_head.weight', this.lmHead]);
+    if (this.headBlocks) out.push(...blockEntries('lm_head.weight', this.headBlocks));
+    return out;
+  }
+
+  /** One entry per Hugging Face tensor, with its row blocks (one tensor when whole): what files hold. */
+  hfTensors(): [string, Tensor[]][] {
+    const out: [string, Tensor[]][] = [['model.embed_tokens.weight', this.embedBlocks]];
+    for (const l of this.layers) out.push(...l.namedTensors().map(([n, t]): [string, Tensor[]] => [n, [t]]));
+    out.push(['model.norm.weight', [this.norm]]);
+    if (this.headBlocks) out.push(['lm_head.weight', this.headBlocks]);
     return out;
   }
 
   private ropeFrequencies(): Tensor {
     if (!this.invFreq || this.invFreq.isDisposed) {
       const d = this.headDim;
-      this.invFreq = keep(fromArray(ropeInvFreq(d, this.config.rope_theta), [d / 2], { device: this.embed.backend, label: 'rope inv_freq' }));
+      this.invFreq = keep(fromArray(ropeInvFreq(d, this.config.rope_theta), [d / 2], { device: this.backend, label: 'rope inv_freq' }));
     }
     return this.invFreq;
   }
@@ -115,9 +166,19 @@ export class LlamaModel {
     return this.namedTensors().map(([, t]) => t).filter((t) => t.requiresGrad);
   }
 
-  /** logits [B, T, V] for i32 token ids [B, T]. */
-  forward(ids: Tensor, options: { positionOffset?: number } = {}): Tensor {
-    return scopeSync(() => A.matmul(this.hidden(ids, options.positionOffset ?? 0), this.lmHead ?? this.embed, { transB: true }));
+  /**
+   * logits [B, T, V] for i32 token ids [B, T] (they must fit in one buffer; training uses `loss`,
+   * which never makes them). `lastPosition` gives only the last position's, [B, 1, V] (generation).
+   */
+  forward(ids: Tensor, options: { positionOffset?: number; lastPosition?: boolean } = {}): Tensor {
+    return scopeSync(() => {
+      let h = this.hidden(ids, options.positionOffset ?? 0);
+      if (options.lastPosition) {
+        const [b, t, hidden] = h.shape as [number, number, number];
+        h = A.slice(h, [0, t - 1, 0], [b, 1, hidden]);
+      }
+      return linearRowBlocks(h, this.head);
+    });
   }
 
   /** The final hidden states [B, T, H] (after the last RMSNorm), the LM head's input. */
@@ -125,7 +186,7 @@ export class LlamaModel {
     if (ids.dtype !== 'i32' || ids.rank !== 2) throw new ShapeError(`LlamaModel.forward: ids must be i32 [B, T], got ${ids.dtype} ${formatShape(ids.shape)}`);
     // only the hidden states reach the caller's scope: what backward needs, the graph keeps (see autograd/tape.ts)
     return scopeSync(() => {
-      let h = A.gatherRows(this.embed, ids);
+      let h = gatherRowBlocks(this.embedBlocks, ids);
       for (const layer of this.layers) {
         h = this.checkpointActivations
           ? A.checkpoint((x) => this.block(layer, x, positionOffset), h, { randomState: this.dropoutState() })
@@ -144,8 +205,7 @@ export class LlamaModel {
     return scopeSync(() => {
       const h = this.hidden(ids);
       const [b, t, hidden] = h.shape as [number, number, number];
-      const head = this.lmHead ?? this.embed;
-      return A.linearCrossEntropy(A.reshape(h, [b * t, hidden]), head, A.reshape(targets, [b * t]), { chunkRows: options.chunkRows });
+      return A.linearCrossEntropy(A.reshape(h, [b * t, hidden]), this.head, A.reshape(targets, [b * t]), { chunkRows: options.chunkRows });
     });
   }
 
@@ -196,6 +256,42 @@ export class LlamaModel {
 
 }
 
+/** The one tensor of a table that is not split; a clear error when it is. */
+function whole(blocks: readonly Tensor[], name: string): Tensor {
+  if (blocks.length !== 1) throw new StepError(`LlamaModel: ${name} is split into ${blocks.length} row blocks (larger than one buffer of the device); use the model's embedBlocks / headBlocks or hfTensors()`);
+  return blocks[0]!;
+}
+
+/** namedTensors entries of a table: its HF name when whole, one `name[first:end]` per row block when split. */
+function blockEntries(name: string, blocks: readonly Tensor[]): [string, Tensor][] {
+  if (blocks.length === 1) return [[name, blocks[0]!]];
+  let first = 0;
+  return blocks.map((t) => {
+    const entry: [string, Tensor] = [rowBlockName(name, first, t.shape[0]!), t];
+    first += t.shape[0]!;
+    return entry;
+  });
+}
+
+/**
+ * normal(0, std) [V, H] table as row blocks of at most the device's largest buffer (f32 rows, for
+ * the master weights and moments of mixed precision); the values are those of one [V, H] draw,
+ * whatever the split (each block draws its span of the same Philox stream).
+ */
+export function initRowBlockTable(rows: number, cols: number, std: number, g: Generator, device: Backend, name: string, dtype: DType): Tensor[] {
+  const ranges = rowBlockRangesFor(device, rows, cols, name);
+  if (ranges.length === 1) return [initWeight([rows, cols], std, g, device, name, dtype)];
+  if (cols % 2 !== 0) throw new StepError(`${name}: a table split into row blocks needs an even row length (the normal draw makes pairs), got ${cols}`);
+  const start = g.take(Math.ceil((rows * cols) / 2)); // the whole table's span, as one randn would take
+  const blocks = ranges.map(([first, n]) => {
+    const span = new Generator(g.seed);
+    span.setState({ seed: g.seed, offset: start + (first * cols) / 2 });
+    return initWeight([n, cols], std, span, device, rowBlockName(name, first, n), dtype);
+  });
+  markRowBlocks(name, blocks);
+  return blocks;
+}
+
 export interface InitOptions {
   device: Backend;
   seed?: number;
@@ -224,7 +320,7 @@ export function initLlama(config: LlamaDims, options: InitOptions): LlamaModel {
     return t;
   };
   const linear = (name: string, out: number, inp: number) => new Linear(name, initWeight([out, inp], std, g, dev, `${name}.weight`, dt));
-  const embed = initWeight([config.vocab_size, h], std, g, dev, 'model.embed_tokens.weight', dt);
+  const embed = initRowBlockTable(config.vocab_size, h, std, g, dev, 'model.embed_tokens.weight', dt);
   const layers: LlamaLayer[] = [];
   for (let i = 0; i < config.num_hidden_layers; i++) {
     const p = `model.layers.${i}`;
@@ -234,7 +330,7 @@ export function initLlama(config: LlamaDims, options: InitOptions): LlamaModel {
       norm(`${p}.post_attention_layernorm.weight`),
       linear(`${p}.mlp.gate_proj`, f, h), linear(`${p}.mlp.up_proj`, f, h), linear(`${p}.mlp.down_proj`, h, f)));
   }
-  const head = config.tie_word_embeddings ? null : initWeight([config.vocab_size, h], std, g, dev, 'lm_head.weight', dt);
+  const head = config.tie_word_embeddings ? null : initRowBlockTable(config.vocab_size, h, std, g, dev, 'lm_head.weight', dt);
   return new LlamaModel(config, embed, layers, norm('model.norm.weight'), head);
 }
 

@@ -8,6 +8,7 @@ import { info } from './commands/info.js';
 import { plan } from './commands/plan.js';
 import { presets } from './commands/presets.js';
 import { report } from './commands/report.js';
+import { sftCommand } from './commands/sft.js';
 import { train } from './commands/train.js';
 
 const COMMANDS: Record<string, { run: (args: string[]) => Promise<number>; help: string }> = {
@@ -18,8 +19,9 @@ const COMMANDS: Record<string, { run: (args: string[]) => Promise<number>; help:
   grads: { run: gradsCommand, help: 'loss and every parameter gradient for a token batch, as safetensors with HF names' },
   generate: { run: generateCommand, help: 'continue a prompt with a checkpoint (greedy or sampled: temperature, top-k, top-p, seed)' },
   report: { run: report, help: 'one HTML page comparing runs: loss curves, memory per stage, STEP planner table, configs' },
-  experiment: { run: experiment, help: 'vanilla vs STEP (2 and 3 stages) vs ReLoRA at equal tokens on Brown, then the report (~15 min)' },
-  train: { run: train, help: 'train a model (default: the tiny preset on the Brown corpus); --method vanilla|step|relora' },
+  experiment: { run: experiment, help: 'vanilla vs STEP (2 and 3 stages) vs ReLoRA vs GaLore at equal tokens on Brown, then the report (~15 min)' },
+  sft: { run: sftCommand, help: 'instruction tuning of a checkpoint on Alpaca records (full or --lora-rank R), response-only loss' },
+  train: { run: train, help: 'train a model (default: the tiny preset on the Brown corpus); --method vanilla|step|relora|galore' },
 };
 
 function usage(): string {

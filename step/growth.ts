@@ -124,7 +124,7 @@ export function growModel(model: LlamaModel, newLayers: number, options: GrowthO
         origin.push(null);
       }
     }
-    const grown = new LlamaModel({ ...model.config, num_hidden_layers: layers.length }, model.embed, layers, model.norm, model.lmHead);
+    const grown = new LlamaModel({ ...model.config, num_hidden_layers: layers.length }, model.embedBlocks, layers, model.norm, model.headBlocks);
     return { model: grown, origin };
   }));
 }

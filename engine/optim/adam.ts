@@ -23,16 +23,21 @@ function splitOptions(options: AdamOptions, weightDecay: number): { hyper: AdamH
   return { hyper: { lr: lr ?? 1e-3, betas: betas ?? [0.9, 0.999], eps: eps ?? 1e-8, weightDecay: wd ?? weightDecay }, rest };
 }
 
+/** Checks Adam's hyperparameters (lr, betas, eps, weightDecay); throws naming `where` and the value. */
+export function checkAdamHyper(h: AdamHyper, where: string): void {
+  if (!(h.lr >= 0) || !Number.isFinite(h.lr)) throw new StepError(`${where}: lr must be a finite number >= 0, got ${h.lr}`);
+  if (!Array.isArray(h.betas) || h.betas.length !== 2 || !h.betas.every((b) => b >= 0 && b < 1)) {
+    throw new StepError(`${where}: betas must be two numbers in [0, 1), got ${JSON.stringify(h.betas)}`);
+  }
+  if (!(h.eps >= 0) || !Number.isFinite(h.eps)) throw new StepError(`${where}: eps must be a finite number >= 0, got ${h.eps}`);
+  if (!(h.weightDecay >= 0) || !Number.isFinite(h.weightDecay)) throw new StepError(`${where}: weightDecay must be a finite number >= 0, got ${h.weightDecay}`);
+}
+
 abstract class AdamBase extends Optimizer<AdamHyper> {
   protected abstract readonly decoupled: boolean;
 
   protected checkHyper(h: AdamHyper, where: string): void {
-    if (!(h.lr >= 0) || !Number.isFinite(h.lr)) throw new StepError(`${where}: lr must be a finite number >= 0, got ${h.lr}`);
-    if (!Array.isArray(h.betas) || h.betas.length !== 2 || !h.betas.every((b) => b >= 0 && b < 1)) {
-      throw new StepError(`${where}: betas must be two numbers in [0, 1), got ${JSON.stringify(h.betas)}`);
-    }
-    if (!(h.eps >= 0) || !Number.isFinite(h.eps)) throw new StepError(`${where}: eps must be a finite number >= 0, got ${h.eps}`);
-    if (!(h.weightDecay >= 0) || !Number.isFinite(h.weightDecay)) throw new StepError(`${where}: weightDecay must be a finite number >= 0, got ${h.weightDecay}`);
+    checkAdamHyper(h, where);
   }
 
   protected stateNames(): string[] {

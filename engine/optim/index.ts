@@ -1,6 +1,7 @@
-/** Optimizers (SGD, Adam, AdamW), loss scaling, state resets and checkpoints, LR schedules. */
+/** Optimizers (SGD, Adam, AdamW, GaLore), loss scaling, state resets and checkpoints, LR schedules. */
 export * from './optimizer.js';
 export * from './adam.js';
+export * from './galore.js';
 export * from './sgd.js';
 export * from './loss-scaler.js';
 export * from './reset.js';

@@ -71,7 +71,7 @@ export interface ParamState {
   skipBase: number;
 }
 
-export type OptimizerKind = 'sgd' | 'adam' | 'adamw';
+export type OptimizerKind = 'sgd' | 'adam' | 'adamw' | 'galore-adamw';
 
 /** The inputs every update kernel reads: the gradient and, when the step clips or scales the loss, the finalize status. */
 export interface UpdateInputs {
@@ -129,6 +129,10 @@ export abstract class Optimizer<H extends BaseHyper> {
   protected abstract stateNames(h: H): string[];
   /** Enqueues the update of one parameter. */
   protected abstract update(state: ParamState, inputs: UpdateInputs): void;
+  /** The shape of state tensor `name` of `p` (default: the parameter's; GaLore's projected moments differ). */
+  protected stateShape(p: Tensor, _name: string, _h: H): readonly number[] {
+    return p.shape;
+  }
 
   /** The backend every parameter lives on. */
   get device(): Backend {
@@ -173,7 +177,7 @@ export abstract class Optimizer<H extends BaseHyper> {
     const name = describeParam(p);
     const tensors = new Map<string, Tensor>();
     for (const s of this.stateNames(hyper)) {
-      tensors.set(s, keep(zeros(p.shape, { device: p.backend, category: 'optimizer', label: `${this.kind}.${s}:${name}` })));
+      tensors.set(s, keep(zeros(this.stateShape(p, s, hyper), { device: p.backend, category: 'optimizer', label: `${this.kind}.${s}:${name}` })));
     }
     const master = this.precision === 'mixed'
       ? keep(clone(p, { dtype: 'f32', category: 'optimizer', label: `${this.kind}.master:${name}` }))

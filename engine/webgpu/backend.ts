@@ -8,6 +8,8 @@ import { BufferPool } from '../pool.js';
 import type { WaitMode } from './device-wait.js';
 import { awaitDevice } from './device-wait.js';
 import { BindGroupCache, layoutEntries, parseBindings } from './bind-groups.js';
+import type { ProfileReport } from './profiler.js';
+import { DispatchProfiler } from './profiler.js';
 
 interface Kernel {
   readonly id: number;
@@ -49,6 +51,12 @@ export interface WebGPUBackendOptions {
   waitMode?: WaitMode;
   /** New bind groups allowed between two waits on the device (default: from vm.max_map_count; see bind-groups.ts). */
   maxBindGroupsPerWait?: number;
+  /**
+   * Caps the largest buffer below the device's (maxStorageBufferBindingSize and maxBufferSize),
+   * e.g. so tests exercise the row-block splitting of large tables with small ones (WebGPU cannot
+   * request a binding limit below its default). Default: the device's.
+   */
+  maxBufferBytes?: number;
 }
 
 /** Everything about the adapter that `step info` prints. */
@@ -90,6 +98,7 @@ export class WebGPUBackend implements Backend {
   private readonly uniformAlign: number;
   private firstError: string | null = null;
   private lost: string | null = null;
+  private profiler: DispatchProfiler | null = null;
 
   constructor(readonly device: GPUDevice, readonly adapter: AdapterSummary, options: WebGPUBackendOptions = {}) {
     this.description = `webgpu: ${adapter.description || adapter.device || adapter.vendor}`;
@@ -98,7 +107,7 @@ export class WebGPUBackend implements Backend {
     this.waitMode = options.waitMode ?? 'episode';
     this.uniformAlign = Math.max(16, device.limits.minUniformBufferOffsetAlignment);
     this.bindGroups = new BindGroupCache(device, options.maxBindGroupsPerWait);
-    const maxBytes = Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize);
+    const maxBytes = Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize, options.maxBufferBytes ?? Infinity);
     this.pool = new BufferPool<GPUBuffer>(
       this.tracker,
       (size) => device.createBuffer({ size, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST }),
@@ -202,21 +211,59 @@ export class WebGPUBackend implements Backend {
     if (u) ranges.push({ buffer: this.arena, offset: 0, size: padded });
     const bindGroup = this.bindGroups.get(kernel.id, kernel.layout, ranges);
     this.encoder ??= this.device.createCommandEncoder();
+    if (this.profiler) {
+      // profiled: a pass of its own, whose begin and end write timestamps
+      this.pass?.end();
+      this.pass = this.encoder.beginComputePass({ timestampWrites: this.profiler.timestampWrites(spec.label) });
+    }
     this.pass ??= this.encoder.beginComputePass();
     this.pass.setPipeline(kernel.pipeline);
     if (u) this.pass.setBindGroup(0, bindGroup, [uniformOffset]);
     else this.pass.setBindGroup(0, bindGroup);
     this.pass.dispatchWorkgroups(x, y, z);
     this.stats.dispatches++;
-    if (++this.batchDispatches >= MAX_DISPATCHES_PER_SUBMIT) this.flush();
+    if (++this.batchDispatches >= MAX_DISPATCHES_PER_SUBMIT || this.profiler?.full) this.flush();
+  }
+
+  /**
+   * Runs `fn` with every dispatch timed on the device (timestamp queries; see profiler.ts) and
+   * returns its result with the time per kernel label, the wall time, and the dispatches,
+   * submits, readbacks, uploads and pipelines it cost. Needs the 'timestamp-query' feature.
+   */
+  async profile<T>(fn: () => Promise<T> | T): Promise<{ result: T; report: ProfileReport }> {
+    this.checkAlive('profile');
+    if (!this.hasFeature('timestamp-query')) throw new DeviceError(`profile: adapter "${this.adapter.description}" lacks the 'timestamp-query' feature`);
+    if (this.profiler) throw new StepError('profile: a profile is already running on this backend (profiles do not nest)');
+    this.flush();
+    const before = { ...this.stats };
+    const profiler = new DispatchProfiler(this.device, MAX_DISPATCHES_PER_SUBMIT);
+    this.profiler = profiler;
+    const t0 = performance.now();
+    let result: T;
+    try {
+      result = await fn();
+      await this.sync();
+    } finally {
+      this.flush();
+      this.profiler = null;
+    }
+    const wallMs = performance.now() - t0;
+    const times = await profiler.finish();
+    const count = (k: keyof BackendStats) => this.stats[k] - before[k];
+    return {
+      result,
+      report: { ...times, wallMs, dispatches: count('dispatches'), submits: count('submits'), readbacks: count('readbacks'), uploads: count('uploads'), pipelinesBuilt: count('pipelinesBuilt') },
+    };
   }
 
   /** Submits the open batch (if any) without waiting for it. */
   flush(): void {
     if (!this.encoder) return;
     this.pass?.end();
+    this.profiler?.beforeFinish(this.encoder);
     if (this.arenaUsed > 0) this.device.queue.writeBuffer(this.arena, 0, this.arenaHost, 0, this.arenaUsed);
     this.device.queue.submit([this.encoder.finish()]);
+    this.profiler?.afterSubmit(this.waitMode);
     this.stats.submits++;
     this.encoder = null;
     this.pass = null;

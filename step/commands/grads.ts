@@ -49,12 +49,13 @@ export async function readTokenBatch(path: string, vocabSize: number): Promise<n
 
 /**
  * Mean next-token loss of `rows` (inputs row[:-1], targets row[1:]) and the gradient of every
- * trainable tensor, by HF name. The caller owns (and disposes) the returned gradient tensors.
+ * trainable tensor, by HF name (a table split into row blocks has one gradient per block, in row
+ * order, written to the file as one tensor). The caller owns (and disposes) the returned gradients.
  */
-export async function lossAndGrads(model: LlamaModel, rows: readonly number[][], device: Backend): Promise<{ loss: number; grads: Map<string, Tensor> }> {
+export async function lossAndGrads(model: LlamaModel, rows: readonly number[][], device: Backend): Promise<{ loss: number; grads: Map<string, Tensor[]> }> {
   const b = rows.length, t = rows[0]!.length - 1;
-  const named = model.namedTensors().filter(([, x]) => x.requiresGrad);
-  for (const [, x] of named) { x.grad?.dispose(); x.grad = null; }
+  const named = model.hfTensors().filter(([, x]) => x[0]!.requiresGrad);
+  for (const [, parts] of named) for (const x of parts) { x.grad?.dispose(); x.grad = null; }
   const loss = await scope(async () => {
     const ids = fromArray(rows.flatMap((r) => r.slice(0, -1)), [b, t], { dtype: 'i32', device });
     const targets = fromArray(rows.flatMap((r) => r.slice(1)), [b, t], { dtype: 'i32', device });
@@ -62,11 +63,11 @@ export async function lossAndGrads(model: LlamaModel, rows: readonly number[][],
     backward(l);
     return l.item();
   });
-  const grads = new Map<string, Tensor>();
-  for (const [name, x] of named) {
-    if (!x.grad) throw new StepError(`step grads: ${name} is trainable but received no gradient`);
-    grads.set(name, x.grad);
-    x.grad = null;
+  const grads = new Map<string, Tensor[]>();
+  for (const [name, parts] of named) {
+    if (parts.some((x) => !x.grad)) throw new StepError(`step grads: ${name} is trainable but received no gradient`);
+    grads.set(name, parts.map((x) => x.grad!));
+    for (const x of parts) x.grad = null;
   }
   return { loss, grads };
 }
@@ -95,7 +96,7 @@ export async function gradsCommand(args: string[], print: (text: string) => void
       if (common.json) print(JSON.stringify({ loss, out: outPath, tensors: [...grads.keys()] }) + '\n');
       else print(`loss ${loss}\n${grads.size} gradients written to ${outPath}\n`);
     } finally {
-      for (const g of grads.values()) g.dispose();
+      for (const parts of grads.values()) for (const g of parts) g.dispose();
     }
     return 0;
   } finally {

@@ -6,8 +6,8 @@ import { parseArgs, switches, valued } from '../cli-args.js';
 import type { LlamaConfig } from '../../models/config.js';
 import { configToJSON, parseConfigJSON } from '../../models/config.js';
 import { PRESET_NAMES, presetConfig } from '../../models/config-presets.js';
-import type { Plan, PlannerMode, Precision } from '../planner/index.js';
-import { PLANNER_MODES, PRECISIONS, paperTable, planStages } from '../planner/index.js';
+import type { GaLoreModelState, Plan, PlannerMode, Precision } from '../planner/index.js';
+import { PLANNER_MODES, PRECISIONS, defaultRank, galoreModelState, maxGaloreRank, paperTable, planStages } from '../planner/index.js';
 
 const USAGE = `usage: step plan (--preset NAME | --config PATH) --stages K [options]
        step plan --paper-table [--mode paper|engine] [--precision mixed|fp32] [--rank R]
@@ -22,11 +22,12 @@ options:
   --freeze-embeddings    engine mode: embeddings, final norm and head stop training after stage 1
                          (default: they keep training)
   --split 12,6,6         evaluate this split instead of the optimal one
+  --galore-rank R        engine mode: GaLore's projection rank for the baseline line (default hidden/4)
   --layers N             override the number of layers L of the preset/config
   --vocab-size N         override the vocabulary size
   --json                 print the plan as JSON (exact bytes)`;
 
-const VALUE_FLAGS = ['--preset', '--config', '--stages', '--rank', '--mode', '--precision', '--split', '--layers', '--vocab-size'] as const;
+const VALUE_FLAGS = ['--preset', '--config', '--stages', '--rank', '--mode', '--precision', '--split', '--layers', '--vocab-size', '--galore-rank'] as const;
 const BOOL_FLAGS = ['--json', '--freeze-embeddings', '--paper-table'] as const;
 
 type Flags = Partial<Record<(typeof VALUE_FLAGS)[number], string>> & Partial<Record<(typeof BOOL_FLAGS)[number] | '--help', true>>;
@@ -89,7 +90,7 @@ const int = (n: number): string => n.toLocaleString('en-US');
 /** Decimal units (GB = 10^9 B), three decimals. */
 const gb = (n: number): string => (n >= 1e9 ? `${(n / 1e9).toFixed(3)} GB` : n >= 1e6 ? `${(n / 1e6).toFixed(3)} MB` : `${(n / 1e3).toFixed(3)} kB`);
 
-export function formatPlan(p: Plan, source: string): string {
+export function formatPlan(p: Plan, source: string, galore: GaLoreModelState | null = null): string {
   const how = p.mode === 'paper'
     ? 'paper (the published programme: 16 B per trainable, 2 B per frozen parameter; decoder layers only)'
     : `engine, ${p.precision} precision (every model-state tensor; embeddings, final norm and head ${p.trainEmbeddings ? 'train in every stage' : 'frozen after stage 1'})`;
@@ -121,7 +122,14 @@ export function formatPlan(p: Plan, source: string): string {
     `peak: ${p.peakAt === 'transition' ? `transition into stage ${p.peakStage}` : `stage ${p.peakStage}`}, ${int(p.peak)} B (${gb(p.peak)})${p.mode === 'engine' ? ', the most model state live over the whole run' : ''}`,
     `vanilla training of the target: ${int(v.total)} B (${gb(v.total)})`,
     `reduction: ${(100 * p.reduction).toFixed(2)}%`,
+    ...(galore ? [galoreLine(galore, v.total)] : []),
   ].join('\n') + '\n';
+}
+
+function galoreLine(g: GaLoreModelState, vanilla: number): string {
+  const b = g.bytes;
+  return `GaLore baseline, rank ${g.rank} (every layer trains; its 7 linears projected): ${int(b.total)} B (${gb(b.total)}; parameter ${int(b.parameter)}, ` +
+    `gradient ${int(b.gradient)}, optimizer ${int(b.optimizer)}), ${(100 * (1 - b.total / vanilla)).toFixed(2)}% below vanilla`;
 }
 
 /** `step plan`: the STEP stage sizes and the memory of each stage (see USAGE). */
@@ -153,6 +161,14 @@ export async function plan(args: string[]): Promise<number> {
     ...(precision ? { precision } : {}),
     ...(f['--freeze-embeddings'] ? { trainEmbeddings: false } : {}),
   });
-  process.stdout.write(f['--json'] ? JSON.stringify({ source, config, plan: p }, null, 2) + '\n' : formatPlan(p, source));
+  let galore: GaLoreModelState | null = null;
+  if (p.mode === 'engine') {
+    const galoreRank = f['--galore-rank'] === undefined ? Math.min(defaultRank(config), maxGaloreRank(config)) : positiveInt('--galore-rank', f['--galore-rank']);
+    galore = galoreModelState(config, { rank: galoreRank, precision: p.precision });
+  } else if (f['--galore-rank'] !== undefined) {
+    throw new StepError('step plan: --galore-rank applies to --mode engine only (GaLore\'s bytes are the engine\'s)');
+  }
+  const json = { source, config, plan: p, ...(galore ? { galore: { rank: galore.rank, precision: galore.precision, bytes: galore.bytes } } : {}) };
+  process.stdout.write(f['--json'] ? JSON.stringify(json, null, 2) + '\n' : formatPlan(p, source, galore));
   return 0;
 }

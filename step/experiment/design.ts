@@ -1,5 +1,5 @@
 /**
- * The STEP experiment's design: vanilla, STEP with 2 and 3 stages, and ReLoRA, trained on the
+ * The STEP experiment's design: vanilla, STEP with 2 and 3 stages, ReLoRA and GaLore, trained on the
  * same data at equal tokens (same steps, batch, sequence length, learning-rate schedule and seed).
  * The default model is the `small` preset deepened to 8 layers with a 512-token vocabulary, so
  * that decoder layers hold most of the model state (92% of its parameters), as in the paper's
@@ -14,8 +14,8 @@ import { choiceFlag, flagValue, numberValue, parseArgs, valued } from '../cli-ar
 import { DEFAULT_TRAIN_OPTIONS, parseConfigOverride, validateTrainOptions } from '../train/options.js';
 import { NUMBER_RULES } from '../train/validate-options.js';
 
-export type ExperimentMethod = 'vanilla' | 'step2' | 'step3' | 'relora';
-export const EXPERIMENT_METHODS: readonly ExperimentMethod[] = ['vanilla', 'step2', 'step3', 'relora'];
+export type ExperimentMethod = 'vanilla' | 'step2' | 'step3' | 'relora' | 'galore';
+export const EXPERIMENT_METHODS: readonly ExperimentMethod[] = ['vanilla', 'step2', 'step3', 'relora', 'galore'];
 
 export interface ExperimentOptions {
   /** Folder of the experiment: runs/ (one folder per run), report.html, summary.json, summary.md. */
@@ -45,7 +45,7 @@ export const DEFAULT_EXPERIMENT: Omit<ExperimentOptions, 'out'> = {
 };
 
 export const EXPERIMENT_USAGE = `usage: step experiment [options]
-  Trains vanilla, STEP (2 and 3 stages) and ReLoRA at equal tokens, then writes OUT/report.html,
+  Trains vanilla, STEP (2 and 3 stages), ReLoRA and GaLore at equal tokens, then writes OUT/report.html,
   OUT/summary.json and OUT/summary.md. Rerunning with the same --out reuses finished runs and
   resumes interrupted ones from their last checkpoint.
   --out DIR          experiment folder (default experiments/step-PRESET-TIMESTAMP)
@@ -111,7 +111,9 @@ export function parseExperimentArgs(args: readonly string[]): ExperimentOptions 
 
 /**
  * The training options of each run: identical except for the method. ReLoRA warms up full-rank
- * for a quarter of the steps, then merges and restarts every quarter.
+ * for a quarter of the steps, then merges and restarts every quarter. GaLore projects at rank
+ * hidden/4 and refreshes its projectors every sixth of the run (GaLore's T = 200 is for runs of
+ * thousands of steps).
  */
 export function experimentRuns(e: ExperimentOptions, runsDir: string): TrainOptions[] {
   const quarter = Math.max(1, Math.floor(e.steps / 4));
@@ -126,6 +128,7 @@ export function experimentRuns(e: ExperimentOptions, runsDir: string): TrainOpti
     step2: { name: 'step-2-stages', method: 'step', stages: 2 },
     step3: { name: 'step-3-stages', method: 'step', stages: 3 },
     relora: { name: 'relora', method: 'relora', reloraWarmStart: quarter, reloraEvery: quarter },
+    galore: { name: 'galore', method: 'galore', galoreUpdateGap: Math.max(1, Math.floor(e.steps / 6)) },
   };
   return e.methods.map((m) => validateTrainOptions({ ...base, ...byMethod[m] }));
 }

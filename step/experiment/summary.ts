@@ -46,7 +46,7 @@ export function summarizeExperiment(sums: RunSummary[]): ExperimentSummary {
       peakModelState: s.peakModelState, predictedPeak,
       predictionExact: predictedBars.length ? predictedBars.every((b) => b.match === true) : null,
       memoryReduction: vanilla?.peakModelState && s.peakModelState !== null && s !== vanilla ? 1 - s.peakModelState / vanilla.peakModelState : null,
-      predictedReduction: s.method === 'step' && predictedPeak !== null && vanillaBytes ? 1 - predictedPeak / vanillaBytes : null,
+      predictedReduction: (s.method === 'step' || s.method === 'galore') && predictedPeak !== null && vanillaBytes ? 1 - predictedPeak / vanillaBytes : null,
       trackerPeak: s.peakTotal, wallMinutes: s.wallSeconds === null ? null : s.wallSeconds / 60,
     };
   });

@@ -1,7 +1,8 @@
-/** The STEP memory planner: the integer programme (exact), its cost models, the tensor listing. */
+/** The STEP memory planner: the integer programme (exact), its cost models, the tensor listing; GaLore's model state. */
 export * from './solve.js';
 export * from './tensors.js';
 export * from './transition.js';
 export * from './costs.js';
 export * from './plan.js';
 export * from './table.js';
+export * from './galore.js';

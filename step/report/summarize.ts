@@ -81,6 +81,7 @@ function describe(run: RunData, plan: Plan | null): string {
   const o = run.options;
   if (o.method === 'step') return `STEP, ${plan ? `split ${plan.split.join('+')}` : `${o.stages} stages`}, LoRA rank ${o.loraRank}`;
   if (o.method === 'relora') return `ReLoRA, warm start ${o.reloraWarmStart}, restart every ${o.reloraEvery}, rank ${o.loraRank}`;
+  if (o.method === 'galore') return `GaLore, rank ${o.galoreRank}, projector refreshed every ${o.galoreUpdateGap} steps, scale ${o.galoreScale}`;
   return 'vanilla';
 }
 

@@ -7,7 +7,7 @@
 import { StepError } from '../../engine/errors.js';
 
 export const TRAINER_STATE_FORMAT = 'step-webgpu/trainer-state';
-export const TRAINING_METHODS = ['vanilla', 'step', 'relora'] as const;
+export const TRAINING_METHODS = ['vanilla', 'step', 'relora', 'galore', 'sft'] as const;
 
 /** What a checkpoint needs beyond the tensors to resume exactly. */
 export interface TrainerState {

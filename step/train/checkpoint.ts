@@ -5,7 +5,7 @@ import { StepError } from '../../engine/errors.js';
 import { describeNonFinite, findNonFinite } from '../../engine/finite-check.js';
 import type { Optimizer, BaseHyper } from '../../engine/optim/optimizer.js';
 import { loadOptimizerState, saveOptimizerState } from '../../engine/optim/state-io.js';
-import { openSafetensors, saveSafetensors } from '../../engine/safetensors.js';
+import { openSafetensors, readRowBlocks, saveSafetensors } from '../../engine/safetensors.js';
 import { formatShape } from '../../engine/shape.js';
 import type { LlamaConfig } from '../../models/config.js';
 import { configToJSON, parseConfigJSON } from '../../models/config.js';
@@ -32,7 +32,7 @@ export async function saveCheckpoint<H extends BaseHyper>(runDir: string, parts:
   try {
     await rm(tmp, { recursive: true, force: true });
     await mkdir(tmp, { recursive: true });
-    await saveSafetensors(join(tmp, 'model.safetensors'), new Map(parts.model.namedTensors()), { format: 'pt' });
+    await saveSafetensors(join(tmp, 'model.safetensors'), new Map(parts.model.hfTensors()), { format: 'pt' });
     await writeFileAtomic(join(tmp, 'config.json'), JSON.stringify(configToJSON(parts.config), null, 2) + '\n');
     if (parts.tokenizer) await parts.tokenizer.save(join(tmp, 'tokenizer.json'));
     if (parts.optimizer) await saveOptimizerState(parts.optimizer, join(tmp, 'optimizer.safetensors'));
@@ -41,14 +41,7 @@ export async function saveCheckpoint<H extends BaseHyper>(runDir: string, parts:
     await rm(tmp, { recursive: true, force: true }).catch(() => {});
     throw checkpointWriteError(e, tmp, final);
   }
-  if (existsSync(final)) {
-    const old = `${final}.old-${process.pid}`;
-    await rename(final, old);
-    await rename(tmp, final);
-    await rm(old, { recursive: true, force: true });
-  } else {
-    await rename(tmp, final);
-  }
+  await renameIntoPlace(tmp, final);
   try {
     await writeFileAtomic(join(runDir, 'latest.json'), JSON.stringify({ checkpoint: name, step: parts.state.step }) + '\n');
   } catch (e) {
@@ -57,6 +50,21 @@ export async function saveCheckpoint<H extends BaseHyper>(runDir: string, parts:
     throw new StepError(`${final} is complete, but ${join(runDir, 'latest.json')} could not point at it: disk full (${code}); it still names the previous checkpoint. Free space, then continue with --resume`);
   }
   return final;
+}
+
+/**
+ * Puts a complete temp folder where `final` is: an existing `final` is moved aside (`.old-PID`,
+ * which the run-folder cleaner restores if the process dies between the renames), then removed.
+ */
+export async function renameIntoPlace(tmp: string, final: string): Promise<void> {
+  if (existsSync(final)) {
+    const old = `${final}.old-${process.pid}`;
+    await rename(final, old);
+    await rename(tmp, final);
+    await rm(old, { recursive: true, force: true });
+  } else {
+    await rename(tmp, final);
+  }
 }
 
 /**
@@ -143,7 +151,7 @@ export async function loadModelWeights(model: LlamaModel, dir: string): Promise<
   if (!existsSync(path)) throw new StepError(`${dir}: no model.safetensors`);
   const reader = await openSafetensors(path);
   try {
-    const named = model.namedTensors();
+    const named = model.hfTensors(); // a table split into row blocks is one tensor of the file
     const want = new Set(named.map(([n]) => n));
     const missing = named.map(([n]) => n).filter((n) => !reader.names.includes(n));
     const extra = reader.names.filter((n) => !want.has(n));
@@ -152,15 +160,16 @@ export async function loadModelWeights(model: LlamaModel, dir: string): Promise<
         `${missing.length ? `missing ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ` and ${missing.length - 5} more` : ''}` : ''}` +
         `${missing.length && extra.length ? '; ' : ''}${extra.length ? `unexpected ${extra.slice(0, 5).join(', ')}${extra.length > 5 ? ` and ${extra.length - 5} more` : ''}` : ''}`);
     }
-    for (const [name, t] of named) {
+    for (const [name, blocks] of named) {
       const e = reader.entry(name);
-      if (e.shape.join() !== t.shape.join()) throw new StepError(`${path}: ${name} is ${formatShape(e.shape)} in the file but ${formatShape(t.shape)} in the model`);
-      t.backend.write(t.storage, await reader.values(name));
+      const shape = [blocks.reduce((n, t) => n + t.shape[0]!, 0), ...blocks[0]!.shape.slice(1)];
+      if (e.shape.join() !== shape.join()) throw new StepError(`${path}: ${name} is ${formatShape(e.shape)} in the file but ${formatShape(shape)} in the model`);
+      await readRowBlocks(reader, name, blocks);
     }
   } finally {
     await reader.close();
   }
-  const bad = await findNonFinite(model.namedTensors(), model.embed.backend);
+  const bad = await findNonFinite(model.namedTensors(), model.backend);
   if (bad.length) throw new StepError(`${path}: ${describeNonFinite(bad)}; the checkpoint holds NaN/Inf weights. Use an earlier step-NNNNNN folder (or, for a run, the last checkpoint with a finite loss)`);
 }
 

@@ -7,8 +7,33 @@ import { encodeDocuments } from '../../models/data/encode-documents.js';
 import { readTokenShard } from '../../models/data/shards.js';
 import { loadTextFiles } from '../../models/data/text-files.js';
 import { BpeTokenizer } from '../../models/tokenizer/bpe.js';
+import type { LlamaModel } from '../../models/llama.js';
 
 export const EOT = '<|endoftext|>';
+
+/** A target the loss does not count (padding, prompt tokens): cross-entropy's ignoreIndex. */
+export const IGNORE_INDEX = -100;
+
+/** One micro-batch, row-major [rows, cols]: token ids and next-token targets (IGNORE_INDEX: not counted). */
+export interface TokenBatch {
+  inputs: Int32Array;
+  targets: Int32Array;
+  rows: number;
+  cols: number;
+  /** Real (non-padding) tokens in it, for the run's token count; default rows * cols. */
+  tokens?: number;
+}
+
+/**
+ * Where a run's micro-batches come from, by their index in the run's data order (a resumed run
+ * asks for the next index, so it continues exactly), and its held-out evaluation. `step train`:
+ * windows of the token stream; `step sft`: padded instruction examples with masked prompts.
+ */
+export interface BatchSource {
+  batchAt(index: number): TokenBatch;
+  /** The held-out loss, or null when there is nothing held out. */
+  evaluate(model: LlamaModel): Promise<{ loss: number; perplexity: number } | null>;
+}
 
 export interface PreparedData {
   /** null for token shards tokenized elsewhere. */

@@ -15,7 +15,7 @@ export interface EvalResult {
  * (the same windows every time, so evaluations compare), weighted by tokens.
  */
 export async function evaluate(model: LlamaModel, tokens: ArrayLike<number> & { length: number }, options: { batch: number; seqLen: number; maxBatches: number }): Promise<EvalResult> {
-  const device = model.embed.backend;
+  const device = model.backend;
   let total = 0, count = 0, batches = 0;
   for (const w of sequentialWindows(tokens as Uint32Array, { batch: options.batch, seqLen: options.seqLen })) {
     if (batches++ >= options.maxBatches) break;

@@ -8,6 +8,7 @@ import { planStages } from '../planner/plan.js';
 import { listStageTensors } from '../planner/tensors.js';
 import type { TrainerState } from './checkpoint.js';
 import type { TrainOptions } from './options.js';
+import { galorePlan } from './galore-method.js';
 import { makeOptimizer } from './session.js';
 import { wholeRunPeak } from './run-log.js';
 import type { Run } from './trainer.js';
@@ -33,6 +34,7 @@ export interface MethodPlan {
 export function planMethod(o: TrainOptions, target: LlamaConfig): MethodPlan {
   if (o.method === 'step') return stepPlan(o, target);
   if (o.method === 'relora') return reloraPlan(o, target);
+  if (o.method === 'galore') return galorePlan(o, target);
   const schedule = warmupCosineSchedule({ warmupSteps: o.warmupSteps, totalSteps: o.steps, minRatio: o.minLrRatio });
   return {
     stages: 1, initialLayers: target.num_hidden_layers,
@@ -46,7 +48,7 @@ export function planMethod(o: TrainOptions, target: LlamaConfig): MethodPlan {
  * Logs the model-state bytes by category after a stage's first step, with the planner's
  * prediction, and the run's peak so far (the tracker's peak is never reset inside a run).
  */
-function logMemory(run: Run, predicted: Record<string, number> | null): void {
+export function logMemory(run: Run, predicted: Record<string, number> | null): void {
   const live = run.device.memory().live;
   const measured = Object.fromEntries(CATEGORIES.filter((c) => ['parameter', 'frozen', 'gradient', 'optimizer'].includes(c)).map((c) => [c, live[c]]));
   const total = Object.values(measured).reduce((a, b) => a + b, 0);

@@ -11,7 +11,7 @@ export interface TrainOptions {
   /** Run folder name under `runsDir` (default: a timestamp). */
   name: string;
   runsDir: string;
-  method: 'vanilla' | 'step' | 'relora';
+  method: 'vanilla' | 'step' | 'relora' | 'galore';
   preset: string;
   /** Overrides of the preset's LlamaConfig keys (e.g. num_hidden_layers). */
   configOverrides: Record<string, unknown>;
@@ -54,6 +54,10 @@ export interface TrainOptions {
   /** ReLoRA: merge-and-restart period (steps) and full-rank warm start (steps). */
   reloraEvery: number;
   reloraWarmStart: number;
+  /** GaLore: projection rank (null: hidden/4, capped by the smallest linear side), projector refresh period T (steps), scale alpha. */
+  galoreRank: number | null;
+  galoreUpdateGap: number;
+  galoreScale: number;
   /** Activation checkpointing: each decoder block recomputed in backward (same math, fewer activation bytes). */
   checkpointActivations: boolean;
   /** Stop after this many steps in this process (a test's way to interrupt a run). */
@@ -66,6 +70,7 @@ export const DEFAULT_TRAIN_OPTIONS: TrainOptions = {
   warmupSteps: 30, weightDecay: 0.1, beta1: 0.9, beta2: 0.95, eps: 1e-8, clip: 1, evalEvery: 200,
   evalBatches: 8, checkpointEvery: 200, logEvery: 1, seed: 1, precision: 'fp32', device: 'auto',
   split: null, stages: 2, loraRank: 8, loraAlpha: 16, loraDropout: 0, stageTokens: null, stageReloraEvery: 0, stageWarmupSteps: 10, reloraEvery: 100, reloraWarmStart: 50,
+  galoreRank: null, galoreUpdateGap: 200, galoreScale: 0.25,
   checkpointActivations: false, stopAfter: null,
 };
 
@@ -93,7 +98,7 @@ export const TRAIN_USAGE = `usage: step train [options]     (no options: the tin
   --name NAME            run folder RUNS_DIR/NAME (default: a timestamp); a plain name, no '/'
   --runs-dir DIR         folder of the runs (default runs)
   --overwrite            replace an existing run folder of the same name (default: refuse)
-  --method M             vanilla | step | relora (default vanilla)
+  --method M             vanilla | step | relora | galore (default vanilla)
   --preset P             ${PRESET_NAMES.join(' | ')} (see step presets)
   --set KEY=VALUE        override a LlamaConfig key (e.g. --set num_hidden_layers=6); vocab_size comes from --vocab-size
   --data D               brown | FILE.txt | FOLDER | FILE.bin (llm.c token shard)
@@ -106,6 +111,7 @@ export const TRAIN_USAGE = `usage: step train [options]     (no options: the tin
           --stage-warmup W   --stage-relora-every N (ReLoRA restarts of the adapters inside each LoRA stage)
   ReLoRA: --relora-every N --relora-warm-start N --lora-rank R --lora-alpha A --lora-dropout P
           --stage-warmup W (warm-up after each restart)
+  GaLore: --galore-rank R (default hidden/4) --galore-update-gap T (default 200) --galore-scale S (default 0.25)
   Flags a method would ignore are refused (e.g. --stages with --method vanilla).
   --resume NAME          continue the run RUNS_DIR/NAME from its latest checkpoint with its saved settings;
                          only these may be given with it and take effect:

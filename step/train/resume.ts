@@ -4,7 +4,7 @@
  * checkpointing, logging, device) or are refused with the reason. Nothing given is ignored.
  */
 import { StepError } from '../../engine/errors.js';
-import type { AdamW } from '../../engine/optim/adam.js';
+import type { TrainOptimizer } from './session.js';
 import type { TrainerState } from './checkpoint-files.js';
 import type { MethodPlan } from './methods.js';
 import type { TrainOptions } from './options.js';
@@ -16,7 +16,7 @@ const PER_PROCESS: readonly (keyof TrainOptions)[] = ['stopAfter'];
 /** Why an option cannot change on resume. */
 function whyFixed(key: keyof TrainOptions): string {
   switch (key) {
-    case 'method': case 'preset': case 'configOverrides': case 'split': case 'stages': case 'loraRank': case 'loraAlpha':
+    case 'method': case 'preset': case 'configOverrides': case 'split': case 'stages': case 'loraRank': case 'loraAlpha': case 'galoreRank':
       return "the checkpoint's model structure comes from it";
     case 'data': case 'vocabSize':
       return 'the tokenizer and the data order come from it';
@@ -115,7 +115,7 @@ export function checkPlanAcceptsResume(before: MethodPlan, after: MethodPlan, st
  * Puts overridden hyperparameters into an optimizer whose state was just loaded from a
  * checkpoint (loading restores the saved lr, clip and weight decay).
  */
-export function applyOptimizerOverrides(optimizer: AdamW, o: TrainOptions, changes: readonly ResumeChange[]): void {
+export function applyOptimizerOverrides(optimizer: TrainOptimizer, o: TrainOptions, changes: readonly ResumeChange[]): void {
   const changed = new Set(changes.map((c) => c.key));
   if (changed.has('clip')) optimizer.maxGradNorm = o.clip;
   for (const g of optimizer.groups) {

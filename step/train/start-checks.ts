@@ -46,7 +46,8 @@ export interface StepBuffer {
 
 /**
  * The largest single buffers one step of this run allocates (for the largest model the run
- * reaches): the embedding gather, a row of logits, a row of attention scores, the largest weights.
+ * reaches): the embedding gather, a row of logits, a row of attention scores, an embedding row
+ * (the embedding and head are split into row blocks), the largest layer weight.
  */
 export function largestStepBuffers(config: LlamaConfig, o: Pick<TrainOptions, 'batchSize' | 'seqLen' | 'precision'>): StepBuffer[] {
   const bytes = o.precision === 'mixed' ? 2 : 4;
@@ -57,7 +58,9 @@ export function largestStepBuffers(config: LlamaConfig, o: Pick<TrainOptions, 'b
     { what: `one row of logits [1, ${V}]`, bytes: V * bytes, lower: '--vocab-size' },
     // attention works through query rows in chunks (autograd/ops/attention.ts): its smallest chunk is one row
     { what: `one row of attention scores [${B}, ${heads}, 1, ${T}]`, bytes: B * heads * T * bytes, lower: '--batch-size or --seq-len' },
-    { what: `the embedding [${V}, ${H}]`, bytes: V * H * bytes, lower: '--vocab-size or hidden_size (--set)' },
+    // the embedding and LM head are split into row blocks of at most one buffer (engine/row-blocks.ts),
+    // sized by their f32 rows (master weights and Adam moments): one row at the least
+    { what: `one embedding row [1, ${H}] in f32`, bytes: H * 4, lower: 'hidden_size (--set)' },
     { what: `an MLP weight [${config.intermediate_size}, ${H}]`, bytes: config.intermediate_size * H * bytes, lower: 'intermediate_size (--set) or a smaller --preset' },
   ];
 }

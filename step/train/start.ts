@@ -11,7 +11,6 @@ import { writeFileAtomic } from '../../engine/atomic-write.js';
 import { initDevice } from '../../engine/device.js';
 import { StepError } from '../../engine/errors.js';
 import { describeNonFinite, findNonFinite } from '../../engine/finite-check.js';
-import type { AdamW } from '../../engine/optim/adam.js';
 import { presetConfig } from '../../models/config-presets.js';
 import type { LlamaModel } from '../../models/llama.js';
 import type { TrainerState } from './checkpoint.js';
@@ -26,6 +25,7 @@ import type { RunLock } from './run-folder.js';
 import { acquireRunLock, checkWritable, cleanStaleLeftovers, LOCK_FILE } from './run-folder.js';
 import { Progress, RunLog } from './run-log.js';
 import { buildModel, makeOptimizer } from './session.js';
+import type { TrainOptimizer } from './session.js';
 import { checkDataSplits, checkDeviceLimits, checkRunName, checkSeqLen, largestStepBuffers, maxBindingBytes } from './start-checks.js';
 import type { Run } from './trainer.js';
 
@@ -62,7 +62,7 @@ export async function startRun(options: TrainOptions, resumeName: string | null,
   const created: string[] = []; // removed if this start fails
   let lock: RunLock | null = null;
   let model: LlamaModel | null = null;
-  let optimizer: AdamW | null = null;
+  let optimizer: TrainOptimizer | null = null;
   let cleaned: string[] = [];
   try {
     // ---- read and check; nothing is created or changed in this part but the lock of an existing folder

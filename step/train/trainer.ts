@@ -2,7 +2,7 @@ import type { Backend } from '../../engine/backend.js';
 import { fromArray } from '../../engine/creation.js';
 import { StepError } from '../../engine/errors.js';
 import { describeNonFinite, findNonFinite } from '../../engine/finite-check.js';
-import type { AdamW } from '../../engine/optim/adam.js';
+import type { TrainOptimizer } from './session.js';
 import { Generator } from '../../engine/random.js';
 import { scope, scopeSync } from '../../engine/scope.js';
 import type { Tensor } from '../../engine/tensor.js';
@@ -15,7 +15,7 @@ import type { LlamaModel } from '../../models/llama.js';
 import { join } from 'node:path';
 import type { TrainerState } from './checkpoint.js';
 import { lastGoodCheckpoint, saveCheckpoint } from './checkpoint.js';
-import type { PreparedData } from './data.js';
+import type { BatchSource, PreparedData } from './data.js';
 import { evaluate } from './evaluate.js';
 import type { MethodPlan } from './methods.js';
 import type { TrainOptions } from './options.js';
@@ -33,13 +33,15 @@ export interface Run {
   data: PreparedData;
   config: LlamaConfig;
   model: LlamaModel;
-  optimizer: AdamW;
+  optimizer: TrainOptimizer;
   state: TrainerState;
   log: RunLog;
   progress: Progress;
   plan: MethodPlan;
   /** This process's ownership of the run folder (released when the run ends). */
   lock: RunLock;
+  /** The batches and the evaluation; default: windows of data.train and data.validation (step train). */
+  source?: BatchSource;
 }
 
 export interface TrainResult {
@@ -60,9 +62,18 @@ export interface TrainResult {
  * saved ones where allowed, or are refused); `extra.overwrite`: replace an existing run folder.
  */
 export async function train(options: TrainOptions, resumeName: string | null = null, extra: TrainExtra = {}): Promise<TrainResult> {
-  const run = await startRun(options, resumeName, extra);
+  return trainToEnd(await startRun(options, resumeName, extra));
+}
+
+/**
+ * Trains a started run until its last step (or --stop-after), then frees it and releases its lock.
+ * `atEnd` runs before that when the run reached its last step (`step sft` writes its merged model).
+ */
+export async function trainToEnd(run: Run, atEnd?: (run: Run) => Promise<void>): Promise<TrainResult> {
   try {
-    return await loop(run);
+    const r = await loop(run);
+    if (!r.stopped && atEnd) await atEnd(run);
+    return r;
   } finally {
     run.progress.finish();
     run.optimizer.dispose();
@@ -78,9 +89,19 @@ async function stopBad(run: Run, what: string, fields: Record<string, unknown>):
   throw new StepError(`${what}; training stopped. The last good checkpoint is ${last ?? '(none yet)'}; resume from it with a lower --lr or a larger --warmup`);
 }
 
+/** step train's source: seeded windows of the training tokens, the validation windows' loss. */
+function windowSource(run: Run): BatchSource {
+  const o = run.options;
+  const sampler = new WindowSampler(run.data.train, { batch: o.batchSize, seqLen: o.seqLen, seed: run.state.sampler.seed });
+  return {
+    batchAt: (index) => ({ ...sampler.batchAt(index), rows: o.batchSize, cols: o.seqLen }),
+    evaluate: (model) => evaluate(model, run.data.validation, { batch: o.batchSize, seqLen: o.seqLen, maxBatches: o.evalBatches }),
+  };
+}
+
 async function loop(run: Run): Promise<TrainResult> {
   const { options: o, state } = run;
-  const sampler = new WindowSampler(run.data.train, { batch: o.batchSize, seqLen: o.seqLen, seed: state.sampler.seed });
+  const source = run.source ?? windowSource(run);
   let stepsThisProcess = 0;
   let lastVal: { loss: number; perplexity: number } | null = null;
   let t0 = performance.now(), tokensSince = 0;
@@ -90,13 +111,13 @@ async function loop(run: Run): Promise<TrainResult> {
     await new Promise<void>((resolve) => setImmediate(resolve));
     await run.plan.beforeStep(run); // growth, freezing, ReLoRA restarts at their steps
     run.optimizer.setLrScale(run.plan.lrScale(state));
-    const loss = await trainStep(run, sampler);
+    const { loss, tokens } = await trainStep(run, source);
     if (!Number.isFinite(loss)) await stopBad(run, `loss is ${loss} at step ${state.step + 1}`, { loss });
     state.step++;
-    state.tokens += o.batchSize * o.seqLen * o.gradAccum;
+    state.tokens += tokens;
     state.sampler = { seed: state.sampler.seed, step: state.step * o.gradAccum };
     state.lastLoss = loss;
-    tokensSince += o.batchSize * o.seqLen * o.gradAccum;
+    tokensSince += tokens;
     const elapsed = (performance.now() - t0) / 1000;
     const lr = run.optimizer.groups[0]!.lr;
     if (state.step % o.logEvery === 0 || state.step === o.steps) {
@@ -114,12 +135,14 @@ async function loop(run: Run): Promise<TrainResult> {
       run.log.write('checkpoint', { step: state.step, dir: saved });
       t0 = performance.now(); tokensSince = 0;
     }
-    if ((o.evalEvery && state.step % o.evalEvery === 0) || state.step === o.steps) {
-      const ev = await evaluate(run.model, run.data.validation, { batch: o.batchSize, seqLen: o.seqLen, maxBatches: o.evalBatches });
+    const evalDue = (o.evalEvery && state.step % o.evalEvery === 0) || state.step === o.steps;
+    const ev = evalDue ? await source.evaluate(run.model) : null; // null: nothing held out (step sft without --val-data)
+    if (ev) {
       state.lastValLoss = Number.isFinite(ev.loss) ? ev.loss : null;
       lastVal = ev;
       run.log.write('eval', { step: state.step, tokens: state.tokens, loss: ev.loss, perplexity: ev.perplexity, stage: state.stage });
-      run.progress.note(`step ${state.step}: validation loss ${ev.loss.toFixed(4)}, perplexity ${ev.perplexity.toFixed(1)} (unigram ${run.data.unigramPerplexity.toFixed(1)})`);
+      const unigram = Number.isFinite(run.data.unigramPerplexity) ? ` (unigram ${run.data.unigramPerplexity.toFixed(1)})` : '';
+      run.progress.note(`step ${state.step}: validation loss ${ev.loss.toFixed(4)}, perplexity ${ev.perplexity.toFixed(1)}${unigram}`);
       // the checkpoint of this step records the evaluation it just had
       if (saved) await writeFileAtomic(join(saved, 'trainer-state.json'), JSON.stringify(state, null, 2) + '\n');
       t0 = performance.now(); tokensSince = 0;
@@ -137,8 +160,8 @@ function result(run: Run, lastVal: { loss: number; perplexity: number } | null, 
   return { runDir: run.runDir, finalStep: run.state.step, valLoss: lastVal?.loss ?? null, valPerplexity: lastVal?.perplexity ?? null, unigramPerplexity: run.data.unigramPerplexity, stopped };
 }
 
-/** One optimizer step (with accumulation); returns the mean loss (one scalar read back). */
-async function trainStep(run: Run, sampler: WindowSampler): Promise<number> {
+/** One optimizer step (with accumulation); returns the mean loss (one scalar read back) and the tokens it trained on. */
+async function trainStep(run: Run, source: BatchSource): Promise<{ loss: number; tokens: number }> {
   const { options: o, state, model, optimizer, device } = run;
   // LoRA dropout masks come from a stream keyed by (seed, step): a resumed run draws the same masks
   model.dropoutGenerator = o.loraDropout > 0 ? new Generator(o.seed * 1_000_003 + state.step) : null;
@@ -146,12 +169,13 @@ async function trainStep(run: Run, sampler: WindowSampler): Promise<number> {
   return scope(async () => {
     // each micro-batch in its own scope: its activations are gone before the next one starts, so
     // the peak stays flat in the number of micro-batches; only its loss (detached) survives
-    let total: Tensor | null = null;
+    let total: Tensor | null = null, tokens = 0;
     for (let micro = 0; micro < o.gradAccum; micro++) {
       const loss = scopeSync(() => {
-        const w = sampler.batchAt(state.step * o.gradAccum + micro);
-        const ids = fromArray(w.inputs, [o.batchSize, o.seqLen], { dtype: 'i32', device });
-        const targets = fromArray(w.targets, [o.batchSize, o.seqLen], { dtype: 'i32', device });
+        const w = source.batchAt(state.step * o.gradAccum + micro);
+        tokens += w.tokens ?? w.rows * w.cols;
+        const ids = fromArray(w.inputs, [w.rows, w.cols], { dtype: 'i32', device });
+        const targets = fromArray(w.targets, [w.rows, w.cols], { dtype: 'i32', device });
         const l = model.loss(ids, targets);
         const scaled = o.gradAccum > 1 ? mul(l, 1 / o.gradAccum) : l;
         // mixed precision: scaleLoss multiplies by the device-side loss scale, which the optimizer divides out
@@ -168,6 +192,6 @@ async function trainStep(run: Run, sampler: WindowSampler): Promise<number> {
     model.dropoutGenerator = null;
     optimizer.step();
     optimizer.zeroGrad();
-    return (await total!.item()) / o.gradAccum; // the one scalar read back per step
+    return { loss: (await total!.item()) / o.gradAccum, tokens }; // the one scalar read back per step
   });
 }

@@ -8,6 +8,7 @@ import type { LlamaConfig } from '../../models/config.js';
 import { PRESET_NAMES, presetConfig } from '../../models/config-presets.js';
 import type { NumberRule } from '../cli-args.js';
 import { closestFlag, describeRule, fitsRule, UsageError } from '../cli-args.js';
+import { maxGaloreRank } from '../planner/galore.js';
 import type { TrainOptions } from './options.js';
 
 /** The command-line flag of each option (messages name flags, not field names). */
@@ -21,6 +22,7 @@ export const OPTION_FLAG: Record<keyof TrainOptions, string> = {
   stageTokens: '--stage-tokens', stageReloraEvery: '--stage-relora-every', stageWarmupSteps: '--stage-warmup',
   reloraEvery: '--relora-every', reloraWarmStart: '--relora-warm-start', stopAfter: '--stop-after',
   checkpointActivations: '--checkpoint-activations',
+  galoreRank: '--galore-rank', galoreUpdateGap: '--galore-update-gap', galoreScale: '--galore-scale',
 };
 
 /** Largest vocabulary accepted: 4x the largest in common use (262,144); each token is a row of the embedding and of the head. */
@@ -59,10 +61,13 @@ export const NUMBER_RULES: Record<NumericKey, NumberRule> = {
   reloraEvery: { integer: true, min: 1 },
   reloraWarmStart: { integer: true, min: 0 },
   stopAfter: { integer: true, min: 1 },
+  galoreRank: { integer: true, min: 1 },
+  galoreUpdateGap: { integer: true, min: 1 },
+  galoreScale: { min: 0, minExclusive: true, reason: 'the projected-back update is multiplied by it' },
 };
 
 export const CHOICES = {
-  method: ['vanilla', 'step', 'relora'],
+  method: ['vanilla', 'step', 'relora', 'galore'],
   precision: ['fp32', 'mixed'],
   device: ['auto', 'webgpu', 'cpu'],
 } as const;
@@ -71,6 +76,7 @@ export const CHOICES = {
 const STEP_ONLY: readonly (keyof TrainOptions)[] = ['stages', 'split', 'stageTokens', 'stageReloraEvery'];
 const LORA: readonly (keyof TrainOptions)[] = ['loraRank', 'loraAlpha', 'loraDropout'];
 const RELORA_ONLY: readonly (keyof TrainOptions)[] = ['reloraEvery', 'reloraWarmStart'];
+const GALORE_ONLY: readonly (keyof TrainOptions)[] = ['galoreRank', 'galoreUpdateGap', 'galoreScale'];
 
 /** LlamaConfig keys that `--set` may not change, and why. */
 const FIXED_CONFIG_KEYS: Record<string, string> = {
@@ -128,7 +134,7 @@ export function validateOptionValues(o: TrainOptions, keys: Iterable<keyof Train
     if (k in NUMBER_RULES) {
       const rule = NUMBER_RULES[k as NumericKey];
       const v = o[k as NumericKey];
-      if (v === null && k === 'stopAfter') continue;
+      if (v === null && (k === 'stopAfter' || k === 'galoreRank')) continue;
       if (typeof v !== 'number' || !fitsRule(v, rule)) fail(`${OPTION_FLAG[k]} must be ${describeRule(rule)}, got ${String(v)}${rule.reason ? ` (${rule.reason})` : ''}`);
     } else if (k in CHOICES) {
       const valid = CHOICES[k as keyof typeof CHOICES] as readonly string[];
@@ -153,7 +159,12 @@ export function validateOptionValues(o: TrainOptions, keys: Iterable<keyof Train
  */
 export function checkCombinations(o: TrainOptions, given: ReadonlySet<keyof TrainOptions>): void {
   const byMethod = (keys: readonly (keyof TrainOptions)[]) => keys.filter((k) => given.has(k));
-  const stepOnly = byMethod(STEP_ONLY), lora = byMethod(LORA), relora = byMethod(RELORA_ONLY);
+  const stepOnly = byMethod(STEP_ONLY), lora = byMethod(LORA), relora = byMethod(RELORA_ONLY), galore = byMethod(GALORE_ONLY);
+  if (o.method !== 'galore' && galore.length) fail(`${flags(galore)} ${galore.length > 1 ? 'are' : 'is'} GaLore's and ${galore.length > 1 ? 'have' : 'has'} no effect with --method ${o.method}; use --method galore, or leave ${galore.length > 1 ? 'them' : 'it'} out`);
+  if (o.method === 'galore') {
+    const ignored = [...stepOnly, ...lora, ...byMethod(['stageWarmupSteps']), ...relora];
+    if (ignored.length) fail(`${flags(ignored)} ${ignored.length > 1 ? 'have' : 'has'} no effect with --method galore (every layer trains, projected); leave ${ignored.length > 1 ? 'them' : 'it'} out`);
+  }
   if (o.method === 'vanilla') {
     const ignored = [...stepOnly, ...lora, ...byMethod(['stageWarmupSteps']), ...relora];
     if (ignored.length) fail(`${flags(ignored)} ${ignored.length > 1 ? 'have' : 'has'} no effect with --method vanilla; use --method step or relora, or leave ${ignored.length > 1 ? 'them' : 'it'} out`);
@@ -180,7 +191,12 @@ export function validateTrainOptions(o: TrainOptions, given?: ReadonlySet<keyof 
   if (o.seqLen > config.max_position_embeddings) {
     fail(`--seq-len ${o.seqLen} is beyond the model's context: max_position_embeddings is ${config.max_position_embeddings} (preset ${o.preset}${Object.keys(o.configOverrides).length ? ' with --set' : ''}); use a shorter --seq-len or --set max_position_embeddings=${o.seqLen}`);
   }
-  if (o.method !== 'vanilla' && o.loraRank > config.hidden_size) fail(`--lora-rank ${o.loraRank} is above the model's hidden_size ${config.hidden_size}; a LoRA rank is at most the smaller side of the matrices it adapts`);
+  if ((o.method === 'step' || o.method === 'relora') && o.loraRank > config.hidden_size) fail(`--lora-rank ${o.loraRank} is above the model's hidden_size ${config.hidden_size}; a LoRA rank is at most the smaller side of the matrices it adapts`);
+  if (o.method === 'galore') {
+    const max = maxGaloreRank(config);
+    o.galoreRank ??= Math.max(1, Math.min(Math.floor(config.hidden_size / 4), max));
+    if (o.galoreRank > max) fail(`--galore-rank ${o.galoreRank} is above ${max}, the smallest side of the model's linears; GaLore projects each gradient to at most that rank`);
+  }
   const L = config.num_hidden_layers;
   if (o.method === 'step') {
     if (o.split) {

@@ -1,7 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { CpuBackend, DeviceError, initDevice, StepError, zeros } from '../../index.js';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { CpuBackend, createWebGPUBackend, DeviceError, fromArray, initDevice, StepError, zeros } from '../../index.js';
 import { freshWebGPU } from '../helpers/backends.js';
 
 const run = (code: string, env: Record<string, string>) =>
@@ -84,4 +86,20 @@ test('step info prints the adapter and its limits (or why there is none)', async
   const bad = spawnSync(process.execPath, [cli, 'frobnicate'], { encoding: 'utf8' });
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /unknown command "frobnicate"/);
+});
+
+test('createWebGPUBackend with Dawn flags: the instance outlives garbage collection (its promises settle)', async (t) => {
+  const probe = await freshWebGPU(t); // skips (or fails under STEP_REQUIRE_WEBGPU=1) without an adapter
+  if (!probe) return;
+  probe.destroy();
+  const b = await createWebGPUBackend({ dawnFlags: ['disable-dawn-features=timestamp_quantization'] });
+  try {
+    setFlagsFromString('--expose-gc');
+    (runInNewContext('gc') as () => void)(); // before the fix, this collected the flagged Dawn instance
+    const x = fromArray([1, 2, 3], [3], { device: b });
+    assert.deepEqual([...await x.toArray()], [1, 2, 3]);
+    await b.sync();
+  } finally {
+    b.destroy();
+  }
 });

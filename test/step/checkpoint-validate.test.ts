@@ -34,7 +34,7 @@ test('trainer-state.json: every field is checked, and the error names the file a
   const cases: [Record<string, unknown>, RegExp, object?][] = [
     [{ format: 'other' }, /field "format"/],
     [{ version: 2 }, /field "version"/],
-    [{ method: 'galore' }, /field "method" must be vanilla, step or relora/],
+    [{ method: 'lomo' }, /field "method" must be vanilla, step, relora, galore or sft/],
     [{ step: -1 }, /field "step" must be an integer >= 0/],
     [{ step: 2.5 }, /field "step"/],
     [{ step: '8' }, /field "step"/],

@@ -56,6 +56,9 @@ const BAD_VALUES: Record<string, { values: string[]; with?: string[] }> = {
   '--relora-every': { values: ['0', '-10'], with: ['--method', 'relora'] },
   '--relora-warm-start': { values: ['-1', '600'], with: ['--method', 'relora'] },
   '--stop-after': { values: ['0', '-1'] },
+  '--galore-rank': { values: ['0', '-1', '1.5', '65'], with: ['--method', 'galore'] },
+  '--galore-update-gap': { values: ['0', '-3', '2.5'], with: ['--method', 'galore'] },
+  '--galore-scale': { values: ['0', '-0.25'], with: ['--method', 'galore'] },
   '--split': { values: ['0,4', '2,x', '3,3', ',', '2,,2'], with: ['--method', 'step'] },
   '--stage-tokens': { values: ['0', '-5,5', 'a'], with: ['--method', 'step'] },
 };

@@ -83,7 +83,7 @@ test('train: NaN loss stops the run, names the step and keeps the last good chec
 test('train options: bad input is refused with clear errors', async () => {
   assert.throws(() => parseTrainArgs(['--bogus', '1']), /unknown option --bogus/);
   assert.throws(() => parseTrainArgs(['--steps', 'ten']), /--steps must be an integer/);
-  assert.throws(() => parseTrainArgs(['--method', 'magic']), /--method must be one of vanilla, step, relora, got "magic"/);
+  assert.throws(() => parseTrainArgs(['--method', 'magic']), /--method must be one of vanilla, step, relora, galore, got "magic"/);
   assert.throws(() => parseTrainArgs(['--split', '2,x']), /--split must be positive integers/);
   assert.throws(() => parseTrainArgs(['--warmup', '700']), /--warmup \(700\) must be below --steps/);
   await assert.rejects(train(options({ preset: 'huge' })), /--preset must be one of tiny, small, .*, got "huge"/);
