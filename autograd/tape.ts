@@ -2,19 +2,12 @@
 import '../kernels/index.js';
 import { installAutogradHooks } from '../engine/autograd-hooks.js';
 import type { GraphLink } from '../engine/autograd-hooks.js';
-import type { Storage } from '../engine/backend.js';
 import { StepError } from '../engine/errors.js';
-import type { Category } from '../engine/memory.js';
-import { keep } from '../engine/scope.js';
-import { Tensor, viewOf } from '../engine/tensor.js';
+import type { Tensor } from '../engine/tensor.js';
+import { viewOf } from '../engine/tensor.js';
 import { isGradEnabled } from './grad-mode.js';
-
-/**
- * Storages that saved views retagged as `activation`: how many saved views hold each, and the
- * category to give back when the last one is released (an input batch is `temporary` again
- * once backward no longer needs it).
- */
-const retagged = new WeakMap<Storage, { views: number; previous: Category }>();
+import { holdSaved, readSaved, releaseSaved } from './saved.js';
+import type { SavedSlot } from './saved.js';
 
 /**
  * One recorded op. `backward` receives the gradient of the op's output and returns one gradient
@@ -28,7 +21,7 @@ const retagged = new WeakMap<Storage, { views: number; previous: Category }>();
  * intermediates at any time: backward reads only what the nodes saved.
  */
 export class GradNode implements GraphLink {
-  private saved: Tensor[] = [];
+  private saved: SavedSlot[] = [];
   released = false;
   /** Live outputs + consuming nodes not yet dropped. */
   private refs = 0;
@@ -45,19 +38,9 @@ export class GradNode implements GraphLink {
     }
   }
 
-  /** Keeps a view of `t` alive for backward; intermediates and input batches count as `activation` while saved. */
+  /** Keeps a view of `t` alive for backward, or a promise when `t` is recomputable (see autograd/saved.ts). */
   save(t: Tensor): void {
-    const view = keep(viewOf(t, t.shape)); // owned by this node, never by a scope
-    // a parameter (a leaf that wants a gradient) or a frozen weight keeps its own category
-    const isParameterLeaf = t.requiresGrad && t.gradNode === null;
-    const storage = view.storage;
-    const entry = retagged.get(storage);
-    if (entry) entry.views++;
-    else if (view.category === 'temporary' && !isParameterLeaf) {
-      retagged.set(storage, { views: 1, previous: 'temporary' });
-      view.setCategory('activation');
-    }
-    this.saved.push(view);
+    this.saved.push(holdSaved(t));
   }
 
   /** How many tensors this node keeps for backward (0 once released). */
@@ -65,25 +48,17 @@ export class GradNode implements GraphLink {
     return this.saved.length;
   }
 
-  /** The saved views, or a clear error if backward already freed them. */
+  /** The saved views (promises rebuilt now), or a clear error if backward already freed them. */
   savedFor(output: Tensor): readonly Tensor[] {
     if (this.released) {
       throw new StepError(`backward: the saved tensors of ${this.op} (producing ${output.describe()}) were already freed by an earlier backward(); pass { retainGraph: true } to the first backward to run it twice`);
     }
-    return this.saved;
+    return this.saved.map(readSaved);
   }
 
-  /** Frees the saved views (idempotent); a storage they alone kept as `activation` gets its category back. */
+  /** Frees the saved views and promises (idempotent). */
   release(): void {
-    for (const t of this.saved) {
-      const storage = t.storage;
-      const entry = retagged.get(storage);
-      if (entry && --entry.views === 0) {
-        retagged.delete(storage);
-        if (storage.refs > 1) t.setCategory(entry.previous); // someone else still holds it
-      }
-      t.dispose();
-    }
+    for (const slot of this.saved) releaseSaved(slot);
     this.saved = [];
     this.released = true;
   }

@@ -9,6 +9,7 @@ import { keep, scopeSync } from '../engine/scope.js';
 import { formatShape } from '../engine/shape.js';
 import type { Tensor } from '../engine/tensor.js';
 import * as A from '../autograd/index.js';
+import { markRecomputable } from '../autograd/saved.js';
 import { gatherRowBlocks, linearRowBlocks } from '../autograd/ops/row-blocks.js';
 import { initWeight, Linear, setTrainable } from './linear.js';
 
@@ -239,9 +240,12 @@ export class LlamaModel {
     const kh = A.permute(k, [0, 2, 1, 3]); // [B, nKV, T, D]: attention maps each query head to its KV head
     const vh = A.permute(v, [0, 2, 1, 3]);
     // chunked over query rows, saving only q, k, v: no [B, nH, T, T] probabilities outlive a chunk
-    const heads = A.attention(qh, kh, vh, { causal: true, scale: 1 / Math.sqrt(d) });
-    const ctx = A.reshape(A.permute(heads, [0, 2, 1, 3]), [b, t, hidden]);
-    return layer.o.forward(ctx, g);
+    const options = { causal: true, scale: 1 / Math.sqrt(d) };
+    const ctx = A.permute(A.attention(qh, kh, vh, options), [0, 2, 1, 3]); // [B, T, nH, D]
+    // the o projection keeps no copy of its input: backward reruns attention's forward from the
+    // q, k, v it saves anyway (a small cost next to the projections), the same values to the bit
+    if (ctx.requiresGrad) markRecomputable(ctx, [qh, kh, vh], ([sq, sk, sv]) => A.permute(A.attention(sq!, sk!, sv!, options), [0, 2, 1, 3]));
+    return layer.o.forward(A.reshape(ctx, [b, t, hidden]), g);
   }
 
   private mlp(layer: LlamaLayer, h: Tensor): Tensor {

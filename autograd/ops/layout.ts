@@ -1,6 +1,8 @@
 import type { Tensor } from '../../engine/tensor.js';
 import * as L from '../../kernels/layout.js';
 import type { LayoutOptions, SliceSpec } from '../../kernels/layout.js';
+import { isGradEnabled } from '../grad-mode.js';
+import { markRecomputable } from '../saved.js';
 import { needsGrad, record } from '../tape.js';
 
 /** A view with another shape (no copy); the gradient is reshaped back. */
@@ -47,9 +49,14 @@ export function concat(tensors: readonly Tensor[], axis: number, options: Layout
   });
 }
 
-/** Embedding lookup: rows of `table` [V, H] at `ids`; the gradient scatter-adds back (deterministic). */
+/**
+ * Embedding lookup: rows of `table` [V, H] at `ids`; the gradient scatter-adds back (deterministic).
+ * The rows are recomputable from the table and the ids: an op that reads them in backward (the
+ * first block's norm) keeps no [tokens, H] copy.
+ */
 export function gatherRows(table: Tensor, ids: Tensor, options: LayoutOptions = {}): Tensor {
   const out = L.gatherRows(table, ids, options);
+  if (isGradEnabled()) markRecomputable(out, [table, ids], ([t, i]) => L.gatherRows(t!, i!));
   if (!needsGrad(table)) return out;
   return record('gatherRows', out, [table, ids], [ids], (g, [sids]) => [L.scatterAddRows(g, sids!, table.shape[0]!), null]);
 }

@@ -10,14 +10,16 @@ const F32 = 4;
 
 /**
  * The activation bytes of one forward of `tokens` tokens (batch 1), from the shapes: per block
- * eight [T, H] tensors (attention saves only q, k, v: no [heads, T, T] probabilities), three [T, I]
- * and, per adapted linear, its [T, r] down-projection; outside the blocks two [T, H] and the i32 ids [T].
- * No [T, V]: the LM head and the loss run fused over row chunks and save only their input.
+ * four [T, H] tensors (q, k and v: attention keeps no [heads, T, T] probabilities; the second
+ * norm's input), two [T, I] (gate and up), its [T, H] output (the next norm's input) and, per
+ * adapted linear, its [T, r] down-projection; besides, the i32 ids [T]. Recomputed in backward
+ * instead: norm outputs, the SwiGLU product, the attention context, the embedded tokens; no
+ * [T, V]: the LM head and the loss run fused over row chunks.
  */
 function forwardActivationBytes(tokens: number, adaptedLinears: number, rank: number): number {
   const { hidden_size: H, intermediate_size: I, num_hidden_layers: L } = config;
-  const block = 8 * tokens * H + 3 * tokens * I;
-  return F32 * (L * block + adaptedLinears * tokens * rank + 2 * tokens * H + tokens);
+  const block = 5 * tokens * H + 2 * tokens * I;
+  return F32 * (L * block + adaptedLinears * tokens * rank + tokens);
 }
 
 testBothBackends('forward keeps only what backward reads, to the byte: intermediates are freed block by block', async (device) => {
