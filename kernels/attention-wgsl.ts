@@ -11,7 +11,7 @@
  * - 'subgroup': the workgroup is one subgroup of `block` lanes; lane l loads row l of the block
  *   and the others read it with subgroupBroadcast (~3 instructions a value on llvmpipe, where a
  *   storage load costs ~10 per float and per lane: shared/notes/lavapipe-performance.md).
- * - 'plain': 64 lanes, each loading the block's rows itself (portable, no subgroups needed).
+ * - 'plain': 64 lanes, blocks of one row that every lane loads itself (portable, no subgroups needed).
  * Causal tiles past the diagonal are never visited; masked pairs inside a diagonal tile get p = 0.
  * Everything is computed in f32, whatever the storage dtype; lse and delta are f32.
  */
@@ -21,7 +21,7 @@ export interface AttentionVariant {
   dtype: 'f32' | 'f16';
   /** Head dimension (compile-time). */
   D: number;
-  /** Rows of the other side per block: the subgroup size, or 8 for 'plain'. */
+  /** Rows of the other side per block: the subgroup size, or 1 for 'plain'. */
   block: number;
   /** Lanes per workgroup (= rows owned per workgroup): the subgroup size, or 64 for 'plain'. */
   lanes: number;

@@ -196,7 +196,8 @@ function variant(backend: WebGPUBackend, a: AttentionAttrs, dtype: string): Atte
   const S = fixedSubgroupSize(backend);
   if (preferred === 'subgroup' && S === 0) throw new StepError(`flashAttention: the subgroup kernel was forced but "${backend.adapter.description}" has no fixed subgroup size`);
   const base = { dtype: dtype === 'f16' ? 'f16' as const : 'f32' as const, D: a.D };
-  if (preferred === 'plain' || S === 0) return { ...base, kind: 'plain', block: 8, lanes: 64 };
+  // plain: one row of the other side per step (unrolling a block of direct loads made LLVM compile for ~1 min)
+  if (preferred === 'plain' || S === 0) return { ...base, kind: 'plain', block: 1, lanes: 64 };
   return { ...base, kind: 'subgroup', block: S, lanes: S };
 }
 

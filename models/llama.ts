@@ -178,7 +178,7 @@ export class LlamaModel {
     const qh = A.permute(q, [0, 2, 1, 3]); // [B, nH, T, D]
     const kh = A.permute(k, [0, 2, 1, 3]); // [B, nKV, T, D]: attention maps each query head to its KV head
     const vh = A.permute(v, [0, 2, 1, 3]);
-    // chunked over query rows, saving only q, k, v: no [B, nH, T, T] probabilities outlive a chunk
+    // fused FlashAttention kernels: no [B, nH, T, T] scores in memory; saves q, k, v, the output and its row log-sum-exp
     const heads = A.attention(qh, kh, vh, { causal: true, scale: 1 / Math.sqrt(d) });
     const ctx = A.reshape(A.permute(heads, [0, 2, 1, 3]), [b, t, hidden]);
     return layer.o.forward(ctx, g);

@@ -10,13 +10,14 @@ const F32 = 4;
 
 /**
  * The activation bytes of one forward of `tokens` tokens (batch 1), from the shapes: per block
- * eight [T, H] tensors (attention saves only q, k, v: no [heads, T, T] probabilities), three [T, I]
+ * nine [T, H] tensors (attention saves q, k, v and its output, plus its row log-sum-exp [heads, T]:
+ * no [heads, T, T] probabilities), three [T, I]
  * and, per adapted linear, its [T, r] down-projection; outside the blocks two [T, H] and the i32 ids [T].
  * No [T, V]: the LM head and the loss run fused over row chunks and save only their input.
  */
 function forwardActivationBytes(tokens: number, adaptedLinears: number, rank: number): number {
-  const { hidden_size: H, intermediate_size: I, num_hidden_layers: L } = config;
-  const block = 8 * tokens * H + 3 * tokens * I;
+  const { hidden_size: H, intermediate_size: I, num_hidden_layers: L, num_attention_heads: heads } = config;
+  const block = 9 * tokens * H + 3 * tokens * I + heads * tokens;
   return F32 * (L * block + adaptedLinears * tokens * rank + 2 * tokens * H + tokens);
 }
 
