@@ -19,11 +19,11 @@
  * online-softmax kernel instead (kernels/attention.ts).
  */
 import { zeros } from '../../engine/creation.js';
-import { DeviceMismatchError, DTypeError, ShapeError } from '../../engine/errors.js';
+import { ShapeError } from '../../engine/errors.js';
 import { scopeSync } from '../../engine/scope.js';
-import { formatShape } from '../../engine/shape.js';
 import type { Tensor } from '../../engine/tensor.js';
 import { viewOf } from '../../engine/tensor.js';
+import { attentionAttrs } from '../../kernels/attention.js';
 import { addScaledInPlace, mul } from '../../kernels/elementwise.js';
 import { concat, slice } from '../../kernels/layout.js';
 import { matmul } from '../../kernels/matmul.js';
@@ -54,23 +54,7 @@ interface Plan {
 
 function checkInputs(q: Tensor, k: Tensor, v: Tensor, options: ComposedAttentionOptions): Plan {
   const op = 'attentionComposed';
-  const shapes = `q ${formatShape(q.shape)}, k ${formatShape(k.shape)}, v ${formatShape(v.shape)}`;
-  if (q.rank !== 4 || k.rank !== 4 || v.rank !== 4) throw new ShapeError(`${op}: ${shapes}: q, k and v must be [B, heads, T, D]`);
-  if (q.backend !== k.backend || q.backend !== v.backend) throw new DeviceMismatchError(`${op}: ${shapes}: q, k and v live on different backends; move them with toDevice()`);
-  if (q.dtype !== k.dtype || q.dtype !== v.dtype || q.dtype === 'i32') {
-    throw new DTypeError(`${op}: ${shapes}: dtypes ${q.dtype}, ${k.dtype}, ${v.dtype}; all three must be one float dtype`);
-  }
-  const [B, H, Tq, D] = q.shape as [number, number, number, number];
-  const [kB, Hkv, Tk, kD] = k.shape as [number, number, number, number];
-  if (k.shape.join() !== v.shape.join()) throw new ShapeError(`${op}: ${shapes}: k and v must have one shape`);
-  if (kB !== B || kD !== D) throw new ShapeError(`${op}: ${shapes}: k and v must share q's batch ${B} and head size ${D}`);
-  if (Hkv === 0 || H % Hkv !== 0) throw new ShapeError(`${op}: ${shapes}: q's ${H} heads must be a multiple of k's ${Hkv} KV heads`);
-  const causal = options.causal ?? true;
-  const offset = options.positionOffset ?? 0;
-  if (!Number.isInteger(offset) || offset < 0) throw new ShapeError(`${op}: positionOffset ${offset} must be a non-negative integer`);
-  if (!causal && offset !== 0) throw new ShapeError(`${op}: positionOffset ${offset} only applies with causal: true`);
-  const scale = options.scale ?? 1 / Math.sqrt(D);
-  if (!Number.isFinite(scale)) throw new ShapeError(`${op}: scale ${scale} must be a finite number`);
+  const { B, H, Hkv, Tq, Tk, D, causal, scale, offset } = attentionAttrs(op, q, k, v, options, { allowEmpty: true });
   const rowElements = Math.max(1, B * H * Tk);
   const chunk = options.chunkRows ?? Math.max(1, Math.floor(DEFAULT_CHUNK_ELEMENTS / rowElements));
   if (!Number.isInteger(chunk) || chunk < 1) throw new ShapeError(`${op}: chunkRows ${chunk} must be a positive integer`);
