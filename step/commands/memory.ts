@@ -3,7 +3,7 @@ import { StepError } from '../../engine/errors.js';
 import { formatBytes } from '../../engine/memory.js';
 import { setMemoryLimit } from '../../engine/memory-api.js';
 import type { LlamaConfig } from '../../models/config.js';
-import { PRESET_NAMES } from '../../models/config-presets.js';
+import { PRESET_NAMES, presetConfig } from '../../models/config-presets.js';
 import type { ParsedArgs } from '../cli-args.js';
 import { choiceFlag, flagValue, hasFlag, numberFlag, parseArgs, switches, UsageError, valued } from '../cli-args.js';
 import type { CommandSpec } from '../cli-args.js';
@@ -85,10 +85,11 @@ function modelConfig(a: ParsedArgs): { config: LlamaConfig; source: string } {
     overrides[key] = value;
   }
   const vocab = numberFlag('memory', a, '--vocab-size', { integer: true, min: 2 });
+  const checked = targetConfig({ preset, configOverrides: overrides }, 'memory'); // --set keys and values refused here
+  const config = vocab === undefined ? checked : presetConfig(preset, { ...overrides, vocab_size: vocab } as Partial<LlamaConfig>);
   if (vocab !== undefined) overrides.vocab_size = vocab;
-  const config = targetConfig({ preset, configOverrides: overrides }, 'memory');
   const changed = Object.keys(overrides);
-  return { config, source: `preset ${preset}${changed.map((k) => ` --set ${k}=${String(overrides[k])}`).join('')}` };
+  return { config, source: `preset ${preset}${changed.map((k) => (k === 'vocab_size' ? ` --vocab-size ${vocab}` : ` --set ${k}=${String(overrides[k])}`)).join('')}` };
 }
 
 /** Every flag checked and the split settled before a device exists; throws one line naming the flag. */
