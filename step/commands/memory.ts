@@ -32,8 +32,9 @@ export const MEMORY_USAGE = `usage: step memory --preset NAME [--method vanilla|
   --batch B --seq T          tokens per step: B rows of T tokens (default 2 x 256)
   --precision mixed|fp32     default mixed (f16 weights and gradients, f32 master weights and Adam moments)
   --checkpoint-activations   recompute each decoder block in backward (far fewer activation bytes)
-  --steps N                  training steps per stage (default 2: the second runs forward and backward
-                             with the optimizer state already live, the true training peak)
+  --steps N                  training steps per stage (default 1: each stage allocates its optimizer state and
+                             its gradients before the first step, as a run holds them from its second step
+                             on, so the first step already shows the steady training peak)
   --memory-limit SIZE        refuse, before allocating anything, a run whose model state exceeds SIZE (bytes,
                              or with a unit: 6GB, 5.5GiB, 512MB); past that check the device tracker stops
                              any allocation beyond it (out-of-memory error naming categories and labels)
@@ -110,7 +111,7 @@ export function parseMemoryArgs(args: readonly string[]): { options: MemoryRunOp
     config, method, split: method === 'step' ? stepSplit(a, config, rank, precision) : [config.num_hidden_layers], rank, precision, seq,
     batch: numberFlag('memory', a, '--batch', { integer: true, min: 1 }) ?? 2,
     checkpointActivations: hasFlag(a, '--checkpoint-activations'),
-    stepsPerStage: numberFlag('memory', a, '--steps', { integer: true, min: 1, max: 100 }) ?? 2,
+    stepsPerStage: numberFlag('memory', a, '--steps', { integer: true, min: 1, max: 100 }) ?? 1,
     seed: numberFlag('memory', a, '--seed', { integer: true, min: 0, max: 2 ** 31 - 1 }) ?? 1,
   };
   const limit = flagValue(a, '--memory-limit');

@@ -9,11 +9,11 @@
  * bytes must equal it to the byte.
  */
 import type { Backend } from '../../engine/backend.js';
-import { fromArray } from '../../engine/creation.js';
+import { fromArray, zeros } from '../../engine/creation.js';
 import type { ByCategory } from '../../engine/memory.js';
 import type { PeakWindow } from '../../engine/peak-window.js';
 import type { AdamW } from '../../engine/optim/adam.js';
-import { scope, scopeSync } from '../../engine/scope.js';
+import { keep, scope, scopeSync } from '../../engine/scope.js';
 import { backward } from '../../autograd/backward.js';
 import type { LlamaConfig } from '../../models/config.js';
 import type { LlamaModel } from '../../models/llama.js';
@@ -38,7 +38,10 @@ export interface MemoryRunOptions {
   batch: number;
   seq: number;
   checkpointActivations: boolean;
-  /** Optimizer steps per stage: the second is the first with optimizer state live during forward and backward. */
+  /**
+   * Optimizer steps per stage. Each stage allocates its gradients (zeros) with its optimizer, as
+   * they are live from a run's second step on, so the first step already shows the steady peak.
+   */
   stepsPerStage: number;
   seed: number;
 }
@@ -128,6 +131,14 @@ async function trainingStep(model: LlamaModel, optimizer: AdamW, o: MemoryRunOpt
 }
 
 /**
+ * Zero gradients for every trainable tensor, as `step train` holds them from its second step on
+ * (zeroGrad keeps them); backward then accumulates into them in place.
+ */
+function allocateGradients(model: LlamaModel): void {
+  for (const p of model.parameters()) p.grad ??= keep(zeros(p.shape, { dtype: p.dtype, device: p.backend, category: 'gradient', label: `grad:${p.label}` }));
+}
+
+/**
  * Runs the measurement (see the file comment). `onPhase` hears each phase as it ends (progress).
  * Everything it allocated is freed when it returns or throws.
  */
@@ -172,6 +183,7 @@ export async function measureMemory(o: MemoryRunOptions, device: Backend, onPhas
       layers += n;
       model!.checkpointActivations = o.checkpointActivations;
       optimizer = makeOptimizer(model!, train);
+      allocateGradients(model!);
       const losses: number[] = [];
       for (let s = 0; s < o.stepsPerStage; s++) losses.push(await trainingStep(model!, optimizer, o, device, o.seed * 7919 + stage * 104729 + s));
       close({ phase: 'stage', stage, layers, newLayers: n, frozenLayers: before, predicted: plan.stages[i]!.bytes, losses });

@@ -51,6 +51,18 @@ testBothBackends('step memory: measured model state = the planner to the byte in
   }
 });
 
+test('step memory: with the gradients allocated up front, one step per stage shows the same peaks as two or three', async () => {
+  for (const checkpointActivations of [false, true]) {
+    const peaks = [];
+    for (const stepsPerStage of [1, 2, 3]) {
+      const m = await measureMemory(options([1, 2], { checkpointActivations, stepsPerStage }), new CpuBackend());
+      peaks.push(JSON.stringify([m.wholeRun.peak, ...m.phases.map((p) => p.peak)]));
+    }
+    assert.equal(peaks[1], peaks[0], `checkpointing ${checkpointActivations}: 2 steps vs 1`);
+    assert.equal(peaks[2], peaks[0], `checkpointing ${checkpointActivations}: 3 steps vs 1`);
+  }
+});
+
 test('step memory: the whole-run window is the device tracker\'s own peak on a fresh device (never reset)', async () => {
   const device = new CpuBackend();
   const m = await measureMemory(options([2, 1]), device);
