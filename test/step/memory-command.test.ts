@@ -160,3 +160,16 @@ test('step memory: past the up-front check, activations beyond the limit fail in
   });
   assert.equal(device.memory().allocated, 0, 'nothing is left allocated');
 });
+
+test('step memory through the CLI: --help, -h and `step help memory` print the usage (exit 0); a stray word gets a suggestion (exit 2)', () => {
+  const step = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, STEP_DEVICE: 'cpu' } });
+  for (const args of [['memory', '--help'], ['memory', '-h'], ['help', 'memory']]) {
+    const r = step(...args);
+    assert.equal(r.status, 0, args.join(' '));
+    assert.match(r.stdout, /^usage: step memory/);
+    assert.equal(r.stderr, '');
+  }
+  const stray = step('memory', '350m');
+  assert.equal(stray.status, 2);
+  assert.equal(stray.stderr, 'step memory: unexpected argument "350m" (did you mean --preset 350m?)\n');
+});
