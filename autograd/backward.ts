@@ -69,7 +69,7 @@ function checkSeed(root: Tensor, grad: Tensor | undefined): Tensor {
  * requires grad (category `gradient`, surviving scopes). Saved tensors are freed as each node
  * finishes; intermediate gradients as soon as they are consumed.
  */
-function run(root: Tensor, options: BackwardOptions, targets: readonly Tensor[] | null): (Tensor | null)[] {
+function run(root: Tensor, options: BackwardOptions, targets: readonly Tensor[] | null, accumulate = targets === null): (Tensor | null)[] {
   root.use('backward');
   if (!root.requiresGrad) {
     throw new StepError(`backward: ${root.describe()} does not require grad: no input of the ops that made it has requiresGrad = true (or it was computed under noGrad)`);
@@ -81,13 +81,18 @@ function run(root: Tensor, options: BackwardOptions, targets: readonly Tensor[] 
     if (prev) { addScaledInPlace(prev, g); g.dispose(); } else targetGrads.set(t, owned(g));
     return true;
   };
+  // a leaf's gradient goes to the caller (a target), into its .grad (accumulating), or away
+  const toLeaf = (leaf: Tensor, g: Tensor): void => {
+    if (targets && collect(leaf, g)) return;
+    if (accumulate) accumulateLeaf(leaf, g); else g.dispose();
+  };
   return noGrad(() => {
     const seed = checkSeed(root, options.grad);
     const rootNode = root.gradNode as GradNode | null;
     if (!rootNode) {
       // the root is itself a leaf
-      if (targets) { if (!collect(root, seed)) seed.dispose(); } else accumulateLeaf(root, seed);
-      return finish(targets, targetGrads, root);
+      toLeaf(root, seed);
+      return finish(targets, targetGrads, root, !accumulate);
     }
     const grads = new Map<GradNode, Tensor>([[rootNode, seed]]);
     const outputs = new Map<GradNode, Tensor>([[rootNode, root]]);
@@ -124,16 +129,14 @@ function run(root: Tensor, options: BackwardOptions, targets: readonly Tensor[] 
             addScaledInPlace(prev, gi);
             gi.dispose();
           } else grads.set(child, gi);
-        } else if (targets) {
-          if (!collect(input, gi)) gi.dispose();
         } else {
-          accumulateLeaf(input, gi);
+          toLeaf(input, gi);
         }
       });
       g.dispose(); // views handed on in `used` keep its storage alive
     }
     for (const g of grads.values()) g.dispose();
-    return finish(targets, targetGrads, root);
+    return finish(targets, targetGrads, root, !accumulate);
   });
 }
 
@@ -148,10 +151,12 @@ function accumulateLeaf(leaf: Tensor, g: Tensor): void {
   leaf.grad = keep(mine);
 }
 
-function finish(targets: readonly Tensor[] | null, grads: Map<Tensor, Tensor | null>, root: Tensor): (Tensor | null)[] {
+/** The targets' gradients; `strict`: a target without one is an error, else null. */
+function finish(targets: readonly Tensor[] | null, grads: Map<Tensor, Tensor | null>, root: Tensor, strict: boolean): (Tensor | null)[] {
   if (!targets) return [];
   return targets.map((t) => {
     const g = grads.get(t) ?? null;
+    if (!strict) return g;
     if (!g && t.requiresGrad === false) {
       throw new StepError(`grad: ${t.describe()} does not require grad, so it has no gradient`);
     }
@@ -166,6 +171,16 @@ function finish(targets: readonly Tensor[] | null, grads: Map<Tensor, Tensor | n
  */
 export function backward(root: Tensor, options: BackwardOptions = {}): void {
   run(root, options, null);
+}
+
+/**
+ * backward() for a graph whose `inputs` are leaves that stand for intermediates of an outer graph
+ * (activation checkpointing recomputes a block from its saved input): every other leaf's gradient
+ * accumulates into its `.grad` (category `gradient`), while each input's gradient is returned
+ * (null when it has none), its category left as an intermediate's: it is not model state.
+ */
+export function backwardWithInputGrads(root: Tensor, inputs: readonly Tensor[], options: BackwardOptions = {}): (Tensor | null)[] {
+  return run(root, options, inputs, true);
 }
 
 /** Gradients of `root` with respect to `inputs` (leaves or intermediates), without touching `.grad`. */

@@ -7,7 +7,7 @@
 import { StepError } from '../engine/errors.js';
 import { keep, scopeSync } from '../engine/scope.js';
 import type { Tensor } from '../engine/tensor.js';
-import { backward } from './backward.js';
+import { backward, backwardWithInputGrads } from './backward.js';
 import { isGradEnabled, noGrad, withGradEnabled } from './grad-mode.js';
 import { record } from './tape.js';
 
@@ -44,11 +44,10 @@ export function checkpoint(fn: (x: Tensor) => Tensor, x: Tensor, options: Checkp
         throw new StepError(`checkpoint: the recomputed output is [${y.shape.join(', ')}] but the forward gave [${out.shape.join(', ')}]; the function must be deterministic`);
       }
       if (!y.requiresGrad) return; // nothing inside wants a gradient
-      backward(y, { grad: g });
-      if (input.grad) {
-        dx = keep(input.grad);
-        input.grad = null;
-      }
+      if (!input.requiresGrad) { backward(y, { grad: g }); return; }
+      // the input's gradient is an intermediate of the outer graph: returned, never a `.grad` (model state)
+      const [gx] = backwardWithInputGrads(y, [input], { grad: g });
+      if (gx) dx = keep(gx);
     }));
     return [dx];
   });

@@ -23,6 +23,8 @@ export { broadcastShapes, formatShape, sizeOf } from './shape.js';
 export type { Shape } from './shape.js';
 export { CATEGORIES, MODEL_STATE_CATEGORIES, MemoryTracker, formatBytes, zeroByCategory } from './memory.js';
 export type { ByCategory, Category, MemoryEvent, MemoryReport } from './memory.js';
+export { PeakWindow } from './peak-window.js';
+export type { PeakWindowReport } from './peak-window.js';
 export { BufferPool } from './pool.js';
 export type { Allocation } from './pool.js';
 export { Tensor } from './tensor.js';

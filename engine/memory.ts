@@ -1,4 +1,5 @@
 import { OutOfMemoryError } from './errors.js';
+import { PeakWindow } from './peak-window.js';
 
 /** What a device buffer holds. Every allocation carries exactly one. */
 export type Category = 'parameter' | 'frozen' | 'gradient' | 'optimizer' | 'activation' | 'temporary' | 'staging';
@@ -71,13 +72,10 @@ interface Live { bytes: number; category: Category; label: string }
  */
 export class MemoryTracker {
   private readonly liveByCat = zeroByCategory();
-  private readonly peakByCat = zeroByCategory();
-  private peakBreakdown = zeroByCategory();
-  private peakTotal = 0;
-  private peakTensorBreakdown = zeroByCategory();
-  private peakTensorTotal = 0;
-  private peakStateBreakdown = zeroByCategory();
-  private peakStateTotal = 0;
+  /** The tracker's own peaks, since creation or the last resetPeak(). */
+  private readonly peaks = new PeakWindow(this.liveByCat);
+  /** Windows opened by openPeakWindow() and not yet closed. */
+  private readonly windows = new Set<PeakWindow>();
   private allocatedBytes = 0;
   private reservedBytes = 0;
   private peakReservedBytes = 0;
@@ -97,17 +95,7 @@ export class MemoryTracker {
     this.lives.set(id, { bytes, category, label });
     this.liveByCat[category] += bytes;
     this.allocatedBytes += bytes;
-    if (this.liveByCat[category] > this.peakByCat[category]) this.peakByCat[category] = this.liveByCat[category];
-    if (this.allocatedBytes > this.peakTotal) {
-      this.peakTotal = this.allocatedBytes;
-      this.peakBreakdown = { ...this.liveByCat };
-    }
-    const tensorBytes = this.allocatedBytes - this.liveByCat.staging;
-    if (tensorBytes > this.peakTensorTotal) {
-      this.peakTensorTotal = tensorBytes;
-      this.peakTensorBreakdown = { ...this.liveByCat, staging: 0 };
-    }
-    this.notePeakModelState();
+    this.observe(category, false);
     this.record('alloc', category, bytes, label);
     return id;
   }
@@ -129,10 +117,7 @@ export class MemoryTracker {
     this.liveByCat[live.category] -= live.bytes;
     live.category = category;
     this.liveByCat[category] += live.bytes;
-    if (this.liveByCat[category] > this.peakByCat[category]) this.peakByCat[category] = this.liveByCat[category];
-    if (this.peakTotal === this.allocatedBytes) this.peakBreakdown = { ...this.liveByCat };
-    if (this.peakTensorTotal === this.allocatedBytes - this.liveByCat.staging) this.peakTensorBreakdown = { ...this.liveByCat, staging: 0 };
-    this.notePeakModelState(); // a retag into a model-state category can raise it
+    this.observe(category, true); // a retag into a model-state category can raise its peak
     this.record('retag', category, live.bytes, live.label);
   }
 
@@ -152,14 +137,18 @@ export class MemoryTracker {
   }
 
   resetPeak(): void {
-    this.peakTotal = this.allocatedBytes;
-    this.peakBreakdown = { ...this.liveByCat };
-    this.peakTensorTotal = this.allocatedBytes - this.liveByCat.staging;
-    this.peakTensorBreakdown = { ...this.liveByCat, staging: 0 };
-    this.peakStateTotal = this.modelStateBytes();
-    this.peakStateBreakdown = this.modelStateSplit();
-    Object.assign(this.peakByCat, this.liveByCat);
+    this.peaks.restart(this.liveByCat);
     this.peakReservedBytes = this.reservedBytes;
+  }
+
+  /**
+   * A measurement window whose peaks start at the bytes live now and follow every allocation
+   * until its close(); the tracker's own peak is untouched (a run's whole-life peak stays whole).
+   */
+  openPeakWindow(): PeakWindow {
+    const window: PeakWindow = new PeakWindow(this.liveByCat, () => this.windows.delete(window));
+    this.windows.add(window);
+    return window;
   }
 
   report(): MemoryReport {
@@ -168,10 +157,7 @@ export class MemoryTracker {
       reserved: this.reservedBytes,
       count: this.lives.size,
       live: { ...this.liveByCat },
-      peak: { total: this.peakTotal, breakdown: { ...this.peakBreakdown } },
-      peakTensors: { total: this.peakTensorTotal, breakdown: { ...this.peakTensorBreakdown } },
-      peakModelState: { total: this.peakStateTotal, breakdown: { ...this.peakStateBreakdown } },
-      peakByCategory: { ...this.peakByCat },
+      ...this.peaks.report(),
       peakReserved: this.peakReservedBytes,
       limit: this.limit,
     };
@@ -195,22 +181,9 @@ export class MemoryTracker {
     return [...groups.values()].sort((a, b) => b.bytes - a.bytes).slice(0, n);
   }
 
-  private modelStateBytes(): number {
-    return MODEL_STATE_CATEGORIES.reduce((sum, c) => sum + this.liveByCat[c], 0);
-  }
-
-  private modelStateSplit(): ByCategory {
-    const split = zeroByCategory();
-    for (const c of MODEL_STATE_CATEGORIES) split[c] = this.liveByCat[c];
-    return split;
-  }
-
-  private notePeakModelState(): void {
-    const bytes = this.modelStateBytes();
-    if (bytes > this.peakStateTotal) {
-      this.peakStateTotal = bytes;
-      this.peakStateBreakdown = this.modelStateSplit();
-    }
+  private observe(changed: Category, retagged: boolean): void {
+    this.peaks.observe(this.liveByCat, this.allocatedBytes, changed, retagged);
+    for (const w of this.windows) w.observe(this.liveByCat, this.allocatedBytes, changed, retagged);
   }
 
   private describeOOM(extra: number, what: string): string {

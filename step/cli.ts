@@ -6,6 +6,7 @@ import { experiment } from './commands/experiment.js';
 import { generateCommand } from './commands/generate.js';
 import { gradsCommand } from './commands/grads.js';
 import { info } from './commands/info.js';
+import { memoryCommand } from './commands/memory.js';
 import { plan } from './commands/plan.js';
 import { presets } from './commands/presets.js';
 import { report } from './commands/report.js';
@@ -15,6 +16,7 @@ import { train } from './commands/train.js';
 const COMMANDS: Record<string, { run: (args: string[]) => Promise<number>; help: string }> = {
   info: { run: info, help: 'print the WebGPU adapter, its limits and features' },
   plan: { run: plan, help: 'STEP stage sizes and model-state bytes per stage (the integer programme)' },
+  memory: { run: memoryCommand, help: 'measured peak memory per category of real training steps through every STEP stage and transition, beside the planner' },
   presets: { run: presets, help: 'list the model presets with their parameter counts' },
   eval: { run: evalCommand, help: 'validation loss and perplexity of a checkpoint (and the unigram baseline); --json' },
   'eval-tasks': { run: evalTasksCommand, help: 'downstream tasks: multiple choice, cloze, instruction (greedy); accuracy with stderr; --write-sft' },
