@@ -24,7 +24,7 @@ import { DEFAULT_TRAIN_OPTIONS } from '../train/options.js';
 import type { TrainOptions } from '../train/options.js';
 import { formatValue } from '../train/resume.js';
 import type { RunLock } from '../train/run-folder.js';
-import { acquireRunLock, checkWritable, cleanStaleLeftovers, LOCK_FILE } from '../train/run-folder.js';
+import { acquireRunLock, checkWritable, cleanStaleLeftovers, LOCK_FILE, undoFailedStart } from '../train/run-folder.js';
 import { Progress, RunLog } from '../train/run-log.js';
 import { makeOptimizer } from '../train/session.js';
 import { checkDeviceLimits, checkRunName, largestStepBuffers, maxBindingBytes } from '../train/start-checks.js';
@@ -218,10 +218,7 @@ export async function startSftRun(options: SftOptions, resumeName: string | null
     }
     return { run, sft: o, tokenizer };
   } catch (e) {
-    optimizer?.dispose();
-    model?.dispose();
-    lock?.release();
-    for (const path of created.reverse()) rmSync(path, { recursive: true, force: true });
+    undoFailedStart({ optimizer, model, lock, created });
     throw e;
   }
 }

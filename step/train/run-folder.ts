@@ -171,3 +171,14 @@ export function checkWritable(dir: string, what: string): void {
     throw new StepError(`${what} ${dir} is not writable (${code}: ${(e as Error).message.split(',')[0]}); ${hint}, then try again`);
   }
 }
+
+/**
+ * Undoes a start that failed: frees the optimizer and model made so far, releases the lock, and
+ * removes what the start created (newest first), so a failed start leaves nothing behind.
+ */
+export function undoFailedStart(made: { optimizer: { dispose(): void } | null; model: { dispose(): void } | null; lock: RunLock | null; created: string[] }): void {
+  made.optimizer?.dispose();
+  made.model?.dispose();
+  made.lock?.release();
+  for (const path of made.created.reverse()) rmSync(path, { recursive: true, force: true });
+}

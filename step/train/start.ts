@@ -22,7 +22,7 @@ import { DEFAULT_TRAIN_OPTIONS, validateTrainOptions } from './options.js';
 import { applyOptimizerOverrides, checkPlanAcceptsResume, formatValue, resumeOptions, savedOptions } from './resume.js';
 import type { ResumeChange } from './resume.js';
 import type { RunLock } from './run-folder.js';
-import { acquireRunLock, checkWritable, cleanStaleLeftovers, LOCK_FILE } from './run-folder.js';
+import { acquireRunLock, checkWritable, cleanStaleLeftovers, LOCK_FILE, undoFailedStart } from './run-folder.js';
 import { Progress, RunLog } from './run-log.js';
 import { buildModel, makeOptimizer } from './session.js';
 import type { TrainOptimizer } from './session.js';
@@ -178,10 +178,7 @@ export async function startRun(options: TrainOptions, resumeName: string | null,
     }
     return run;
   } catch (e) {
-    optimizer?.dispose();
-    model?.dispose();
-    lock?.release();
-    for (const path of created.reverse()) rmSync(path, { recursive: true, force: true });
+    undoFailedStart({ optimizer, model, lock, created });
     throw e;
   }
 }
