@@ -239,13 +239,13 @@ export class LlamaModel {
     const qh = A.permute(q, [0, 2, 1, 3]); // [B, nH, T, D]
     const kh = A.permute(k, [0, 2, 1, 3]); // [B, nKV, T, D]: attention maps each query head to its KV head
     const vh = A.permute(v, [0, 2, 1, 3]);
-    // fused FlashAttention kernels: no [B, nH, T, T] scores in memory; attention saves q, k, v, its
-    // output and the row log-sum-exp
-    const heads = A.attention(qh, kh, vh, { causal: true, scale: 1 / Math.sqrt(d) });
-    const ctx = A.reshape(A.permute(heads, [0, 2, 1, 3]), [b, t, hidden]);
-    // the o projection keeps no copy of its input: backward rebuilds it (one copy) from the output
-    // attention saves anyway, the same values to the bit
-    if (ctx.requiresGrad) markRecomputable(ctx, [heads], ([o]) => A.reshape(A.permute(o!, [0, 2, 1, 3]), [b, t, hidden]));
+    // fused FlashAttention kernels: no [B, nH, T, T] scores in memory; attention saves only q, k, v
+    // (its backward reruns the forward kernel for the output and row log-sum-exp it reads)
+    const options = { causal: true, scale: 1 / Math.sqrt(d), recomputeOutput: true };
+    const ctx = A.reshape(A.permute(A.attention(qh, kh, vh, options), [0, 2, 1, 3]), [b, t, hidden]);
+    // the o projection keeps no copy of its input either: backward reruns attention's forward from
+    // the q, k, v it saves anyway, the same values to the bit
+    if (ctx.requiresGrad) markRecomputable(ctx, [qh, kh, vh], ([sq, sk, sv]) => A.reshape(A.permute(A.attention(sq!, sk!, sv!, options), [0, 2, 1, 3]), [b, t, hidden]));
     return layer.o.forward(ctx, g);
   }
 

@@ -23,13 +23,20 @@ export interface AttentionOptions {
   scale?: number;
   /** Position of the first query row among the keys (causal only; default 0; Tk - Tq for a KV cache). */
   positionOffset?: number;
+  /**
+   * Save only q, k and v, and rerun the forward kernel in backward for the output and row
+   * log-sum-exp that FlashAttention-2's backward reads (default false: save them). Trades one
+   * attention forward per backward for one [B, H, Tq, D] tensor of memory; LLaMA uses it.
+   */
+  recomputeOutput?: boolean;
 }
 
 /**
  * softmax(q k^T * scale, causal) v for q [B, H, Tq, D] and k, v [B, Hkv, Tk, D] -> [B, H, Tq, D];
  * query head h reads KV head floor(h / (H / Hkv)) (grouped KV heads, never repeated in memory).
  * One fused kernel with an online softmax: no [Tq, Tk] scores are ever in memory, forward or
- * backward. Saves q, k, v, the output and its per-row log-sum-exp ([B, H, Tq] f32) for backward.
+ * backward. Saves q, k, v, the output and its per-row log-sum-exp ([B, H, Tq] f32) for backward
+ * (only q, k, v with `recomputeOutput`).
  */
 export function attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOptions = {}): Tensor {
   const op = 'attention';
@@ -46,8 +53,13 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOpt
     lse.dispose();
     return out;
   }
-  const node = record(op, out, [q, k, v], [q, k, v, out, lse], (g, [sq, sk, sv, so, sl]) => {
-    const { dq, dk, dv } = flashAttentionBackward(sq!, sk!, sv!, so!, sl!, g, opts);
+  const recompute = options.recomputeOutput === true;
+  const node = record(op, out, [q, k, v], recompute ? [q, k, v] : [q, k, v, out, lse], (g, saved) => {
+    const [sq, sk, sv] = saved;
+    // recomputed: the same kernel on the same inputs gives the very output and lse of the forward
+    const rerun = recompute ? flashAttention(sq!, sk!, sv!, opts) : null;
+    const { dq, dk, dv } = flashAttentionBackward(sq!, sk!, sv!, rerun ? rerun.out : saved[3]!, rerun ? rerun.lse : saved[4]!, g, opts);
+    if (rerun) { rerun.out.dispose(); rerun.lse.dispose(); }
     const grads: (Tensor | null)[] = [dq, dk, dv];
     [q, k, v].forEach((t, i) => {
       if (!t.requiresGrad) { grads[i]!.dispose(); grads[i] = null; }

@@ -145,6 +145,26 @@ testBothBackends('attention saves exactly q, k, v, its output and the row log-su
   const full = await peakAbove((q, k, v) => unfused(q, k, v, true, 0));
   assert.ok(full.saved >= full.qkvBytes + probBytes && full.peak >= probBytes, `unfused: saved ${full.saved}, peak ${full.peak}`);
   assert.equal(device.memory().live.activation, 0, 'backward frees every saved tensor');
+  // recomputeOutput: only q, k, v are saved (backward reruns the forward kernel)
+  const lean = await peakAbove((q, k, v) => A.attention(q, k, v, { recomputeOutput: true }));
+  assert.equal(lean.saved, lean.qkvBytes, 'with recomputeOutput attention saves q, k, v only');
+  assert.equal(device.memory().live.activation, 0);
+});
+
+testBothBackends('attention recomputeOutput: the same output and gradients, bit for bit, as saving the output', async (device) => {
+  const B = 2, H = 4, Hkv = 2, T = 19, D = 8;
+  const run = (recomputeOutput: boolean) => scope(async () => {
+    const leaf = (shape: number[], seed: number) => {
+      const t = fromArray(wave(count(shape), seed), shape, { device });
+      t.requiresGrad = true;
+      return t;
+    };
+    const q = leaf([B, H, T, D], 4), k = leaf([B, Hkv, T, D], 5), v = leaf([B, Hkv, T, D], 6);
+    const out = A.attention(q, k, v, { recomputeOutput });
+    A.backward(A.sum(A.mul(out, fromArray(wave(count([B, H, T, D]), 7), [B, H, T, D], { device }))));
+    return Promise.all([out, q.grad!, k.grad!, v.grad!].map(async (t) => [...await t.toArray()]));
+  });
+  assert.deepEqual(await run(true), await run(false));
 });
 
 testBothBackends('attention refuses bad shapes and options with one clear line', (device) => {

@@ -57,10 +57,9 @@ testBothBackends('activation checkpointing: a block keeps only its input, to the
   const { hidden_size: H, intermediate_size: I, num_attention_heads: nH, num_key_value_heads: nKV } = config(1);
   const rows = 2 * 8, kv = (H / nH) * nKV;
   assert.equal(perBlockCkpt, rows * H * 4, 'one [B*T, hidden] f32 input per checkpointed block');
-  // without: its output (the next norm's input), q, k, v, attention's output and row log-sum-exp
-  // [heads, rows], the second norm's input, gate and up (norm outputs, the SwiGLU product and the
-  // attention context are recomputed)
-  assert.equal(perBlock, rows * (4 * H + 2 * kv + 2 * I + nH) * 4, 'a block without checkpointing');
+  // without: its output (the next norm's input), q, k, v, the second norm's input, gate and up
+  // (norm outputs, the SwiGLU product, attention's output and the attention context are recomputed)
+  assert.equal(perBlock, rows * (3 * H + 2 * kv + 2 * I) * 4, 'a block without checkpointing');
 });
 
 test('checkpoint: gradients of a function of a tensor and closed-over parameters; nothing recorded under noGrad', async () => {

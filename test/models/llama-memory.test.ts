@@ -10,16 +10,15 @@ const F32 = 4;
 
 /**
  * The activation bytes of one forward of `tokens` tokens (batch 1), from the shapes: per block
- * five [T, H] tensors (q, k and v, attention's output, and the second norm's input: attention keeps
- * no [heads, T, T] probabilities, only its row log-sum-exp [heads, T]), two [T, I] (gate and up), its
- * [T, H] output (the next norm's input) and, per adapted linear, its [T, r] down-projection; besides,
- * the i32 ids [T]. Recomputed in backward instead: norm outputs, the SwiGLU product, the attention
- * context (from attention's output), the embedded tokens; no [T, V]: the LM head and the loss run
- * fused over row chunks.
+ * four [T, H] tensors (q, k and v: attention keeps no [heads, T, T] probabilities and recomputes
+ * its output in backward; the second norm's input), two [T, I] (gate and up), its [T, H] output (the
+ * next norm's input) and, per adapted linear, its [T, r] down-projection; besides, the i32 ids [T].
+ * Recomputed in backward instead: norm outputs, the SwiGLU product, the attention context, the
+ * embedded tokens; no [T, V]: the LM head and the loss run fused over row chunks.
  */
 function forwardActivationBytes(tokens: number, adaptedLinears: number, rank: number): number {
-  const { hidden_size: H, intermediate_size: I, num_hidden_layers: L, num_attention_heads: heads } = config;
-  const block = 6 * tokens * H + 2 * tokens * I + heads * tokens;
+  const { hidden_size: H, intermediate_size: I, num_hidden_layers: L } = config;
+  const block = 5 * tokens * H + 2 * tokens * I;
   return F32 * (L * block + adaptedLinears * tokens * rank + tokens);
 }
 
