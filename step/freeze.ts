@@ -49,7 +49,7 @@ export function freezeLayers(model: LlamaModel, layers: readonly number[]): void
 
 /** The embeddings, final norm and LM head (when untied): what trains besides the layers. */
 export function outerParameters(model: LlamaModel): Tensor[] {
-  return [model.embed, model.norm, ...(model.lmHead ? [model.lmHead] : [])];
+  return [...model.embedBlocks, model.norm, ...(model.headBlocks ?? [])]; // every row block of a split table
 }
 
 /**

@@ -11,7 +11,7 @@ import { padBatch } from './examples.js';
  * token weighs the same whichever batch it falls in.
  */
 export async function evaluateResponses(model: LlamaModel, examples: readonly InstructionExample[], options: { batch: number; maxBatches: number; padId: number }): Promise<{ loss: number; perplexity: number; tokens: number }> {
-  const device = model.embed.backend;
+  const device = model.backend;
   let total = 0, count = 0;
   for (let b = 0; b < options.maxBatches && b * options.batch < examples.length; b++) {
     const w = padBatch(examples.slice(b * options.batch, (b + 1) * options.batch), options.padId);

@@ -11,7 +11,7 @@ import { setTrainable } from '../../models/linear.js';
 import { initLlama } from '../../models/llama.js';
 import type { LlamaModel } from '../../models/llama.js';
 import { loadCheckpointModel } from '../commands/checkpoint-model.js';
-import { freezeLayersWithLora, mergeLora, unfreezeAll } from '../freeze.js';
+import { freezeLayersWithLora, mergeLora, outerParameters, unfreezeAll } from '../freeze.js';
 import type { SftOptions } from './options.js';
 
 const dtypeOf = (o: Pick<SftOptions, 'precision'>) => (o.precision === 'mixed' ? 'f16' : 'f32');
@@ -20,7 +20,7 @@ const dtypeOf = (o: Pick<SftOptions, 'precision'>) => (o.precision === 'mixed' ?
 export function addTuningAdapters(model: LlamaModel, o: Pick<SftOptions, 'loraRank' | 'loraAlpha' | 'loraDropout' | 'seed' | 'precision'>): void {
   if (o.loraRank === 0) return;
   freezeLayersWithLora(model, model.layers.map((_, i) => i), { rank: o.loraRank, alpha: o.loraAlpha, seed: o.seed, dropout: o.loraDropout });
-  for (const t of [model.embed, model.norm, model.lmHead]) if (t) setTrainable(t, false);
+  for (const t of outerParameters(model)) setTrainable(t, false);
 }
 
 /** The structure a run's checkpoint was saved from (weights to be loaded into it). */

@@ -71,7 +71,7 @@ async function nextTokens(model: LlamaModel, rows: readonly number[][]): Promise
   const ids = new Int32Array(rows.length * width);
   rows.forEach((r, b) => ids.set(r, b * width));
   const last = rows.map((r, b) => b * width + r.length - 1);
-  const device = model.embed.backend;
+  const device = model.backend;
   const logits = await scope(async () => noGrad(async () => {
     const all = model.forward(fromArray(ids, [rows.length, width], { dtype: 'i32', device }));
     return gatherRows(all.reshape([rows.length * width, vocab]), fromArray(last, [last.length], { dtype: 'i32', device })).toArray();

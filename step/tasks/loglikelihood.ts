@@ -89,7 +89,7 @@ async function scoreBatch(model: LlamaModel, batch: readonly Row[], width: numbe
       targets.push(row.tokens[t + 1]!);
     }
   });
-  const device = model.embed.backend;
+  const device = model.backend;
   const logits = await scope(async () => noGrad(async () => {
     const all = model.forward(fromArray(ids, [batch.length, width], { dtype: 'i32', device }));
     const picked = gatherRows(all.reshape([batch.length * width, vocab]), fromArray(picks, [picks.length], { dtype: 'i32', device }));

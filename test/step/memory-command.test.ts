@@ -173,3 +173,13 @@ test('step memory through the CLI: --help, -h and `step help memory` print the u
   assert.equal(stray.status, 2);
   assert.equal(stray.stderr, 'step memory: unexpected argument "350m" (did you mean --preset 350m?)\n');
 });
+
+test('step memory: a STEP run whose embedding and head are split into row blocks keeps every block\'s Adam state across a transition, to the byte', async () => {
+  // 300 rows of 32 f32 (128 B each) under an 8 KiB cap: 5 row blocks per table (the 680m case on llvmpipe)
+  const device = new CpuBackend({ maxBufferBytes: 8192 });
+  const o = options([2, 1], { precision: 'fp32', stepsPerStage: 1 });
+  const m = await measureMemory(o, device); // before the fix: "model.embed_tokens.weight is split into 5 row blocks"
+  const plan = planFor(o);
+  assert.deepEqual(m.phases.map((p) => p.measured), [plan.stages[0]!.bytes, plan.transitions[0]!.bytes, plan.stages[1]!.bytes]);
+  assert.ok(m.match);
+});
