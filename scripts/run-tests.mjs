@@ -23,5 +23,8 @@ if (files.length === 0) {
 }
 // Dawn warns when XDG_RUNTIME_DIR is unset; give it a private temp dir.
 const env = { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? mkdtempSync(join(tmpdir(), 'xdg-')) };
+// every test process seeds fast-check once (scripts/test-setup.mjs)
+const setup = new URL('./test-setup.mjs', import.meta.url).href;
+env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --import=${setup}`.trim();
 const r = spawnSync(process.execPath, ['--test', `--test-reporter=${process.stdout.isTTY ? 'spec' : 'tap'}`, '--test-concurrency=1', ...files], { stdio: 'inherit', env });
 process.exit(r.status ?? 1);
