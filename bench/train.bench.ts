@@ -16,7 +16,7 @@ import { torchAvailable, torchTrainStep } from './peers/torch.js';
 import type { Shape } from './train-step.js';
 import { batchOf, configOf, makeTrainStep, parseShape } from './train-step.js';
 
-const shapes = (process.env.STEP_BENCH_PRESETS ?? 'tiny,small,h128:8x256,h256:8x256,60m:4x256').split(',').map(parseShape);
+const shapes = (process.env.STEP_BENCH_PRESETS ?? 'tiny,small,h128:8x256,h256:8x256,60m:4x256,60m:8x256,350m:2x256:mixed').split(',').map(parseShape);
 const cpuFlag = process.env.STEP_BENCH_CPU;
 
 interface Measured { tokensPerSecond: number; dispatches: number; submits: number; peak: Record<string, number>; peakTotal: number }
