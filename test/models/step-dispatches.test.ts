@@ -12,8 +12,11 @@ import { presetConfig } from '../../models/config-presets.js';
 import { initLlama } from '../../models/llama.js';
 import { freshWebGPU } from '../helpers/backends.js';
 
-/** Dispatches of one tiny step (4 layers) measured at 354 once these went; the bound leaves room for kernel work elsewhere. */
-const MAX_DISPATCHES = 380;
+/**
+ * One step at 2 x 32 tokens took 427 dispatches and 2 submits before these went, 247 and 1 after;
+ * the bound leaves a little room for kernel changes elsewhere (a matmul in two dispatches, ...).
+ */
+const MAX_DISPATCHES = 260;
 
 test('a training step of the tiny preset stays within its dispatch budget: no strided copies, no gradient fills, few optimizer dispatches', async (t) => {
   const b = await freshWebGPU(t);
@@ -38,7 +41,7 @@ test('a training step of the tiny preset stays within its dispatch budget: no st
     await step();
     const dispatches = b.stats.dispatches - before.dispatches, submits = b.stats.submits - before.submits;
     assert.ok(dispatches <= MAX_DISPATCHES, `one step made ${dispatches} dispatches, more than the budget of ${MAX_DISPATCHES}`);
-    assert.ok(submits <= 3, `one step made ${submits} submits`);
+    assert.ok(submits <= 2, `one step made ${submits} submits`);
     assert.equal(b.stats.readbacks - before.readbacks, 1, 'the loss is the one value read back');
     if (!b.hasFeature('timestamp-query')) return;
     const { report } = await b.profile(step);
