@@ -36,15 +36,12 @@ const backwardKernel = defineKernel<AttentionAttrs>()('flashAttentionBackward', 
   inputs: ['q', 'k', 'v', 'out', 'lse', 'dOut'], outputs: ['dq', 'dk', 'dv', 'delta'],
 });
 
-/**
- * Where the heads sit: 'bhtd' = q [B, H, Tq, D], k, v [B, Hkv, Tk, D] (default); 'bthd' =
- * q [B, Tq, H, D], k, v [B, Tk, Hkv, D], the output in q's layout. lse is [B, H, Tq] in both.
- */
-export type AttentionLayout = 'bhtd' | 'bthd';
-
 export interface FlashAttentionOptions {
-  /** The layout of q, k, v and the output (default 'bhtd'). */
-  layout?: AttentionLayout;
+  /**
+   * Where the heads sit: 'bhtd' = q [B, H, Tq, D], k, v [B, Hkv, Tk, D] (default); 'bthd' =
+   * q [B, Tq, H, D], k, v [B, Tk, Hkv, D]. The output is in q's layout; lse is [B, H, Tq] in both.
+   */
+  layout?: 'bhtd' | 'bthd';
   /** Mask key j for query row i when j > i + positionOffset (default true). */
   causal?: boolean;
   /** Multiplier of q k^T (default 1 / sqrt(D)). */

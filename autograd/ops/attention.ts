@@ -12,7 +12,7 @@
  */
 import { zeros } from '../../engine/creation.js';
 import type { Tensor } from '../../engine/tensor.js';
-import type { AttentionLayout, FlashAttentionOptions } from '../../kernels/attention.js';
+import type { FlashAttentionOptions } from '../../kernels/attention.js';
 import { attentionAttrs, flashAttention, flashAttentionBackward } from '../../kernels/attention.js';
 import { needsGrad, record } from '../tape.js';
 
@@ -22,7 +22,7 @@ export interface AttentionOptions {
    * [B, Tk, Hkv, D], as a projection's output reshaped (no permute copies, forward or backward).
    * The output is in q's layout.
    */
-  layout?: AttentionLayout;
+  layout?: 'bhtd' | 'bthd';
   /** Mask key j for query row i when j > i + positionOffset (default true). */
   causal?: boolean;
   /** Multiplier of q k^T (default 1 / sqrt(D)). */
