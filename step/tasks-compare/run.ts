@@ -11,7 +11,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Backend } from '../../engine/backend.js';
-import { initDevice } from '../../engine/device.js';
+import { getDevice, initDevice, setDevice } from '../../engine/device.js';
 import { StepError } from '../../engine/errors.js';
 import { writeFileAtomic } from '../../models/data/atomic-write.js';
 import { loadCheckpointModel } from '../commands/checkpoint-model.js';
@@ -135,6 +135,10 @@ export async function runComparison(o: CompareOptions, command = 'step experimen
       say(`zero-shot: ${zero.reused ? 'reused' : `${zero.result.seconds.toFixed(0)} s`}; ${brief(zero.result)}`);
       const tuning = tuningOptions(o, m.finalDir, sftData, join(dir, 'sft'), m.name);
       const tuned = await tuneModel(tuning);
+      // step sft opened a device of its own (the default device now): free it, with the buffers its pool keeps
+      const used = getDevice();
+      if (used !== device && used.name === 'webgpu') used.destroy();
+      setDevice(device);
       say(`tuning (${join(tuning.runsDir, tuning.name)}): ${tuned.status === 'reused' ? 'finished before, reused' : tuned.status}`);
       const after = await evaluateStage(join(folder, 'tuned.json'), tuned.finalDir, finalStep(tuned.finalDir), device, tasks, o);
       say(`after SFT: ${after.reused ? 'reused' : `${after.result.seconds.toFixed(0)} s`}; ${brief(after.result)}`);

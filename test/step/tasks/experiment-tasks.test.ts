@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { aggregateResults, compareMarkdown, markdownTable, accuracyColumns, formatStderrCell, type ModelResult } from '../../../step/tasks-compare/aggregate.js';
 import { DEFAULT_COMPARE, parseCompareArgs } from '../../../step/tasks-compare/options.js';
 import { runComparison } from '../../../step/tasks-compare/run.js';
+import { tuningOptions } from '../../../step/tasks-compare/tune.js';
 import type { SftOptions } from '../../../step/sft/options.js';
 import { train } from '../../../step/train/trainer.js';
 import { captureStdout, CLI, events, runOptions } from '../run-fixtures.js';
@@ -117,6 +118,8 @@ test('experiment-tasks: clear errors for a missing folder, a kind without runs, 
   assert.throws(() => parseCompareArgs(['--experiment', EXP, '--kinds', 'vanilla,steps2']), /--kinds takes kinds of step experiment .*; got "steps2"/);
   assert.throws(() => parseCompareArgs(['--experiment', EXP, '--sft-epochs', '2']), /--sft-epochs 2 needs --sft-steps 0/);
   assert.throws(() => parseCompareArgs(['--experiment', EXP, '--name', '../x']), /--name must be a plain folder name/);
+  const lora = tuningOptions(parseCompareArgs(['--experiment', EXP, '--lora-rank', '4', '--sft-steps', '0', '--sft-epochs', '2']), '/c', '/d', '/r', 'n');
+  assert.deepEqual([lora.loraRank, lora.steps, lora.epochs, lora.checkpoint, lora.data, lora.name], [4, 0, 2, '/c', '/d', 'n'], 'LoRA tuning and whole epochs reach step sft');
   const d = parseCompareArgs(['--experiment', EXP]);
   assert.deepEqual([d.kinds, d.seeds, d.limit, d.sftSteps, d.loraRank, d.template], [['vanilla', 'step2', 'step3'], null, DEFAULT_COMPARE.limit, DEFAULT_COMPARE.sftSteps, 0, 'compact']);
 });
