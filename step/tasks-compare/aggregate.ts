@@ -84,21 +84,20 @@ export function aggregateResults(results: readonly ModelResult[], kinds: readonl
   return groups;
 }
 
-const digits = (metric: string) => (metric === 'perplexity' ? 1 : 3);
+/** Accuracies with 3 decimals; perplexities with 1, or in exponent form once they are huge (an untrained model's target words). */
+const num = (metric: string, x: number) => (metric !== 'perplexity' ? x.toFixed(3) : Math.abs(x) < 1e5 ? x.toFixed(1) : x.toExponential(2));
 const cellOf = (g: GroupStats, c: { task: string; metric: string }) => g.metrics.find((m) => key(m) === key(c));
 
 /** `mean ± stderr` (the per-model standard error), or the mean alone where there is none. */
 export function formatStderrCell(m: MetricStats | undefined): string {
   if (!m) return '';
-  const d = digits(m.metric);
-  return m.stderr === null ? m.mean.toFixed(d) : `${m.mean.toFixed(d)} ± ${m.stderr.toFixed(d)}`;
+  return m.stderr === null ? num(m.metric, m.mean) : `${num(m.metric, m.mean)} ± ${num(m.metric, m.stderr)}`;
 }
 
 /** `mean ± std` over the seeds. */
 export function formatSpreadCell(m: MetricStats | undefined): string {
   if (!m) return '';
-  const d = digits(m.metric);
-  return `${m.mean.toFixed(d)} ± ${m.std.toFixed(d)}`;
+  return `${num(m.metric, m.mean)} ± ${num(m.metric, m.std)}`;
 }
 
 /** Columns with a standard error (accuracies), the README table's. */
@@ -149,7 +148,7 @@ export function compareMarkdown(groups: readonly GroupStats[], results: readonly
     `| --- | --- | ${columns.map(() => '---').join(' | ')} |`,
     ...results.map((r) => `| ${r.name} | ${STAGE_LABEL[r.stage]} | ${columns.map((c) => {
       const row = r.rows.find((x) => key(x) === key(c));
-      return row ? `${row.value.toFixed(digits(row.metric))}${row.stderr === null || Number.isNaN(row.stderr) ? '' : ` ± ${row.stderr.toFixed(digits(row.metric))}`} (n ${row.n})` : '';
+      return row ? `${num(row.metric, row.value)}${row.stderr === null || Number.isNaN(row.stderr) ? '' : ` ± ${num(row.metric, row.stderr)}`} (n ${row.n})` : '';
     }).join(' | ')} |`),
   ].join('\n') + '\n';
 }

@@ -3,14 +3,17 @@
  * (kinds x seeds), the tasks and their sizes, and the instruction tuning every model gets alike.
  *
  * Default sizes, chosen so that the 9 models (vanilla, STEP K=2, K=3 x 3 seeds) of the experiment's
- * default target (small preset, 12 layers, hidden 128, vocabulary 512, context 128) go through in
- * about half an hour on 2 cores through lavapipe (see README "Comparison after instruction tuning"):
- * - 200 examples per task: a binomial standard error of at most 0.035 per model (p = 0.5), small
- *   against the gaps that matter after tuning; more examples cost time linearly, most of it in
- *   pos-brown's greedy generation (no KV cache);
- * - 96 SFT steps of 16 pos-brown records (1,536 records, ~0.1 of an epoch of the 15,610), lr 1e-3
- *   (a small model tunes at a higher rate than Alpaca's 2e-5 for billions of parameters), full
- *   fine-tuning; the same records in the same order for every model;
+ * default target (small preset, 12 layers, vocabulary 512, context 128; hidden 64 since experiment
+ * v2's redesign, hidden 128 before) go through in about half an hour on 2 quiet cores through
+ * lavapipe (~2.5 min a model at hidden 64, ~4 at hidden 128; measured pieces in README
+ * "Comparison after instruction tuning"):
+ * - 100 examples per log-likelihood task (a per-model standard error of at most 0.05) and 40 of
+ *   pos-brown, whose every example is a greedy generation that recomputes its context for each
+ *   token (~10x the cost of scoring a choice);
+ * - 96 tuning steps of 16 pos-brown records (1,536 records, 10% of the set) at lr 3e-3, the
+ *   experiment's pre-training rate (a model this small tunes at a far higher rate than Alpaca's
+ *   2e-5 for billions of parameters); full fine-tuning; the same records in the same order for
+ *   every model;
  * - the compact template: Alpaca's preamble would not leave room for the answer in 128 positions.
  */
 import { resolve } from 'node:path';
@@ -60,7 +63,7 @@ export interface CompareOptions {
 
 export const DEFAULT_COMPARE: Omit<CompareOptions, 'experiment'> = {
   name: 'tasks', kinds: ['vanilla', 'step2', 'step3'], seeds: null, tasks: [...BUILTIN_TASKS], taskFiles: [], limit: 100, generationLimit: 40, taskSeed: 0,
-  maxWords: 12, template: 'compact', sftData: null, sftSteps: 40, sftEpochs: 1, sftLr: 1e-3, sftBatch: 16, sftSeed: 1, loraRank: 0, device: 'auto',
+  maxWords: 12, template: 'compact', sftData: null, sftSteps: 96, sftEpochs: 1, sftLr: 3e-3, sftBatch: 16, sftSeed: 1, loraRank: 0, device: 'auto',
 };
 
 /** `--smoke`: tiny sizes on the cpu backend (for `step experiment --smoke` folders and the tests). */

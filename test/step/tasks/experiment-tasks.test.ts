@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { aggregateResults, compareMarkdown, markdownTable, accuracyColumns, formatStderrCell, type ModelResult } from '../../../step/tasks-compare/aggregate.js';
+import { aggregateResults, compareMarkdown, markdownTable, accuracyColumns, formatSpreadCell, formatStderrCell, type ModelResult } from '../../../step/tasks-compare/aggregate.js';
 import { DEFAULT_COMPARE, parseCompareArgs } from '../../../step/tasks-compare/options.js';
 import { runComparison } from '../../../step/tasks-compare/run.js';
 import { tuningOptions } from '../../../step/tasks-compare/tune.js';
@@ -143,6 +143,7 @@ test('experiment-tasks aggregate: mean and std over seeds, per-model stderr aver
     '| kind | stage | t acc |', '| --- | --- | --- |', '| vanilla | zero-shot | 0.600 ± 0.200 |', '| step2 | after SFT | 0.250 ± 0.050 |',
   ].join('\n'));
   assert.match(compareMarkdown(groups, results, ['h']), /\| vanilla \| zero-shot \| 0\.600 ± 0\.100 \| 20\.0 ± 10\.0 \|/);
+  assert.equal(formatSpreadCell({ ...ppl, mean: 1.6e10, std: 2e9 }), '1.60e+10 ± 2.00e+9', 'huge perplexities in exponent form');
 });
 
 test('the CLI knows experiment-tasks: --help prints the usage; a missing folder is one line (exit 1)', () => {
