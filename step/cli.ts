@@ -3,6 +3,7 @@ import { describeFailure } from './cli-errors.js';
 import { evalCommand } from './commands/eval.js';
 import { evalTasksCommand } from './commands/eval-tasks.js';
 import { experiment } from './commands/experiment.js';
+import { experimentTasks } from './commands/experiment-tasks.js';
 import { generateCommand } from './commands/generate.js';
 import { gradsCommand } from './commands/grads.js';
 import { info } from './commands/info.js';
@@ -24,6 +25,7 @@ const COMMANDS: Record<string, { run: (args: string[]) => Promise<number>; help:
   generate: { run: generateCommand, help: 'continue a prompt with a checkpoint (greedy or sampled: temperature, top-k, top-p, seed)' },
   report: { run: report, help: 'one HTML page comparing runs: loss curves, memory per stage, STEP planner table, configs' },
   experiment: { run: experiment, help: 'vanilla vs STEP (2 and 3 stages) vs ReLoRA vs GaLore at equal tokens on Brown, then the report (~15 min)' },
+  'experiment-tasks': { run: experimentTasks, help: 'the experiment\'s vanilla and STEP models on downstream tasks, zero-shot and after identical instruction tuning' },
   sft: { run: sftCommand, help: 'instruction tuning of a checkpoint on Alpaca records (full or --lora-rank R), response-only loss' },
   train: { run: train, help: 'train a model (default: the tiny preset on the Brown corpus); --method vanilla|step|relora|galore' },
 };

@@ -1,13 +1,9 @@
 import { choiceFlag, flagValue, hasFlag, numberFlag, parseArgs, switches, UsageError, valued } from '../cli-args.js';
-import { StepError } from '../../engine/errors.js';
 import { TEMPLATE_NAMES, type TemplateName } from '../instruct/template.js';
 import { BUILTIN_TASKS } from '../tasks/brown-tasks.js';
-import { greedyBatch } from '../tasks/greedy-batch.js';
-import { modelScorer } from '../tasks/loglikelihood.js';
+import { evaluateCheckpointTasks } from '../tasks/evaluate-model.js';
 import type { MetricRow } from '../tasks/metrics.js';
-import { runTask, type TaskTokenizer } from '../tasks/run-task.js';
 import { loadTasks, parseTaskNames, writePosSftSet } from '../tasks/suite.js';
-import { EOT } from '../train/data.js';
 import { closeCheckpoint, openCheckpoint, resolveCheckpointDir, runTrainConfig } from './checkpoint-model.js';
 
 export const EVAL_TASKS_USAGE = `usage: step eval-tasks --checkpoint DIR [options]
@@ -72,20 +68,7 @@ export async function evalTasksCommand(args: string[], print: (text: string) => 
   const opened = await openCheckpoint(dir, device);
   try {
     const { ckpt } = opened;
-    const bpe = ckpt.tokenizer;
-    if (!bpe) throw new StepError(`step eval-tasks: ${ckpt.dir} has no tokenizer.json, so task text cannot be tokenized (was the run trained on a .bin token shard?)`);
-    if (!bpe.specialTokens.includes(EOT)) throw new StepError(`step eval-tasks: the tokenizer of ${ckpt.dir} has no ${EOT} token, which starts every context and ends every response`);
-    const tokenizer: TaskTokenizer = { encode: (t) => bpe.encode(t), decode: (ids) => bpe.decode(ids), eot: bpe.specialId(EOT) };
-    const maxContext = ckpt.config.max_position_embeddings;
-    const scorer = modelScorer(ckpt.model, { maxContext });
-    const generator = (requests: Parameters<typeof greedyBatch>[1]) => greedyBatch(ckpt.model, requests, { eosTokenId: tokenizer.eot, maxContext });
-    const rows: MetricRow[] = [], notes: string[] = [];
-    for (const task of tasks) {
-      if (task.note) notes.push(`${task.name}: ${task.note}`);
-      const result = await runTask(task, { tokenizer, scorer, generator, maxContext, template, limit });
-      rows.push(...result.rows);
-      notes.push(...result.notes);
-    }
+    const { rows, notes } = await evaluateCheckpointTasks(ckpt, tasks, { template, limit, command: 'step eval-tasks' });
     if (hasFlag(flags, '--json')) {
       print(JSON.stringify({ checkpoint: ckpt.dir, step: ckpt.state?.step ?? null, device: opened.device.description, template, seed, rows, notes }) + '\n');
     } else {

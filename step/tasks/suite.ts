@@ -36,11 +36,11 @@ export function builtinTask(name: BuiltinTaskName, docs: TaggedBrown['validation
   return posBrown(docs, { seed, maxWords: options.maxWords });
 }
 
-/** The tasks to evaluate: the built-ins from Brown's validation documents, then each task file. */
-export async function loadTasks(names: readonly BuiltinTaskName[], files: readonly string[], options: SuiteOptions = {}): Promise<Task[]> {
+/** The tasks to evaluate: the built-ins from Brown's validation documents, then each task file; `corpus`: the tagged corpus when the caller has it loaded already. */
+export async function loadTasks(names: readonly BuiltinTaskName[], files: readonly string[], options: SuiteOptions = {}, corpus?: TaggedBrown): Promise<Task[]> {
   const tasks: Task[] = [];
   if (names.length > 0) {
-    const { validation } = await loadTaggedBrown(options.brownDir ? { dir: options.brownDir } : {});
+    const { validation } = corpus ?? await loadTaggedBrown(options.brownDir ? { dir: options.brownDir } : {});
     for (const n of names) tasks.push(builtinTask(n, validation, options));
   }
   for (const f of files) tasks.push(await loadTaskFile(f));
@@ -48,8 +48,8 @@ export async function loadTasks(names: readonly BuiltinTaskName[], files: readon
 }
 
 /** Writes pos-brown's SFT set from the TRAINING documents as Alpaca JSONL (atomically); returns the task (its note says what was dropped). */
-export async function writePosSftSet(file: string, options: SuiteOptions = {}): Promise<GenerationTask> {
-  const { train } = await loadTaggedBrown(options.brownDir ? { dir: options.brownDir } : {});
+export async function writePosSftSet(file: string, options: SuiteOptions = {}, corpus?: TaggedBrown): Promise<GenerationTask> {
+  const { train } = corpus ?? await loadTaggedBrown(options.brownDir ? { dir: options.brownDir } : {});
   const task = posBrown(train, { seed: options.seed ?? 0, maxWords: options.maxWords });
   const lines = task.examples.map((e) => JSON.stringify({ instruction: e.instruction, input: e.input ?? '', output: e.output }) + '\n');
   await writeFileAtomic(file, lines.join(''));
