@@ -9,7 +9,7 @@ import { choiceFlag, flagValue, hasFlag, numberFlag, parseArgs, switches, UsageE
 import type { CommandSpec } from '../cli-args.js';
 import type { Precision } from '../planner/index.js';
 import { PRECISIONS, maxGaloreRank, planStages } from '../planner/index.js';
-import { checkModelStateFits } from '../memory/budget.js';
+import { checkPredictionFits } from '../memory/budget.js';
 import { formatMeasurement, measurementJSON } from '../memory/format.js';
 import type { MemoryMethod, MemoryRunOptions } from '../memory/measure.js';
 import { MEMORY_METHODS, measureMemory, predictMemory } from '../memory/measure.js';
@@ -186,7 +186,7 @@ export async function memoryCommand(args: string[]): Promise<number> {
   }
   const { options: o, source, memoryLimit, json } = parsed;
   const prediction = plannerCall(() => predictMemory(o));
-  if (memoryLimit !== null) checkModelStateFits(o, prediction, memoryLimit, 'step memory', '--memory-limit');
+  if (memoryLimit !== null) checkPredictionFits(o, prediction, memoryLimit, 'step memory', '--memory-limit');
   const device = await initDevice(parsed.device);
   const limit = device.maxBufferBytes;
   const over = largestStepBuffers(o.config, { batchSize: o.batch, seqLen: o.seq, precision: o.precision }).filter((b) => b.bytes > limit).sort((x, y) => y.bytes - x.bytes)[0];

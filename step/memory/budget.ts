@@ -8,8 +8,11 @@
  */
 import { OutOfMemoryError } from '../../engine/errors.js';
 import { formatBytes } from '../../engine/memory.js';
+import type { LlamaConfig } from '../../models/config.js';
+import type { Plan } from '../planner/index.js';
 import { STATE_CATEGORIES } from '../planner/index.js';
 import type { MemoryMethod, MemoryPrediction, MemoryRunOptions, PlannedTensor } from './predict.js';
+import { predictionFromPlan } from './predict.js';
 
 /** A group of same-role tensors over every layer (`adam.m of model.layers.*.mlp.up_proj.weight`). */
 export interface TensorGroup {
@@ -43,10 +46,17 @@ function adviceFor(method: MemoryMethod, precision: string): string {
 }
 
 /**
- * Throws OutOfMemoryError when the prediction's whole-run model-state peak exceeds `limit` bytes,
- * naming the phase at the peak, its categories and its largest tensor groups, and what to change.
+ * Throws OutOfMemoryError when the plan's whole-run model-state peak (vanilla: a split of one
+ * stage; STEP) exceeds `limit` bytes, naming the phase at the peak, its categories and its largest
+ * tensor groups, and what to change.
  */
-export function checkModelStateFits(o: Pick<MemoryRunOptions, 'method' | 'precision'>, prediction: MemoryPrediction, limit: number, where: string, flag: string): void {
+export function checkModelStateFits(config: LlamaConfig, plan: Plan, limit: number, where: string, flag: string): void {
+  const method = plan.split.length === 1 ? 'vanilla' : 'step';
+  checkPredictionFits({ method, precision: plan.precision }, predictionFromPlan(config, plan, method), limit, where, flag);
+}
+
+/** As checkModelStateFits, for any method's prediction (predict.ts): GaLore's and ReLoRA's too. */
+export function checkPredictionFits(o: Pick<MemoryRunOptions, 'method' | 'precision'>, prediction: MemoryPrediction, limit: number, where: string, flag: string): void {
   if (prediction.peak <= limit) return;
   const method = o.method;
   const at = prediction.peakPhase, bytes = at.bytes;

@@ -78,8 +78,8 @@ export function planFor(o: Pick<MemoryRunOptions, 'config' | 'split' | 'rank' | 
 const phase = (p: PhaseKind, stage: number, label: string, layers: number, newLayers: number, frozenLayers: number, bytes: StateBytes): PredictedPhase =>
   ({ phase: p, stage, label, layers, newLayers, frozenLayers, bytes });
 
-function fromPlan(o: MemoryRunOptions): MemoryPrediction {
-  const plan = planFor(o);
+/** A vanilla or STEP plan's phases (each stage after the transition into it), its peak and the tensors live then. */
+export function predictionFromPlan(config: LlamaConfig, plan: Plan, method: 'vanilla' | 'step'): MemoryPrediction {
   const phases: PredictedPhase[] = [];
   for (const s of plan.stages) {
     const t = plan.transitions[s.stage - 2];
@@ -87,15 +87,15 @@ function fromPlan(o: MemoryRunOptions): MemoryPrediction {
     phases.push(phase('stage', s.stage, `stage ${s.stage}`, s.layers, s.newLayers, s.frozenLayers, s.bytes));
   }
   const peakPhase = phases.find((p) => p.stage === plan.peakStage && p.phase === plan.peakAt)!;
-  let peakTensors: PlannedTensor[] = listStageTensors(o.config, { split: plan.split, stage: plan.peakStage, rank: plan.rank, precision: plan.precision, trainEmbeddings: plan.trainEmbeddings });
+  let peakTensors: PlannedTensor[] = listStageTensors(config, { split: plan.split, stage: plan.peakStage, rank: plan.rank, precision: plan.precision, trainEmbeddings: plan.trainEmbeddings, pet: plan.pet });
   if (plan.peakAt === 'transition') peakTensors = peakTensors.filter((t) => t.role === 'weight');
-  const flags = o.method === 'vanilla' ? `--split ${o.split.join(',')}` : `--split ${o.split.join(',')} --rank ${o.rank}`;
+  const flags = method === 'vanilla' ? `--split ${plan.split.join(',')}` : `--split ${plan.split.join(',')} --rank ${plan.rank}`;
   return { phases, peak: plan.peak, peakPhase, peakTensors, vanilla: plan.vanilla, plan, galore: null, relora: null, planFlags: flags };
 }
 
 /** The run's phases with the planner's bytes, in the order `measureMemory` goes through them. */
 export function predictMemory(o: MemoryRunOptions): MemoryPrediction {
-  if (o.method === 'vanilla' || o.method === 'step') return fromPlan(o);
+  if (o.method === 'vanilla' || o.method === 'step') return predictionFromPlan(o.config, planFor(o), o.method);
   const L = o.config.num_hidden_layers;
   const vanilla = planFor({ ...o, split: [L] }).vanilla;
   if (o.method === 'galore') {

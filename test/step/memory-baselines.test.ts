@@ -11,7 +11,7 @@ import { CpuBackend, OutOfMemoryError } from '../../index.js';
 import { presetConfig } from '../../models/config-presets.js';
 import { UsageError } from '../../step/cli-args.js';
 import { parseMemoryArgs } from '../../step/commands/memory.js';
-import { checkModelStateFits } from '../../step/memory/budget.js';
+import { checkPredictionFits } from '../../step/memory/budget.js';
 import { formatMeasurement } from '../../step/memory/format.js';
 import type { MemoryRunOptions } from '../../step/memory/measure.js';
 import { measureMemory, predictMemory } from '../../step/memory/measure.js';
@@ -81,13 +81,13 @@ test('step memory: a prediction off in one category (same total) is a mismatch, 
 test('step memory --memory-limit with galore and relora: refused up front, naming the phase at the peak and what to try', () => {
   const galore = options('galore');
   const pg = predictMemory(galore);
-  assert.throws(() => checkModelStateFits(galore, pg, pg.peak - 1, 'step memory', '--memory-limit'),
+  assert.throws(() => checkPredictionFits(galore, pg, pg.peak - 1, 'step memory', '--memory-limit'),
     (e: unknown) => e instanceof OutOfMemoryError && /in GaLore training/.test(e.message) && /Largest: adam\.m of model\.embed_tokens\.weight \[300, 32\] f32/.test(e.message) && /Use a smaller --galore-rank, a smaller model/.test(e.message));
   const relora = options('relora', { precision: 'fp32' });
   const pr = predictMemory(relora);
-  assert.throws(() => checkModelStateFits(relora, pr, pr.peak - 1, 'step memory', '--memory-limit'),
+  assert.throws(() => checkPredictionFits(relora, pr, pr.peak - 1, 'step memory', '--memory-limit'),
     (e: unknown) => e instanceof OutOfMemoryError && /in ReLoRA's warm start phase/.test(e.message) && /full-rank warm start holds vanilla's bytes\), mixed precision/.test(e.message));
-  checkModelStateFits(relora, pr, pr.peak, 'step memory', '--memory-limit');
+  checkPredictionFits(relora, pr, pr.peak, 'step memory', '--memory-limit');
 });
 
 test('step memory: galore and relora flags; flags of another method are refused in one line naming them', () => {

@@ -8,7 +8,7 @@ import { UsageError } from '../../step/cli-args.js';
 import { memoryCommand, parseMemoryArgs, parseSize } from '../../step/commands/memory.js';
 import { checkModelStateFits } from '../../step/memory/budget.js';
 import type { MemoryRunOptions } from '../../step/memory/measure.js';
-import { measureMemory, planFor, predictMemory } from '../../step/memory/measure.js';
+import { measureMemory, planFor } from '../../step/memory/measure.js';
 import { testBothBackends } from '../helpers/backends.js';
 import { CLI } from './run-fixtures.js';
 
@@ -134,7 +134,7 @@ test('step memory: refused flags, each in one line naming the flag', () => {
 test('step memory --memory-limit: a model state that cannot fit is refused before any device exists, naming categories and tensors', async () => {
   const o = options([3]);
   const plan = planFor(o);
-  assert.throws(() => checkModelStateFits(o, predictMemory(o), plan.peak - 1, 'step memory', '--memory-limit'), (e: unknown) => {
+  assert.throws(() => checkModelStateFits(o.config, plan, plan.peak - 1, 'step memory', '--memory-limit'), (e: unknown) => {
     assert.ok(e instanceof OutOfMemoryError);
     assert.match(e.message, /before allocating anything/);
     assert.match(e.message, new RegExp(`peaks at .* \\(${plan.peak} B\\) in vanilla training`));
@@ -143,7 +143,7 @@ test('step memory --memory-limit: a model state that cannot fit is refused befor
     assert.match(e.message, /--method step --stages K/);
     return true;
   });
-  checkModelStateFits(o, predictMemory(o), plan.peak, 'step memory', '--memory-limit'); // exactly enough: accepted
+  checkModelStateFits(o.config, plan, plan.peak, 'step memory', '--memory-limit'); // exactly enough: accepted
   const before = getDevice();
   await assert.rejects(memoryCommand(['--preset', 'tiny', ...SET, '--vocab-size', '300', '--seq', '16', '--memory-limit', String(plan.peak - 1), '--device', 'cpu']), OutOfMemoryError);
   assert.equal(getDevice(), before, 'no device was even created');
