@@ -16,20 +16,21 @@ import { torchAvailable, torchTrainStep } from './peers/torch.js';
 import type { Shape } from './train-step.js';
 import { batchOf, configOf, makeTrainStep, parseShape } from './train-step.js';
 
-const shapes = (process.env.STEP_BENCH_PRESETS ?? 'tiny,small,h128:8x256,h256:8x256,60m:4x256').split(',').map(parseShape);
+const shapes = (process.env.STEP_BENCH_PRESETS ?? 'tiny,small,h128:8x256,h256:8x256,60m:4x256,60m:8x256,350m:2x256:mixed').split(',').map(parseShape);
 const cpuFlag = process.env.STEP_BENCH_CPU;
 
 interface Measured { tokensPerSecond: number; dispatches: number; submits: number; peak: Record<string, number>; peakTotal: number }
 
 async function measure(device: Backend, shape: Shape): Promise<Measured> {
   const { batch: BATCH, seq: SEQ } = shape;
+  // this shape's whole life (model, optimizer, warm-up and timed steps) in one window: never a reset peak
+  const window = device.tracker.openPeakWindow();
   const train = makeTrainStep(device, shape);
   const step = train.run;
   const t0 = performance.now();
   await step(); // builds the pipelines, allocates state
   const once = performance.now() - t0 > 20_000;
   if (!once) await step();
-  device.tracker.resetPeak(); // the benchmark's own measurement: steady steps only
   const before = { ...device.stats };
   // the real sizes: one timed step (minutes on llvmpipe); the small ones: one counted step, then tinybench
   if (!once) await step();
@@ -37,15 +38,15 @@ async function measure(device: Backend, shape: Shape): Promise<Measured> {
     ? new Bench({ time: 0, iterations: 1, warmupIterations: 0 })
     : new Bench({ time: device.name === 'cpu' ? 4000 : 6000, iterations: 3, warmupIterations: 0 });
   let counted: { dispatches: number; submits: number } | null = once ? null : { dispatches: device.stats.dispatches - before.dispatches, submits: device.stats.submits - before.submits };
-  const m = once ? null : device.memory();
   bench.add('step', step);
   await bench.run();
   counted ??= { dispatches: device.stats.dispatches - before.dispatches, submits: device.stats.submits - before.submits };
-  const mem = m ?? device.memory();
+  const peak = window.report().peakTensors;
+  window.close();
   const r = bench.tasks[0]!.result as unknown as { latency: { mean: number } };
   const mean = r.latency.mean / 1000;
   train.dispose();
-  return { tokensPerSecond: (BATCH * SEQ) / mean, ...counted, peak: mem.peakTensors.breakdown, peakTotal: mem.peakTensors.total };
+  return { tokensPerSecond: (BATCH * SEQ) / mean, ...counted, peak: peak.breakdown, peakTotal: peak.total };
 }
 
 const gpu = await createWebGPUBackend();
@@ -62,7 +63,7 @@ for (const shape of shapes) {
     (c ? `, cpu ${c.tokensPerSecond.toFixed(0)} tok/s (webgpu/cpu ${(g.tokensPerSecond / c.tokensPerSecond).toFixed(1)}x)` : '') +
     (t ? `, PyTorch ${t.torch} ${t.tokens_per_second.toFixed(0)} tok/s (${t.threads} threads, ${t.blas}; webgpu/PyTorch ${(g.tokensPerSecond / t.tokens_per_second).toFixed(2)}x)` : '') +
     `; ${g.dispatches} dispatches and ${g.submits} submits per step`);
-  console.log(`  peak tensor memory ${formatBytes(g.peakTotal)}: ` +
+  console.log(`  whole-shape peak tensor memory ${formatBytes(g.peakTotal)}: ` +
     CATEGORIES.filter((k) => g.peak[k]! > 0).map((k) => `${k} ${formatBytes(g.peak[k]!)}`).join(', '));
 }
 gpu.destroy();

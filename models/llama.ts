@@ -150,10 +150,18 @@ export class LlamaModel {
     return this.invFreq;
   }
 
-  /** Frees every tensor of the model and its gradients. */
-  dispose(): void {
+  /**
+   * Frees what the model object caches beside its tensors (RoPE's inv_freq), for a model object
+   * that is replaced by another sharing its tensors (growth): dispose() would free those too.
+   */
+  releaseCaches(): void {
     this.invFreq?.dispose();
     this.invFreq = null;
+  }
+
+  /** Frees every tensor of the model and its gradients. */
+  dispose(): void {
+    this.releaseCaches();
     for (const [, t] of this.namedTensors()) {
       t.grad?.dispose();
       t.grad = null;

@@ -179,3 +179,16 @@ export function choiceFlag<T extends string>(command: string, a: ParsedArgs, fla
 export const valued = (names: readonly string[], choices: Record<string, readonly string[]> = {}): FlagSpec[] =>
   names.map((name) => ({ name, takesValue: true, ...(choices[name] ? { choices: choices[name] } : {}) }));
 export const switches = (names: readonly string[]): FlagSpec[] => names.map((name) => ({ name, takesValue: false }));
+
+const UNITS: Record<string, number> = { b: 1, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40 };
+
+/** `6GB`, `5.5GiB`, `512MB`, `123456` (bytes) -> bytes; throws naming the flag. */
+export function parseSize(flag: string, text: string, command = 'memory'): number {
+  const m = /^\s*(\d+(?:\.\d+)?(?:e\d+)?)\s*([a-z]*)\s*$/i.exec(text);
+  const unit = m ? UNITS[(m[2] || 'b').toLowerCase()] : undefined;
+  const bytes = m && unit !== undefined ? Math.floor(Number(m[1]) * unit) : NaN;
+  if (!Number.isSafeInteger(bytes) || bytes < 1) {
+    throw new UsageError(`step ${command}: ${flag} must be a positive size in bytes, optionally with a unit (B, kB, MB, GB, TB, KiB, MiB, GiB, TiB), got ${JSON.stringify(text)}`);
+  }
+  return bytes;
+}

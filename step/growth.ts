@@ -125,6 +125,7 @@ export function growModel(model: LlamaModel, newLayers: number, options: GrowthO
       }
     }
     const grown = new LlamaModel({ ...model.config, num_hidden_layers: layers.length }, model.embedBlocks, layers, model.norm, model.headBlocks);
+    model.releaseCaches(); // the old object is dropped: its RoPE table would outlive it
     return { model: grown, origin };
   }));
 }

@@ -5,7 +5,7 @@ import { setMemoryLimit } from '../../engine/memory-api.js';
 import type { LlamaConfig } from '../../models/config.js';
 import { PRESET_NAMES, presetConfig } from '../../models/config-presets.js';
 import type { ParsedArgs } from '../cli-args.js';
-import { choiceFlag, flagValue, hasFlag, numberFlag, parseArgs, switches, UsageError, valued } from '../cli-args.js';
+import { choiceFlag, flagValue, hasFlag, numberFlag, parseArgs, parseSize, switches, UsageError, valued } from '../cli-args.js';
 import type { CommandSpec } from '../cli-args.js';
 import type { Precision } from '../planner/index.js';
 import { PRECISIONS, maxGaloreRank, planStages } from '../planner/index.js';
@@ -62,18 +62,7 @@ const SPEC: CommandSpec = {
   ],
 };
 
-const UNITS: Record<string, number> = { b: 1, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40 };
-
-/** `6GB`, `5.5GiB`, `512MB`, `123456` (bytes) -> bytes; throws naming the flag. */
-export function parseSize(flag: string, text: string): number {
-  const m = /^\s*(\d+(?:\.\d+)?(?:e\d+)?)\s*([a-z]*)\s*$/i.exec(text);
-  const unit = m ? UNITS[(m[2] || 'b').toLowerCase()] : undefined;
-  const bytes = m && unit !== undefined ? Math.floor(Number(m[1]) * unit) : NaN;
-  if (!Number.isSafeInteger(bytes) || bytes < 1) {
-    throw new UsageError(`step memory: ${flag} must be a positive size in bytes, optionally with a unit (B, kB, MB, GB, TB, KiB, MiB, GiB, TiB), got ${JSON.stringify(text)}`);
-  }
-  return bytes;
-}
+export { parseSize }; // defined in cli-args.ts: step train takes --memory-limit too
 
 function parseSplit(text: string): number[] {
   const parts = text.split(',').map((s) => (s.trim() === '' ? NaN : Number(s.trim())));

@@ -83,10 +83,12 @@ export function experimentRuns(e: ExperimentOptions, runsDir: string): Experimen
   };
   const specs = e.runs.map((k) => EXPERIMENT_RUNS.find((r) => r.kind === k)!);
   const vanillaFlops = runFlops(make(EXPERIMENT_RUNS[0]!, e.seeds[0]!, e.steps), target);
+  // kind by kind, each over every seed: an interrupted experiment has the spread of its first kinds
+  // (vanilla, STEP K=2 and K=3 first) rather than one seed of everything
   const out: ExperimentRun[] = [];
-  for (const seed of e.seeds) {
-    for (const spec of specs) {
-      for (const budget of spec.budgets) {
+  for (const spec of specs) {
+    for (const budget of spec.budgets) {
+      for (const seed of e.seeds) {
         const steps = budget === 'tokens' ? e.steps : stepsForFlops(vanillaFlops, (s) => make(spec, seed, s), target, e.steps);
         const name = `${spec.kind}${budget === 'flops' ? '-eqflops' : ''}-seed${seed}`;
         out.push({ kind: spec.kind, budget, seed, name, options: validateTrainOptions({ ...make(spec, seed, steps), name }) });

@@ -3,7 +3,7 @@ import type { GrowthOperator, Placement } from '../growth.js';
 import type { StageTiming } from './stage-schedule.js';
 import { PRESET_NAMES } from '../../models/config-presets.js';
 import type { CommandSpec } from '../cli-args.js';
-import { numberValue, parseArgs, UsageError } from '../cli-args.js';
+import { numberValue, parseArgs, parseSize, UsageError } from '../cli-args.js';
 import { CHOICES, checkConfigOverride, checkRunName, NUMBER_RULES, OPTION_FLAG, validateOptionValues, validateTrainOptions } from './validate-options.js';
 
 export { validateTrainOptions } from './validate-options.js';
@@ -121,6 +121,9 @@ export const TRAIN_USAGE = `usage: step train [options]     (no options: the tin
   --eval-every N --eval-batches N --checkpoint-every N --log-every N --seed S --stop-after N
   --precision fp32|mixed --device auto|webgpu|cpu
   --checkpoint-activations   recompute each decoder block in backward: same gradients, far fewer activation bytes
+  --memory-limit SIZE    refuse, before allocating the model, a run whose model state (planner, engine mode)
+                         exceeds SIZE (bytes, or 6GB, 5.5GiB, ...); activations beyond it stop the step with
+                         the out-of-memory error, the last checkpoint kept. Not saved with the run
   STEP:   --stages K | --split 2,1,1   --stage-tokens T1,T2,..   --lora-rank R --lora-alpha A --lora-dropout P
           --stage-warmup W   --stage-relora-every N (ReLoRA restarts of the adapters inside each LoRA stage)
           --growth interpolation-mean|stack|function-preserving   --placement upper|intermediate|lower|random
@@ -147,6 +150,7 @@ const TRAIN_SPEC: CommandSpec = {
     { name: '--set', takesValue: true, repeatable: true },
     { name: '--resume', takesValue: true },
     { name: '--overwrite', takesValue: false },
+    { name: '--memory-limit', takesValue: true },
     ...[...SWITCHES].map((key) => ({ name: OPTION_FLAG[key], takesValue: false })),
   ],
 };
@@ -161,6 +165,8 @@ export interface ParsedTrainArgs {
   given: ReadonlySet<keyof TrainOptions>;
   /** --help was given: print TRAIN_USAGE, train nothing. */
   help: boolean;
+  /** --memory-limit in bytes (a property of the machine, not saved with the run), or null. */
+  memoryLimit: number | null;
 }
 
 /** `--set KEY=VALUE`: the key must be a settable LlamaConfig key; the value true/false, a number or text. */
@@ -195,9 +201,11 @@ export function parseTrainArgs(args: readonly string[]): ParsedTrainArgs {
   const given = new Set<keyof TrainOptions>();
   const resume = a.values.get('--resume')?.[0] ?? null;
   const overwrite = a.values.has('--overwrite');
-  if (a.help) return { options: o, resume, overwrite, given, help: true };
+  const limit = a.values.get('--memory-limit')?.[0];
+  const memoryLimit = limit === undefined ? null : parseSize('--memory-limit', limit, 'train');
+  if (a.help) return { options: o, resume, overwrite, given, help: true, memoryLimit };
   for (const [flag, values] of a.values) {
-    if (flag === '--resume' || flag === '--overwrite') continue;
+    if (flag === '--resume' || flag === '--overwrite' || flag === '--memory-limit') continue;
     if (flag === '--set') {
       for (const v of values) {
         const [key, value] = parseConfigOverride(v);
@@ -217,7 +225,7 @@ export function parseTrainArgs(args: readonly string[]): ParsedTrainArgs {
     (o as unknown as Record<string, unknown>)[key] = parseValue(key, flag, values[0]!);
     given.add(key);
   }
-  if (resume === null) return { options: validateTrainOptions(o, given), resume, overwrite, given, help: false };
+  if (resume === null) return { options: validateTrainOptions(o, given), resume, overwrite, given, help: false, memoryLimit };
   checkRunName(resume, '--resume');
   if (overwrite) throw new UsageError('step train: --overwrite and --resume contradict each other: --resume continues the run, --overwrite starts it afresh; give one');
   const refused = [...given].filter((k) => !RESUME_OVERRIDABLE.has(k) && k !== 'runsDir');
@@ -227,5 +235,5 @@ export function parseTrainArgs(args: readonly string[]): ParsedTrainArgs {
   }
   // each override on its own; the trainer checks them against the run's saved settings
   validateOptionValues(o, given);
-  return { options: o, resume, overwrite, given, help: false };
+  return { options: o, resume, overwrite, given, help: false, memoryLimit };
 }

@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { writeFileAtomic } from '../../engine/atomic-write.js';
-import { initDevice } from '../../engine/device.js';
+import { getDevice, initDevice } from '../../engine/device.js';
 import { StepError } from '../../engine/errors.js';
 import { describeNonFinite, findNonFinite } from '../../engine/finite-check.js';
 import { presetConfig } from '../../models/config-presets.js';
@@ -26,6 +26,7 @@ import { acquireRunLock, checkWritable, cleanStaleLeftovers, LOCK_FILE, undoFail
 import { Progress, RunLog } from './run-log.js';
 import { buildModel, makeOptimizer } from './session.js';
 import type { TrainOptimizer } from './session.js';
+import { checkTrainFits } from './memory-limit.js';
 import { checkDataSplits, checkDeviceLimits, checkRunName, checkSeqLen, largestStepBuffers, maxBindingBytes } from './start-checks.js';
 import type { Run } from './trainer.js';
 
@@ -33,6 +34,8 @@ import type { Run } from './trainer.js';
 export interface TrainExtra {
   given?: ReadonlySet<keyof TrainOptions>;
   overwrite?: boolean;
+  /** --memory-limit in bytes: checked against the planner before the model exists, then held by the device's tracker for the run. */
+  memoryLimit?: number | null;
 }
 
 function timestampName(): string {
@@ -64,6 +67,7 @@ export async function startRun(options: TrainOptions, resumeName: string | null,
   let model: LlamaModel | null = null;
   let optimizer: TrainOptimizer | null = null;
   let cleaned: string[] = [];
+  let previousLimit: number | null | undefined; // the device's limit before --memory-limit, put back when the run ends
   try {
     // ---- read and check; nothing is created or changed in this part but the lock of an existing folder
     let o: TrainOptions;
@@ -98,6 +102,8 @@ export async function startRun(options: TrainOptions, resumeName: string | null,
     if (resumeDir) checkSeqLen(o.seqLen, config, `--resume ${resumeName} (${join(resumeDir, 'config.json')})`);
     const plan = planMethod(o, target);
     checkDeviceLimits(largestStepBuffers(target, o), maxBindingBytes(device), device.description);
+    const memoryLimit = extra.memoryLimit ?? null;
+    if (memoryLimit !== null) checkTrainFits(o, target, memoryLimit);
     let state: TrainerState;
     if (resumeDir) {
       state = await readTrainerState(resumeDir, { layers: config.num_hidden_layers, gradAccum: o.gradAccum, seed: o.seed });
@@ -109,6 +115,10 @@ export async function startRun(options: TrainOptions, resumeName: string | null,
         format: TRAINER_STATE_FORMAT, version: 1, method: o.method, step: 0, tokens: 0, sampler: { seed: o.seed, step: 0 },
         stage: 0, stageStartStep: 0, frozenLayers: [], lora: null, lastRestart: 0, lastLoss: null, lastValLoss: null,
       };
+    }
+    if (memoryLimit !== null) {
+      previousLimit = device.tracker.limit;
+      device.tracker.limit = memoryLimit;
     }
     model = buildModel(config, device, o, state.frozenLayers, o.seed + state.stage + 1);
     if (resumeDir) await loadModelWeights(model, resumeDir); // refuses NaN/Inf weights, naming the tensor
@@ -159,6 +169,7 @@ export async function startRun(options: TrainOptions, resumeName: string | null,
     lock = lock ?? acquireRunLock(runDir);
     const run: Run = {
       options: o, runDir, device, data, config, model, optimizer, state, log, plan, lock,
+      restoreMemoryLimit: () => { if (previousLimit !== undefined) device.tracker.limit = previousLimit; },
       progress: new Progress(o.steps, device, Math.max(1, Math.floor(o.steps / 20))),
     };
     if (lock.tookOver) {
@@ -179,6 +190,7 @@ export async function startRun(options: TrainOptions, resumeName: string | null,
     return run;
   } catch (e) {
     undoFailedStart({ optimizer, model, lock, created });
+    if (previousLimit !== undefined) getDevice().tracker.limit = previousLimit;
     throw e;
   }
 }

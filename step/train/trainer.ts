@@ -1,6 +1,6 @@
 import type { Backend } from '../../engine/backend.js';
 import { fromArray } from '../../engine/creation.js';
-import { StepError } from '../../engine/errors.js';
+import { OutOfMemoryError, StepError } from '../../engine/errors.js';
 import { describeNonFinite, findNonFinite } from '../../engine/finite-check.js';
 import type { TrainOptimizer } from './session.js';
 import { Generator } from '../../engine/random.js';
@@ -41,6 +41,8 @@ export interface Run {
   plan: MethodPlan;
   /** This process's ownership of the run folder (released when the run ends). */
   lock: RunLock;
+  /** Puts back the device's memory limit from before --memory-limit (called when the run ends). */
+  restoreMemoryLimit?: () => void;
   /** The batches and the evaluation; default: windows of data.train and data.validation (step train). */
   source?: BatchSource;
 }
@@ -77,6 +79,7 @@ export async function trainToEnd(run: Run): Promise<TrainResult> {
     run.progress.finish();
     run.optimizer.dispose();
     run.model.dispose();
+    run.restoreMemoryLimit?.();
     run.lock.release();
   }
 }
@@ -86,6 +89,16 @@ async function stopBad(run: Run, what: string, fields: Record<string, unknown>):
   const last = await lastGoodCheckpoint(run.runDir, run.state.step);
   run.log.write('nan', { step: run.state.step, ...fields, lastGoodCheckpoint: last });
   throw new StepError(`${what}; training stopped. The last good checkpoint is ${last ?? '(none yet)'}; resume from it with a lower --lr or a larger --warmup`);
+}
+
+/** An allocation beyond the device's limit (--memory-limit) in a step: logged, with what a resume can change. */
+async function stopOutOfMemory(run: Run, e: unknown): Promise<never> {
+  if (!(e instanceof OutOfMemoryError)) throw e;
+  const last = await lastGoodCheckpoint(run.runDir, run.state.step);
+  run.log.write('oom', { step: run.state.step, message: e.message, lastGoodCheckpoint: last, peak: wholeRunPeak(run.device) });
+  const name = run.runDir.split(/[\\/]/).pop();
+  throw new OutOfMemoryError(`${e.message}\nTraining stopped in step ${run.state.step + 1}; the last checkpoint is ${last ?? '(none yet)'}. ` +
+    `Resume with \`step train --resume ${name} --checkpoint-activations\` (far fewer activation bytes) or a higher --memory-limit, or start again with a smaller --batch-size (and --grad-accum to keep the tokens per step)`);
 }
 
 /** step train's source: seeded windows of the training tokens, the validation windows' loss. */
@@ -110,7 +123,7 @@ async function loop(run: Run): Promise<TrainResult> {
     await new Promise<void>((resolve) => setImmediate(resolve));
     await run.plan.beforeStep(run); // growth, freezing, ReLoRA restarts at their steps
     run.optimizer.setLrScale(run.plan.lrScale(state));
-    const { loss, tokens } = await trainStep(run, source);
+    const { loss, tokens } = await trainStep(run, source).catch((e: unknown) => stopOutOfMemory(run, e));
     if (!Number.isFinite(loss)) await stopBad(run, `loss is ${loss} at step ${state.step + 1}`, { loss });
     state.step++;
     state.tokens += tokens;

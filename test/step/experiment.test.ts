@@ -37,6 +37,8 @@ test('experiment: defaults (12 layers, 3 seeds, every available run), arguments,
   assert.equal(galore.options.galoreUpdateGap, Math.floor(DEFAULT_EXPERIMENT.steps / 6), 'GaLore refreshes every sixth of the run');
   assert.equal(runs.length, 3 * (availableKinds().length + 3), 'per seed: every kind at equal tokens, STEP K=2, K=3 and ReLoRA also at equal FLOPs');
   assert.equal(new Set(runs.map((r) => r.name)).size, runs.length);
+  assert.deepEqual(runs.slice(0, 9).map((r) => r.name), ['vanilla', 'step2', 'step2-eqflops'].flatMap((k) => [1, 2, 3].map((s) => `${k}-seed${s}`)),
+    'kind by kind over every seed: an interrupted experiment already has the spread of vanilla and STEP');
   const vanilla = runs.find((r) => r.name === 'vanilla-seed1')!;
   const vanillaFlops = runFlops(vanilla.options, experimentTarget(DEFAULT_EXPERIMENT as never));
   for (const r of runs) {

@@ -80,4 +80,6 @@ test('growth operators: old layers kept as they were, each new layer made from i
     }
   }
   assert.equal(device.memory().live.parameter, 0, 'growth and dispose leak nothing');
+  ids.dispose();
+  assert.equal(device.memory().allocated, 0, 'nor anything else (the RoPE table of the model object growth replaces)');
 });
