@@ -97,7 +97,7 @@ export function predictionFromPlan(config: LlamaConfig, plan: Plan, method: 'van
 export function predictMemory(o: MemoryRunOptions): MemoryPrediction {
   if (o.method === 'vanilla' || o.method === 'step') return predictionFromPlan(o.config, planFor(o), o.method);
   const L = o.config.num_hidden_layers;
-  const vanilla = planFor({ ...o, split: [L] }).vanilla;
+  const vanilla = planFor({ ...o, split: [L], rank: 1 }).vanilla; // vanilla's bytes do not depend on a LoRA rank
   if (o.method === 'galore') {
     const galore = galoreModelState(o.config, { rank: o.galore!.rank, precision: o.precision });
     const only = phase('stage', 1, 'GaLore', L, L, 0, galore.bytes);
