@@ -53,7 +53,7 @@ export function makeTrainStep(device: Backend, shape: Shape): TrainStep {
       const loss = model.loss(x, y);
       backward(opt.lossScaler ? opt.lossScaler.scaleLoss(loss) : loss);
       opt.step();
-      opt.zeroGrad();
+      opt.zeroGrad({ setToNone: true }); // as the trainer does: no gradient fills
       await device.sync();
     }),
     dispose: () => { opt.dispose(); model.dispose(); },

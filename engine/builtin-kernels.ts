@@ -11,5 +11,6 @@ import '../kernels/arange.js';
 import '../kernels/copy.js';
 import '../kernels/random.js';
 import '../kernels/optim.js';
+import '../kernels/optim-multi.js';
 import '../kernels/matmul.js';
 import '../kernels/galore.js';

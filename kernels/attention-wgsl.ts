@@ -2,8 +2,11 @@
  * WGSL generators of the fused attention kernels (FlashAttention-2 forward, and its backward as a
  * dQ kernel over query tiles and a dK/dV kernel over key tiles: no atomics, deterministic).
  *
- * Layout: q [B, H, Tq, D], k and v [B, Hkv, Tk, D], contiguous; query head h reads KV head
- * h / (H / Hkv). Every lane owns one row (a query row, or a key row in dK/dV) and keeps it,
+ * Layout: q [B, H, Tq, D], k and v [B, Hkv, Tk, D], or [B, T, heads, D] (the layout the
+ * projections make: no permute copies), contiguous; a row (b, head, t) of D values starts at row
+ * b * sB + head * sH + t * sT of its operand, the row strides in the uniforms (q, o, dO, dq share
+ * q's; k, v, dk, dv share k's). lse and delta are [B, H, Tq] in either layout. Query head h reads
+ * KV head h / (H / Hkv). Every lane owns one row (a query row, or a key row in dK/dV) and keeps it,
  * and its accumulators, in registers as ceil(D / 4) vec4s; the row is what the head dimension D
  * is specialised for (one pipeline per D: the loops over D and over a block are unrolled so that
  * every register and every broadcast lane is a constant). The other side is walked in blocks of
@@ -28,7 +31,7 @@ export interface AttentionVariant {
 }
 
 /** Uniforms of all three kernels (packed by `attentionUniforms`). */
-const UNIFORMS = `struct U { B: u32, H: u32, Hkv: u32, Tq: u32, Tk: u32, causal: u32, offset: u32, scale: f32, tiles: u32 }`;
+const UNIFORMS = `struct U { B: u32, H: u32, Hkv: u32, Tq: u32, Tk: u32, causal: u32, offset: u32, scale: f32, tiles: u32, q_sb: u32, q_sh: u32, q_st: u32, k_sb: u32, k_sh: u32, k_st: u32 }`;
 
 const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 const groups = (v: AttentionVariant): number[] => range(Math.ceil(v.D / 4));
@@ -60,15 +63,15 @@ function storeRow(v: AttentionVariant, name: string, r: string, acc: string, mul
   return range(v.D).map((d) => `    ${name}[${r} * D + ${d}u] = ${t}(${acc}${d >> 2}[${d & 3}] * ${mul});`).join('\n');
 }
 
-/** `let ${name}${l}_${g}` for every row l of the block: rows `first + l` (clamped to `last`) of operand `buf`. */
-function blockRows(v: AttentionVariant, buf: string, name: string, base: string, first: string, last: string): string {
+/** `let ${name}${l}_${g}` for every row l of the block: rows `base + (first + l) * stride` (first + l clamped to `last`) of operand `buf`. */
+function blockRows(v: AttentionVariant, buf: string, name: string, base: string, first: string, last: string, stride: string): string {
   const L: string[] = [];
   if (v.kind === 'subgroup') {
-    for (const g of groups(v)) L.push(`    let own_${name}${g} = ld_${buf}(${base} + min(${first} + lane, ${last}), ${g}u);`);
+    for (const g of groups(v)) L.push(`    let own_${name}${g} = ld_${buf}(${base} + min(${first} + lane, ${last}) * ${stride}, ${g}u);`);
     for (const l of range(v.block)) for (const g of groups(v)) L.push(`    let ${name}${l}_${g} = subgroupBroadcast(own_${name}${g}, ${l}u);`);
   } else {
     for (const l of range(v.block)) {
-      L.push(`    let r_${name}${l} = ${base} + min(${first} + ${l}u, ${last});`);
+      L.push(`    let r_${name}${l} = ${base} + min(${first} + ${l}u, ${last}) * ${stride};`);
       for (const g of groups(v)) L.push(`    let ${name}${l}_${g} = ld_${buf}(r_${name}${l}, ${g}u);`);
     }
   }
@@ -99,13 +102,17 @@ function prologue(v: AttentionVariant, heads: string): string {
   let lane = lid.x;`;
 }
 
-/** Sets `row` (this lane's query row, clamped), `i0`, `qr` (its flat row index), `kvb` (first row of its KV head) and `kEnd`. */
+/**
+ * Sets `row` (this lane's query row, clamped), `i0`, `qr` (its row in q, o, dO, dq), `lr` (its
+ * index in lse and delta), `kvb` (the row of key 0 of its KV head; key j at kvb + j * k_st) and `kEnd`.
+ */
 function queryTile(v: AttentionVariant): string {
   return `  let b = bh / u.H;
-  let kvb = (b * u.Hkv + (bh % u.H) / (u.H / u.Hkv)) * u.Tk;
+  let kvb = b * u.k_sb + ((bh % u.H) / (u.H / u.Hkv)) * u.k_sh;
   let i0 = tile * ${v.lanes}u;
   let row = min(i0 + lane, u.Tq - 1u);
-  let qr = bh * u.Tq + row;
+  let qr = b * u.q_sb + (bh % u.H) * u.q_sh + row * u.q_st;
+  let lr = bh * u.Tq + row;
   // keys this lane sees: j < myEnd; the tile's last row sees j < kEnd (a bound shared by all lanes)
   var myEnd = u.Tk;
   var kEnd = u.Tk;
@@ -119,8 +126,8 @@ function queryTile(v: AttentionVariant): string {
 export function attentionForwardSource(v: AttentionVariant): string {
   const B = v.block;
   const body: string[] = [];
-  body.push(blockRows(v, 'k', 'kb', 'kvb', 'j0', 'u.Tk - 1u'));
-  body.push(blockRows(v, 'v', 'vb', 'kvb', 'j0', 'u.Tk - 1u'));
+  body.push(blockRows(v, 'k', 'kb', 'kvb', 'j0', 'u.Tk - 1u', 'u.k_st'));
+  body.push(blockRows(v, 'v', 'vb', 'kvb', 'j0', 'u.Tk - 1u', 'u.k_st'));
   for (const l of range(B)) {
     body.push(`    let s${l} = select(LOWEST, ${dot(v, (g) => `q${g}`, (g) => `kb${l}_${g}`)}, j0 + ${l}u < myEnd);`);
   }
@@ -149,7 +156,7 @@ ${body.join('\n')}
   if (i0 + lane < u.Tq) {
     let inv = 1.0 / l;
 ${storeRow(v, 'o', 'qr', 'o', 'inv')}
-    lse[qr] = m + log(l);
+    lse[lr] = m + log(l);
   }
 }`;
 }
@@ -161,8 +168,8 @@ ${storeRow(v, 'o', 'qr', 'o', 'inv')}
 export function attentionDqSource(v: AttentionVariant): string {
   const B = v.block;
   const body: string[] = [];
-  body.push(blockRows(v, 'k', 'kb', 'kvb', 'j0', 'u.Tk - 1u'));
-  body.push(blockRows(v, 'v', 'vb', 'kvb', 'j0', 'u.Tk - 1u'));
+  body.push(blockRows(v, 'k', 'kb', 'kvb', 'j0', 'u.Tk - 1u', 'u.k_st'));
+  body.push(blockRows(v, 'v', 'vb', 'kvb', 'j0', 'u.Tk - 1u', 'u.k_st'));
   for (const l of range(B)) {
     body.push(`    let p${l} = select(0.0, exp(${dot(v, (g) => `q${g}`, (g) => `kb${l}_${g}`)} - L), j0 + ${l}u < myEnd);`);
     body.push(`    let ds${l} = p${l} * (${dot(v, (g) => `dO${g}`, (g) => `vb${l}_${g}`)} - delta);`);
@@ -183,14 +190,14 @@ ${queryTile(v)}
 ${regs(v, 'q', (g) => `ld_q(qr, ${g}u) * u.scale`)}
 ${regs(v, 'dO', (g) => `ld_dout(qr, ${g}u)`)}
   let delta = ${dot(v, (g) => `dO${g}`, (g) => `ld_o(qr, ${g}u)`)};
-  let L = lse[qr];
+  let L = lse[lr];
 ${regs(v, 'dq', () => 'vec4f()')}
   for (var j0 = 0u; j0 < kEnd; j0 += ${B}u) {
 ${body.join('\n')}
   }
   if (i0 + lane < u.Tq) {
 ${storeRow(v, 'dq', 'qr', 'dq', 'u.scale')}
-    deltas[qr] = delta;
+    deltas[lr] = delta;
   }
 }`;
 }
@@ -202,10 +209,10 @@ ${storeRow(v, 'dq', 'qr', 'dq', 'u.scale')}
 export function attentionDkvSource(v: AttentionVariant): string {
   const B = v.block;
   const body: string[] = [];
-  body.push(blockRows(v, 'q', 'qb', 'qbase', 'i', 'u.Tq - 1u'));
-  body.push(blockRows(v, 'dout', 'db', 'qbase', 'i', 'u.Tq - 1u'));
-  body.push(blockScalars(v, 'lse', 'L', 'qbase', 'i', 'u.Tq - 1u'));
-  body.push(blockScalars(v, 'deltas', 'dl', 'qbase', 'i', 'u.Tq - 1u'));
+  body.push(blockRows(v, 'q', 'qb', 'qbase', 'i', 'u.Tq - 1u', 'u.q_st'));
+  body.push(blockRows(v, 'dout', 'db', 'qbase', 'i', 'u.Tq - 1u', 'u.q_st'));
+  body.push(blockScalars(v, 'lse', 'L', 'lbase', 'i', 'u.Tq - 1u'));
+  body.push(blockScalars(v, 'deltas', 'dl', 'lbase', 'i', 'u.Tq - 1u'));
   for (const l of range(B)) {
     // query row i + l sees this lane's key when it exists and (causal) key <= row + offset
     body.push(`    let p${l} = select(0.0, exp(${dot(v, (g) => `qb${l}_${g}`, (g) => `k${g}`)} * u.scale - L${l}), i + ${l}u < u.Tq && (u.causal == 0u || key <= i + ${l}u + u.offset));`);
@@ -228,9 +235,9 @@ ${operand(v, 7, 'dv', 'read_write')}
 ${prologue(v, 'u.B * u.Hkv')}
   let j0 = tile * ${v.lanes}u;
   let key = j0 + lane;
-  let kr = bh * u.Tk + min(key, u.Tk - 1u);
   let G = u.H / u.Hkv;
   let b = bh / u.Hkv;
+  let kr = b * u.k_sb + (bh % u.Hkv) * u.k_sh + min(key, u.Tk - 1u) * u.k_st;
   // the first query row that sees key j0 (causal), the same for all lanes
   var iStart = 0u;
   if (u.causal != 0u) { iStart = u32(max(0, i32(j0) - i32(u.offset))); }
@@ -239,7 +246,9 @@ ${regs(v, 'v', (g) => `ld_v(kr, ${g}u)`)}
 ${regs(v, 'dk', () => 'vec4f()')}
 ${regs(v, 'dv', () => 'vec4f()')}
   for (var hh = 0u; hh < G; hh++) {
-    let qbase = (b * u.H + (bh % u.Hkv) * G + hh) * u.Tq;
+    let qh = (bh % u.Hkv) * G + hh;
+    let qbase = b * u.q_sb + qh * u.q_sh;
+    let lbase = (b * u.H + qh) * u.Tq;
     for (var i = iStart; i < u.Tq; i += ${B}u) {
 ${body.join('\n')}
     }
@@ -251,14 +260,22 @@ ${storeRow(v, 'dv', 'kr', 'dv', '1.0')}
 }`;
 }
 
-export interface AttentionShape { B: number; H: number; Hkv: number; Tq: number; Tk: number; causal: boolean; offset: number; scale: number }
+/** Row strides (in rows of D elements) of one operand: row (b, head, t) is b * sB + head * sH + t * sT. */
+export type RowStrides = readonly [sB: number, sH: number, sT: number];
+
+export interface AttentionShape {
+  B: number; H: number; Hkv: number; Tq: number; Tk: number; causal: boolean; offset: number; scale: number;
+  /** Row strides of q (and o, dO, dq), and of k (and v, dk, dv). */
+  qRows: RowStrides; kRows: RowStrides;
+}
 
 /** The uniform block for `tiles` tiles per head. */
 export function attentionUniforms(a: AttentionShape, tiles: number): Uint32Array {
-  const out = new Uint32Array(12);
+  const out = new Uint32Array(16);
   const f = new Float32Array(out.buffer);
   out.set([a.B, a.H, a.Hkv, a.Tq, a.Tk, a.causal ? 1 : 0, a.offset]);
   f[7] = a.scale;
   out[8] = tiles;
+  out.set([...a.qRows, ...a.kRows], 9);
   return out;
 }

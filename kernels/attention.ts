@@ -5,7 +5,8 @@
  *   backward: delta_i = dO_i . o_i,  ds_ij = p_ij * (dO_i . v_j - delta_i)
  *             dq_i = scale * sum_j ds_ij k_j,  dk_j = scale * sum_i ds_ij q_i,  dv_j = sum_i p_ij dO_i
  *
- * q [B, H, Tq, D], k and v [B, Hkv, Tk, D] (H a multiple of Hkv; query head h reads KV head
+ * q [B, H, Tq, D], k and v [B, Hkv, Tk, D], or all three [B, T, heads, D] with `layout: 'bthd'`
+ * (as the projections make them: no permute copies either way) (H a multiple of Hkv; query head h reads KV head
  * h / (H / Hkv), Hugging Face's repeat_kv order, without copies); sums over j run over the keys
  * row i sees (causal: j <= i + offset). The forward never holds scores in memory: it walks the
  * keys with a running max and sum and writes o and lse [B, H, Tq] (f32; f64 on cpu for f64 inputs).
@@ -22,7 +23,7 @@ import { defineKernel, registerKernel, runKernel } from '../engine/registry.js';
 import { formatShape } from '../engine/shape.js';
 import type { Tensor } from '../engine/tensor.js';
 import type { WebGPUBackend } from '../engine/webgpu/backend.js';
-import type { AttentionShape, AttentionVariant } from './attention-wgsl.js';
+import type { AttentionShape, AttentionVariant, RowStrides } from './attention-wgsl.js';
 import { attentionDkvSource, attentionDqSource, attentionForwardSource, attentionUniforms } from './attention-wgsl.js';
 import { cpuStore } from './fused-shared.js';
 import { fixedSubgroupSize } from './matmul-webgpu.js';
@@ -36,6 +37,11 @@ const backwardKernel = defineKernel<AttentionAttrs>()('flashAttentionBackward', 
 });
 
 export interface FlashAttentionOptions {
+  /**
+   * Where the heads sit: 'bhtd' = q [B, H, Tq, D], k, v [B, Hkv, Tk, D] (default); 'bthd' =
+   * q [B, Tq, H, D], k, v [B, Tk, Hkv, D]. The output is in q's layout; lse is [B, H, Tq] in both.
+   */
+  layout?: 'bhtd' | 'bthd';
   /** Mask key j for query row i when j > i + positionOffset (default true). */
   causal?: boolean;
   /** Multiplier of q k^T (default 1 / sqrt(D)). */
@@ -50,13 +56,18 @@ export interface FlashAttentionOptions {
 export function attentionAttrs(op: string, q: Tensor, k: Tensor, v: Tensor, options: FlashAttentionOptions, { allowEmpty = false } = {}): AttentionAttrs {
   q.use(op); k.use(op); v.use(op);
   const shapes = `q ${formatShape(q.shape)}, k ${formatShape(k.shape)}, v ${formatShape(v.shape)}`;
-  if (q.rank !== 4 || k.rank !== 4 || v.rank !== 4) throw new ShapeError(`${op}: ${shapes}: q, k and v must be [B, heads, T, D]`);
+  const layout = options.layout ?? 'bhtd';
+  if (layout !== 'bhtd' && layout !== 'bthd') throw new StepError(`${op}: layout must be 'bhtd' or 'bthd', got ${JSON.stringify(layout)}`);
+  const bthd = layout === 'bthd';
+  if (q.rank !== 4 || k.rank !== 4 || v.rank !== 4) throw new ShapeError(`${op}: ${shapes}: q, k and v must be ${bthd ? '[B, T, heads, D]' : '[B, heads, T, D]'}`);
   if (q.backend !== k.backend || q.backend !== v.backend) throw new DeviceMismatchError(`${op}: ${shapes}: q, k and v live on different backends; move them with toDevice()`);
   if (q.dtype !== k.dtype || q.dtype !== v.dtype || q.dtype === 'i32') {
     throw new DTypeError(`${op}: ${shapes}: dtypes ${q.dtype}, ${k.dtype}, ${v.dtype}; all three must be one float dtype`);
   }
-  const [B, H, Tq, D] = q.shape as [number, number, number, number];
-  const [kB, Hkv, Tk, kD] = k.shape as [number, number, number, number];
+  // [B, heads, T, D] as stored, or [B, T, heads, D] read as such
+  const dims = (t: Tensor) => { const [b, x, y, d] = t.shape as [number, number, number, number]; return bthd ? [b, y, x, d] : [b, x, y, d]; };
+  const [B, H, Tq, D] = dims(q) as [number, number, number, number];
+  const [kB, Hkv, Tk, kD] = dims(k) as [number, number, number, number];
   if (k.shape.join() !== v.shape.join()) throw new ShapeError(`${op}: ${shapes}: k and v must have one shape`);
   if (kB !== B || kD !== D) throw new ShapeError(`${op}: ${shapes}: k and v must share q's batch ${B} and head size ${D}`);
   if (Hkv === 0 || H % Hkv !== 0) throw new ShapeError(`${op}: ${shapes}: q's ${H} heads must be a multiple of k's ${Hkv} KV heads`);
@@ -67,8 +78,12 @@ export function attentionAttrs(op: string, q: Tensor, k: Tensor, v: Tensor, opti
   const scale = options.scale ?? 1 / Math.sqrt(D);
   if (!Number.isFinite(scale)) throw new ShapeError(`${op}: scale ${scale} must be a finite number`);
   if (!allowEmpty && (D === 0 || (Tk === 0 && Tq > 0))) throw new ShapeError(`${op}: ${shapes}: the head size and (with queries) the key count must be at least 1`);
-  return { B, H, Hkv, Tq, Tk, D, causal, offset, scale };
+  const rows = (heads: number, T: number): RowStrides => (bthd ? [T * heads, 1, heads] : [heads * T, T, 1]);
+  return { B, H, Hkv, Tq, Tk, D, causal, offset, scale, qRows: rows(H, Tq), kRows: rows(Hkv, Tk) };
 }
+
+/** The shape of lse and delta: [B, H, Tq] in either layout. */
+const statsShape = (a: AttentionAttrs): number[] => [a.B, a.H, a.Tq];
 
 /** The dtype of lse and delta: f64 for f64 inputs (gradient checks), else f32. */
 const statsDType = (q: Tensor) => (q.dtype === 'f64' ? 'f64' : 'f32');
@@ -79,7 +94,7 @@ export function flashAttention(q: Tensor, k: Tensor, v: Tensor, options: FlashAt
   const attrs = attentionAttrs(op, q, k, v, options);
   const device = q.backend, category = options.category;
   const out = empty(q.shape, { dtype: q.dtype, device, category }, op);
-  const lse = empty(q.shape.slice(0, 3), { dtype: statsDType(q), device, category }, `${op} lse`);
+  const lse = empty(statsShape(attrs), { dtype: statsDType(q), device, category }, `${op} lse`);
   runKernel(forwardKernel, { inputs: { q, k, v }, outputs: { out, lse }, attrs });
   return { out, lse };
 }
@@ -90,7 +105,7 @@ export function flashAttentionBackward(
 ): { dq: Tensor; dk: Tensor; dv: Tensor } {
   const op = 'flashAttentionBackward';
   const attrs = attentionAttrs(op, q, k, v, options);
-  for (const [name, t, shape, dtype] of [['out', out, q.shape, q.dtype], ['dOut', dOut, q.shape, q.dtype], ['lse', lse, q.shape.slice(0, 3), statsDType(q)]] as const) {
+  for (const [name, t, shape, dtype] of [['out', out, q.shape, q.dtype], ['dOut', dOut, q.shape, q.dtype], ['lse', lse, statsShape(attrs), statsDType(q)]] as const) {
     t.use(op);
     if (t.shape.join() !== shape.join() || t.dtype !== dtype) {
       throw new ShapeError(`${op}: ${name} ${t.describe()} must be ${formatShape(shape)} ${dtype} for q ${q.describe()}`);
@@ -100,7 +115,7 @@ export function flashAttentionBackward(
   const dq = empty(q.shape, { dtype: q.dtype, device, category }, op);
   const dk = empty(k.shape, { dtype: k.dtype, device, category }, op);
   const dv = empty(v.shape, { dtype: v.dtype, device, category }, op);
-  const delta = empty(q.shape.slice(0, 3), { dtype: statsDType(q), device }, `${op} delta`);
+  const delta = empty(statsShape(attrs), { dtype: statsDType(q), device }, `${op} delta`);
   try {
     runKernel(backwardKernel, { inputs: { q, k, v, out, lse, dOut }, outputs: { dq, dk, dv, delta }, attrs });
   } finally {
@@ -116,13 +131,18 @@ export function flashAttentionBackward(
 /** Keys row i sees: j < visible(i). */
 const visible = (a: AttentionAttrs, i: number): number => (a.causal ? Math.min(a.Tk, i + a.offset + 1) : a.Tk);
 
-/** Calls fn(qRow, kvRow0) for every query row: flat row indices of q (times D: offsets) and of its KV head's first key. */
-function eachRow(a: AttentionAttrs, fn: (qr: number, kv0: number, i: number) => void): void {
+/**
+ * Calls fn for every query row i: qr, its row in q (times D: offsets; o, dO and dq alike), lr, its
+ * index in lse and delta, and keyRow, the row in k (and v) of key j of its KV head.
+ */
+function eachRow(a: AttentionAttrs, fn: (qr: number, lr: number, keyRow: (j: number) => number, i: number) => void): void {
   const G = a.H / a.Hkv;
+  const [qB, qH, qT] = a.qRows, [kB, kH, kT] = a.kRows;
   for (let b = 0; b < a.B; b++) {
     for (let h = 0; h < a.H; h++) {
-      const kv0 = (b * a.Hkv + Math.floor(h / G)) * a.Tk;
-      for (let i = 0; i < a.Tq; i++) fn((b * a.H + h) * a.Tq + i, kv0, i);
+      const kv0 = b * kB + Math.floor(h / G) * kH;
+      const keyRow = (j: number) => kv0 + j * kT;
+      for (let i = 0; i < a.Tq; i++) fn(b * qB + h * qH + i * qT, (b * a.H + h) * a.Tq + i, keyRow, i);
     }
   }
 }
@@ -137,19 +157,19 @@ function forwardCpu(backend: CpuBackend, { inputs, outputs, attrs: a }: KernelCa
   const q = backend.values(inputs.q.storage), k = backend.values(inputs.k.storage), v = backend.values(inputs.v.storage);
   const storeO = cpuStore(backend, outputs.out.storage), storeL = cpuStore(backend, outputs.lse.storage);
   const D = a.D, s = new Float64Array(a.Tk), o = new Float64Array(D);
-  eachRow(a, (qr, kv0, i) => {
+  eachRow(a, (qr, lr, keyRow, i) => {
     const n = visible(a, i);
     let m = -Infinity;
-    for (let j = 0; j < n; j++) { s[j] = a.scale * dotRows(q, qr * D, k, (kv0 + j) * D, D); m = Math.max(m, s[j]!); }
+    for (let j = 0; j < n; j++) { s[j] = a.scale * dotRows(q, qr * D, k, keyRow(j) * D, D); m = Math.max(m, s[j]!); }
     let sum = 0;
     o.fill(0);
     for (let j = 0; j < n; j++) {
       const p = Math.exp(s[j]! - m);
       sum += p;
-      for (let d = 0; d < D; d++) o[d] += p * v[(kv0 + j) * D + d]!;
+      for (let d = 0; d < D; d++) o[d] += p * v[keyRow(j) * D + d]!;
     }
     for (let d = 0; d < D; d++) storeO(qr * D + d, n > 0 ? o[d]! / sum : 0);
-    storeL(qr, m + Math.log(sum));
+    storeL(lr, m + Math.log(sum));
   });
 }
 
@@ -158,13 +178,13 @@ function backwardCpu(backend: CpuBackend, { inputs, outputs, attrs: a }: KernelC
   const D = a.D;
   const dk = new Float64Array(a.B * a.Hkv * a.Tk * D), dv = new Float64Array(dk.length), dq = new Float64Array(D);
   const storeDq = cpuStore(backend, outputs.dq.storage), storeDelta = cpuStore(backend, outputs.delta.storage);
-  eachRow(a, (qr, kv0, i) => {
+  eachRow(a, (qr, lr, keyRow, i) => {
     const delta = dotRows(dO!, qr * D, o!, qr * D, D);
-    storeDelta(qr, delta);
+    storeDelta(lr, delta);
     dq.fill(0);
     for (let j = 0; j < visible(a, i); j++) {
-      const kr = (kv0 + j) * D;
-      const p = Math.exp(a.scale * dotRows(q!, qr * D, k!, kr, D) - lse![qr]!);
+      const kr = keyRow(j) * D;
+      const p = Math.exp(a.scale * dotRows(q!, qr * D, k!, kr, D) - lse![lr]!);
       const ds = p * (dotRows(dO!, qr * D, v!, kr, D) - delta);
       for (let d = 0; d < D; d++) {
         dq[d] += ds * k![kr + d]!;

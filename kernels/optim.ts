@@ -7,7 +7,7 @@ import type { CpuBackend } from '../engine/cpu/backend.js';
 import type { Storage } from '../engine/backend.js';
 import { f32ToF16Bits } from '../engine/dtype.js';
 import { StepError } from '../engine/errors.js';
-import type { FinalizeAttrs, StepAttrs } from '../engine/optim/kernels.js';
+import type { AdamAttrs, FinalizeAttrs, StepAttrs } from '../engine/optim/kernels.js';
 import {
   adamwKernel, gradSqPartialsKernel, lossScaleKernel, optimFinalizeKernel, pruneRandomKernel, pruneThresholdKernel, sgdKernel,
 } from '../engine/optim/kernels.js';
@@ -35,44 +35,65 @@ function checkSizes(op: string, ...xs: Storage[]): void {
 
 // ---------------------------------------------------------------- grad_sq_partials
 
-function partialsSource(grad: string): string {
-  return `${enables(grad === 'f16' ? 'f16' : 'f32')}
-struct U { n: u32, base: u32, groups: u32 }
-@group(0) @binding(0) var<storage, read> grad: array<${grad}>;
-@group(0) @binding(1) var<storage, read_write> partials: array<f32>;
-@group(0) @binding(2) var<uniform> u: U;
-var<workgroup> s_sum: array<f32, ${RED_WG}>;
-var<workgroup> s_bad: array<f32, ${RED_WG}>;
-@compute @workgroup_size(${RED_WG}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-  var acc = 0.0;
-  var bad = 0.0;
-  for (var i = wid.x * ${RED_WG}u + lid.x; i < u.n; i += u.groups * ${RED_WG}u) {
-    let x = f32(grad[i]);
+/** WGSL: the workgroup arrays of the partial-sum reductions. */
+export const PARTIALS_SHARED = `var<workgroup> s_sum: array<f32, ${RED_WG}>;
+var<workgroup> s_bad: array<f32, ${RED_WG}>;`;
+
+/**
+ * WGSL: adds to `acc` and `bad` this lane's share of `grad` (`n` elements) as workgroup `w` of
+ * `groups` reads it: one text for the per-tensor and the multi-tensor kernels (same sums, same bits).
+ */
+export function partialsLoop(grad: string, w: string, n: string, groups: string): string {
+  return `  for (var i = ${w} * ${RED_WG}u + lid.x; i < ${n}; i += ${groups} * ${RED_WG}u) {
+    let x = f32(${grad}[i]);
     acc += x * x;
     if ${IS_NONFINITE('x')} { bad += 1.0; }
-  }
-  s_sum[lid.x] = acc;
+  }`;
+}
+
+/** WGSL: the workgroup's tree sum of `acc` and `bad`, written to partials slot `slot`. */
+export function partialsReduce(slot: string): string {
+  return `  s_sum[lid.x] = acc;
   s_bad[lid.x] = bad;
   workgroupBarrier();
   for (var w = ${RED_WG / 2}u; w > 0u; w >>= 1u) {
     if (lid.x < w) { s_sum[lid.x] += s_sum[lid.x + w]; s_bad[lid.x] += s_bad[lid.x + w]; }
     workgroupBarrier();
   }
-  if (lid.x == 0u) { partials[2u * (u.base + wid.x)] = s_sum[0]; partials[2u * (u.base + wid.x) + 1u] = s_bad[0]; }
+  if (lid.x == 0u) { partials[2u * (${slot})] = s_sum[0]; partials[2u * (${slot}) + 1u] = s_bad[0]; }`;
+}
+
+function partialsSource(grad: string): string {
+  return `${enables(grad === 'f16' ? 'f16' : 'f32')}
+struct U { n: u32, base: u32, groups: u32 }
+@group(0) @binding(0) var<storage, read> grad: array<${grad}>;
+@group(0) @binding(1) var<storage, read_write> partials: array<f32>;
+@group(0) @binding(2) var<uniform> u: U;
+${PARTIALS_SHARED}
+@compute @workgroup_size(${RED_WG}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  var acc = 0.0;
+  var bad = 0.0;
+${partialsLoop('grad', 'wid.x', 'u.n', 'u.groups')}
+${partialsReduce('u.base + wid.x')}
 }`;
+}
+
+/** The cpu grad_sq_partials of one gradient: its whole sum in slot `base`, zeros in the rest of its `groups` slots. */
+export function gradSqPartialsCpu(backend: CpuBackend, grad: Tensor, partials: Tensor, base: number, groups: number): void {
+  const g = backend.values(grad.storage);
+  const out = backend.view(partials.storage);
+  let acc = 0, bad = 0;
+  for (let i = 0; i < g.length; i++) {
+    const x = g[i]!;
+    acc += x * x;
+    if (!Number.isFinite(x)) bad++;
+  }
+  for (let k = 0; k < groups; k++) { out[2 * (base + k)] = k === 0 ? acc : 0; out[2 * (base + k) + 1] = k === 0 ? bad : 0; }
 }
 
 registerKernel(gradSqPartialsKernel, {
   cpu(backend: CpuBackend, { inputs, outputs, attrs: { base, groups } }) {
-    const g = backend.values(inputs.grad.storage);
-    const out = backend.view(outputs.partials.storage);
-    let acc = 0, bad = 0;
-    for (let i = 0; i < g.length; i++) {
-      const x = g[i]!;
-      acc += x * x;
-      if (!Number.isFinite(x)) bad++;
-    }
-    for (let k = 0; k < groups; k++) { out[2 * (base + k)] = k === 0 ? acc : 0; out[2 * (base + k) + 1] = k === 0 ? bad : 0; }
+    gradSqPartialsCpu(backend, inputs.grad, outputs.partials, base, groups);
   },
   webgpu(backend: WebGPUBackend, { inputs, outputs, attrs: { base, groups } }) {
     const g = inputs.grad.storage, p = outputs.partials.storage;
@@ -179,11 +200,11 @@ registerKernel(optimFinalizeKernel, {
  * before touching anything; `t` is this parameter's step count without the skipped steps since its
  * last reset; `g0` is the gradient times the status multiplier (clip / loss scale).
  */
-export function statusPrologue(hasStatus: boolean): string {
+export function statusPrologue(hasStatus: boolean, grad = 'grad', u = 'u'): string {
   return hasStatus ? `  if (status[1] != 0.0) { return; }
-  let t = u.step - (status[3] - u.skip_base);
-  let g0 = f32(grad[i]) * status[0];
-` : '  let t = u.step;\n  let g0 = f32(grad[i]);\n';
+  let t = ${u}.step - (status[3] - ${u}.skip_base);
+  let g0 = f32(${grad}[i]) * status[0];
+` : `  let t = ${u}.step;\n  let g0 = f32(${grad}[i]);\n`;
 }
 
 /** The cpu twin of statusPrologue: null when the step is skipped, else the step count and gradient multiplier. */
@@ -242,53 +263,76 @@ export const ONE_MINUS_POW_WGSL = `fn one_minus_pow(ln_b: f32, t: f32) -> f32 {
   return -sum;
 }`;
 
+/** The uniform fields of one AdamW update, after its element count. */
+export const ADAM_FIELDS = 'lr: f32, b1: f32, b2: f32, omb1: f32, omb2: f32, ln_b1: f32, ln_b2: f32, eps: f32, l2: f32, decay: f32, step: f32, skip_base: f32';
+
+/** Their values for one parameter, in that order. */
+export function adamFieldValues(a: AdamAttrs): ['f32', number][] {
+  return [a.lr, a.beta1, a.beta2, 1 - a.beta1, 1 - a.beta2, lnBeta(a.beta1), lnBeta(a.beta2), a.eps, a.l2, a.decay, a.step, a.skipBase].map((v) => ['f32', v]);
+}
+
+/**
+ * The AdamW update of element `i` (WGSL statements) over bindings named `grad`, `param`, `m`, `v`
+ * (and `master`) plus `suffix`, with uniform fields under `u`: one text for the per-tensor and the
+ * multi-tensor kernels (optim-multi.ts), so that both compute the same bits.
+ */
+export function adamBody(param: string, hasStatus: boolean, hasMaster: boolean, suffix = '', u = 'u'): string {
+  const [m, v, master] = ['m', 'v', 'master'].map((n) => n + suffix);
+  return `${statusPrologue(hasStatus, `grad${suffix}`, u)}  let step_size = ${u}.lr / one_minus_pow(${u}.ln_b1, t);
+  let bc2_sqrt = sqrt(one_minus_pow(${u}.ln_b2, t));
+  var p = ${hasMaster ? `${master}[i]` : `f32(param${suffix}[i])`};
+  let g = g0 + ${u}.l2 * p;
+  let m1 = ${u}.b1 * ${m}[i] + ${u}.omb1 * g;
+  let v1 = ${u}.b2 * ${v}[i] + ${u}.omb2 * g * g;
+  ${m}[i] = m1;
+  ${v}[i] = v1;
+  p = p * ${u}.decay;
+  p = p - step_size * (m1 / (sqrt(v1) / bc2_sqrt + ${u}.eps));
+${hasMaster ? `  ${master}[i] = p;\n` : ''}  param${suffix}[i] = ${param}(p);
+`;
+}
+
 function adamSource(grad: string, param: string, hasStatus: boolean, hasMaster: boolean): string {
   const { decls, uniform } = updateBindings(grad, param, hasStatus, ['m', 'v', hasMaster ? 'master' : null]);
   return `${enables(grad === 'f16' || param === 'f16' ? 'f16' : 'f32')}
-struct U { n: u32, lr: f32, b1: f32, b2: f32, omb1: f32, omb2: f32, ln_b1: f32, ln_b2: f32, eps: f32, l2: f32, decay: f32, step: f32, skip_base: f32 }
+struct U { n: u32, ${ADAM_FIELDS} }
 ${decls}@group(0) @binding(${uniform}) var<uniform> u: U;
 ${ONE_MINUS_POW_WGSL}
 @compute @workgroup_size(64) fn main(${LINEAR_PARAMS}) {
   ${LINEAR_INDEX}
   if (i >= u.n) { return; }
-${statusPrologue(hasStatus)}  let step_size = u.lr / one_minus_pow(u.ln_b1, t);
-  let bc2_sqrt = sqrt(one_minus_pow(u.ln_b2, t));
-  var p = ${hasMaster ? 'master[i]' : 'f32(param[i])'};
-  let g = g0 + u.l2 * p;
-  let m1 = u.b1 * m[i] + u.omb1 * g;
-  let v1 = u.b2 * v[i] + u.omb2 * g * g;
-  m[i] = m1;
-  v[i] = v1;
-  p = p * u.decay;
-  p = p - step_size * (m1 / (sqrt(v1) / bc2_sqrt + u.eps));
-${hasMaster ? '  master[i] = p;\n' : ''}  param[i] = ${param}(p);
-}`;
+${adamBody(param, hasStatus, hasMaster)}}`;
+}
+
+/** The cpu AdamW update of one parameter (f32 rounding at each step, as the WGSL). */
+export function adamCpu(backend: CpuBackend, gT: Tensor, status: Tensor | undefined, pT: Tensor, mT: Tensor, vT: Tensor, masterT: Tensor | undefined, a: AdamAttrs): void {
+  const f = Math.fround;
+  const pS = pT.storage;
+  checkSizes('adamw', gT.storage, ...updateBuffers(pT, mT, vT, masterT));
+  const st = stepStatus(backend, status, a);
+  if (!st) return;
+  const { t, mult } = st;
+  const grad = backend.values(gT.storage);
+  const stepSize = f(f(a.lr) / f(oneMinusPow(f(lnBeta(a.beta1)), t)));
+  const bc2Sqrt = f(Math.sqrt(f(oneMinusPow(f(lnBeta(a.beta2)), t))));
+  const b1 = f(a.beta1), b2 = f(a.beta2), omb1 = f(1 - a.beta1), omb2 = f(1 - a.beta2), eps = f(a.eps), l2 = f(a.l2), decay = f(a.decay);
+  const param = backend.view(pS), pv = backend.values(pS), m = backend.view(mT.storage), v = backend.view(vT.storage);
+  const master = masterT ? backend.view(masterT.storage) : null;
+  for (let i = 0; i < param.length; i++) {
+    let p = master ? master[i]! : pv[i]!;
+    const g = f(f(grad[i]! * mult) + l2 * p);
+    const m1 = f(b1 * m[i]! + omb1 * g);
+    const v1 = f(b2 * v[i]! + omb2 * g * g);
+    m[i] = m1; v[i] = v1;
+    p = f(f(p * decay) - stepSize * (m1 / (Math.sqrt(v1) / bc2Sqrt + eps)));
+    if (master) master[i] = p;
+    param[i] = storeAs(pS, p);
+  }
 }
 
 registerKernel(adamwKernel, {
-  cpu(backend: CpuBackend, { inputs: { grad: gT, status }, outputs: { param: pT, m: mT, v: vT, master: masterT }, attrs: a }) {
-    const f = Math.fround;
-    const pS = pT.storage;
-    checkSizes('adamw', gT.storage, ...updateBuffers(pT, mT, vT, masterT));
-    const st = stepStatus(backend, status, a);
-    if (!st) return;
-    const { t, mult } = st;
-    const grad = backend.values(gT.storage);
-    const stepSize = f(f(a.lr) / f(oneMinusPow(f(lnBeta(a.beta1)), t)));
-    const bc2Sqrt = f(Math.sqrt(f(oneMinusPow(f(lnBeta(a.beta2)), t))));
-    const b1 = f(a.beta1), b2 = f(a.beta2), omb1 = f(1 - a.beta1), omb2 = f(1 - a.beta2), eps = f(a.eps), l2 = f(a.l2), decay = f(a.decay);
-    const param = backend.view(pS), pv = backend.values(pS), m = backend.view(mT.storage), v = backend.view(vT.storage);
-    const master = masterT ? backend.view(masterT.storage) : null;
-    for (let i = 0; i < param.length; i++) {
-      let p = master ? master[i]! : pv[i]!;
-      const g = f(f(grad[i]! * mult) + l2 * p);
-      const m1 = f(b1 * m[i]! + omb1 * g);
-      const v1 = f(b2 * v[i]! + omb2 * g * g);
-      m[i] = m1; v[i] = v1;
-      p = f(f(p * decay) - stepSize * (m1 / (Math.sqrt(v1) / bc2Sqrt + eps)));
-      if (master) master[i] = p;
-      param[i] = storeAs(pS, p);
-    }
+  cpu(backend: CpuBackend, { inputs: { grad, status }, outputs: { param, m, v, master }, attrs: a }) {
+    adamCpu(backend, grad, status, param, m, v, master, a);
   },
   webgpu(backend: WebGPUBackend, { inputs: { grad, status }, outputs: { param, m, v, master }, attrs: a }) {
     const g = grad.storage, p = param.storage;
@@ -296,8 +340,7 @@ registerKernel(adamwKernel, {
     backend.dispatch({
       label: 'adamw', source: adamSource(wgslType(g.dtype), wgslType(p.dtype), status !== undefined, master !== undefined),
       buffers: updateBuffers(grad, status, param, m, v, master),
-      uniforms: packUniforms([['u32', p.size], ['f32', a.lr], ['f32', a.beta1], ['f32', a.beta2], ['f32', 1 - a.beta1], ['f32', 1 - a.beta2],
-        ['f32', lnBeta(a.beta1)], ['f32', lnBeta(a.beta2)], ['f32', a.eps], ['f32', a.l2], ['f32', a.decay], ['f32', a.step], ['f32', a.skipBase]]),
+      uniforms: packUniforms([['u32', p.size], ...adamFieldValues(a)]),
       workgroups: grid1D(p.size),
     });
   },

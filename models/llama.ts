@@ -241,19 +241,18 @@ export class LlamaModel {
     const g = this.dropoutGenerator;
     const hIn = A.rmsNorm(x, layer.inputNorm, c.rms_norm_eps);
     const rope = { theta: c.rope_theta, positionOffset, invFreq: this.ropeFrequencies() };
+    // q, k, v stay [B, T, heads, D] as the projections make them: the attention kernels read that
+    // layout directly, so no head permutes are copied, forward or backward
     const q = A.rope(A.reshape(layer.q.forward(hIn, g), [b, t, nH, d]), rope);
-    const k = A.rope(A.reshape(layer.k.forward(hIn, g), [b, t, nKV, d]), rope);
+    const k = A.rope(A.reshape(layer.k.forward(hIn, g), [b, t, nKV, d]), rope); // each query head reads its KV head
     const v = A.reshape(layer.v.forward(hIn, g), [b, t, nKV, d]);
-    const qh = A.permute(q, [0, 2, 1, 3]); // [B, nH, T, D]
-    const kh = A.permute(k, [0, 2, 1, 3]); // [B, nKV, T, D]: attention maps each query head to its KV head
-    const vh = A.permute(v, [0, 2, 1, 3]);
     // fused FlashAttention kernels: no [B, nH, T, T] scores in memory; attention saves only q, k, v
     // (its backward reruns the forward kernel for the output and row log-sum-exp it reads)
-    const options = { causal: true, scale: 1 / Math.sqrt(d), recomputeOutput: true };
-    const ctx = A.reshape(A.permute(A.attention(qh, kh, vh, options), [0, 2, 1, 3]), [b, t, hidden]);
+    const options = { causal: true, scale: 1 / Math.sqrt(d), recomputeOutput: true, layout: 'bthd' as const };
+    const ctx = A.reshape(A.attention(q, k, v, options), [b, t, hidden]);
     // the o projection keeps no copy of its input either: backward reruns attention's forward from
     // the q, k, v it saves anyway, the same values to the bit
-    if (ctx.requiresGrad) markRecomputable(ctx, [qh, kh, vh], ([sq, sk, sv]) => A.reshape(A.permute(A.attention(sq!, sk!, sv!, options), [0, 2, 1, 3]), [b, t, hidden]));
+    if (ctx.requiresGrad) markRecomputable(ctx, [q, k, v], ([sq, sk, sv]) => A.reshape(A.attention(sq!, sk!, sv!, options), [b, t, hidden]));
     return layer.o.forward(ctx, g);
   }
 

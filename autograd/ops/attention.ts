@@ -17,6 +17,12 @@ import { attentionAttrs, flashAttention, flashAttentionBackward } from '../../ke
 import { needsGrad, record } from '../tape.js';
 
 export interface AttentionOptions {
+  /**
+   * 'bhtd' (default): q [B, H, Tq, D], k, v [B, Hkv, Tk, D]; 'bthd': q [B, Tq, H, D], k, v
+   * [B, Tk, Hkv, D], as a projection's output reshaped (no permute copies, forward or backward).
+   * The output is in q's layout.
+   */
+  layout?: 'bhtd' | 'bthd';
   /** Mask key j for query row i when j > i + positionOffset (default true). */
   causal?: boolean;
   /** Multiplier of q k^T (default 1 / sqrt(D)). */
@@ -40,7 +46,7 @@ export interface AttentionOptions {
  */
 export function attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOptions = {}): Tensor {
   const op = 'attention';
-  const opts: FlashAttentionOptions = { causal: options.causal, scale: options.scale, positionOffset: options.positionOffset };
+  const opts: FlashAttentionOptions = { causal: options.causal, scale: options.scale, positionOffset: options.positionOffset, layout: options.layout };
   const { B, H, Tq, Tk, D } = attentionAttrs(op, q, k, v, opts, { allowEmpty: true });
   if (Tq === 0 || Tk === 0 || B * H * D === 0) {
     // nothing to attend to: a zero output (and zero gradients) without a kernel

@@ -88,8 +88,10 @@ function targetCount(targets: Tensor, ignoreIndex: number, dtype: Tensor['dtype'
   return scopeSync(() => maximum(cast(sum(notEqual(targets, ignoreIndex)), dtype), 1));
 }
 
-const rowsOf = (t: Tensor, [start, rows]: [number, number]): Tensor => slice(t, [start, 0], [rows, t.shape[1]!]);
-const targetsOf = (t: Tensor, [start, rows]: [number, number]): Tensor => slice(t, [start], [rows]);
+// a chunk of all rows is the tensor itself: no copy (one chunk is the common case below ~32 MiB of logits)
+const whole = (t: Tensor, [start, rows]: [number, number]): boolean => start === 0 && rows === t.shape[0];
+const rowsOf = (t: Tensor, range: [number, number]): Tensor => (whole(t, range) ? t : slice(t, [range[0], 0], [range[1], t.shape[1]!]));
+const targetsOf = (t: Tensor, range: [number, number]): Tensor => (whole(t, range) ? t : slice(t, [range[0]], [range[1]]));
 
 /** One chunk's logits h_c W^T [rows, V], the blocks' products side by side. */
 function chunkLogits(hc: Tensor, blocks: readonly Tensor[]): Tensor {

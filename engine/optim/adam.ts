@@ -2,12 +2,14 @@
  * Adam (Kingma & Ba) and AdamW (Loshchilov & Hutter: decoupled weight decay), with PyTorch's
  * update: m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
  * p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps). Adam adds wd * p to g (L2);
- * AdamW multiplies p by (1 - lr * wd) instead. One fused kernel per parameter (kernels/optim.ts).
+ * AdamW multiplies p by (1 - lr * wd) instead. One fused kernel updates several parameters per
+ * dispatch (kernels/optim-multi.ts), each element as the per-parameter kernel would (kernels/optim.ts).
  */
 import { StepError } from '../errors.js';
 import { runKernel } from '../registry.js';
 import type { Tensor } from '../tensor.js';
-import { adamwKernel } from './kernels.js';
+import type { AdamAttrs } from './kernels.js';
+import { adamwKernel, adamwMultiKernel } from './kernels.js';
 import type { BaseHyper, OptimizerOptions, ParamGroupSpec, ParamState, UpdateInputs } from './optimizer.js';
 import { Optimizer, stepAttrs } from './optimizer.js';
 
@@ -44,17 +46,31 @@ abstract class AdamBase extends Optimizer<AdamHyper> {
     return ['m', 'v'];
   }
 
-  protected update(s: ParamState, inputs: UpdateInputs): void {
+  private attrsOf(s: ParamState): AdamAttrs {
     const h = this.groups[s.group]!;
+    return {
+      lr: h.lr, beta1: h.betas[0], beta2: h.betas[1], eps: h.eps,
+      l2: this.decoupled ? 0 : h.weightDecay,
+      decay: this.decoupled ? 1 - h.lr * h.weightDecay : 1,
+      ...stepAttrs(s),
+    };
+  }
+
+  protected update(s: ParamState, inputs: UpdateInputs): void {
     runKernel(adamwKernel, {
       inputs,
       outputs: { param: s.param, m: s.tensors.get('m')!, v: s.tensors.get('v')!, master: s.master ?? undefined },
-      attrs: {
-        lr: h.lr, beta1: h.betas[0], beta2: h.betas[1], eps: h.eps,
-        l2: this.decoupled ? 0 : h.weightDecay,
-        decay: this.decoupled ? 1 - h.lr * h.weightDecay : 1,
-        ...stepAttrs(s),
-      },
+      attrs: this.attrsOf(s),
+    });
+  }
+
+  /** All parameters in few dispatches: the same update, element for element, as `update`. */
+  protected override updateAll(batch: readonly (readonly [ParamState, UpdateInputs])[]): void {
+    if (batch.length === 0) return;
+    runKernel(adamwMultiKernel, {
+      inputs: { status: batch[0]![1].status, grads: batch.map(([, i]) => i.grad) },
+      outputs: { states: batch.flatMap(([s]) => [s.param, s.tensors.get('m')!, s.tensors.get('v')!, ...(s.master ? [s.master] : [])]) },
+      attrs: { params: batch.map(([s]) => this.attrsOf(s)), masters: this.precision === 'mixed' },
     });
   }
 }

@@ -13,6 +13,12 @@ import { defineKernel } from '../registry.js';
  */
 export const gradSqPartialsKernel = defineKernel<{ base: number; groups: number }>()('grad_sq_partials', { inputs: ['grad'], outputs: ['partials'] });
 
+/**
+ * grad_sq_partials over several gradients at once (a few dispatches instead of one per gradient):
+ * gradient k writes the slots bases[k] .. bases[k] + groups[k] - 1, as the one-gradient kernel would.
+ */
+export const gradSqPartialsMultiKernel = defineKernel<{ bases: number[]; groups: number[] }>()('grad_sq_partials_multi', { inputs: ['...grads'], outputs: ['partials'] });
+
 export interface FinalizeAttrs {
   slots: number;
   /** 0 disables clipping. */
@@ -45,6 +51,20 @@ export interface AdamAttrs extends StepAttrs {
 
 /** Adam / AdamW on one parameter; `master` is the f32 master copy in mixed precision. */
 export const adamwKernel = defineKernel<AdamAttrs>()('adamw', { inputs: ['grad', 'status?'], outputs: ['param', 'm', 'v', 'master?'] });
+
+/** What the multi-tensor AdamW needs of each parameter: its attributes and whether it has a master copy. */
+export interface AdamMultiAttrs {
+  params: AdamAttrs[];
+  /** true in mixed precision: every parameter's outputs end with its f32 master copy. */
+  masters: boolean;
+}
+
+/**
+ * Adam / AdamW over several parameters in few dispatches, each element updated as adamwKernel
+ * updates it (the same bits). `grads[k]` belongs to parameter k; `states` lists, parameter by
+ * parameter, param, m, v (and master).
+ */
+export const adamwMultiKernel = defineKernel<AdamMultiAttrs>()('adamw_multi', { inputs: ['status?', '...grads'], outputs: ['...states'] });
 
 export interface SgdAttrs extends StepAttrs {
   lr: number; momentum: number; dampening: number; nesterov: boolean; weightDecay: number;

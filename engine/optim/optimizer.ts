@@ -17,7 +17,7 @@ import { keep } from '../scope.js';
 import { formatShape } from '../shape.js';
 import { Tensor } from '../tensor.js';
 import type { StepAttrs } from './kernels.js';
-import { gradSqPartialsKernel, optimFinalizeKernel } from './kernels.js';
+import { gradSqPartialsMultiKernel, optimFinalizeKernel } from './kernels.js';
 import type { LossScalerOptions } from './loss-scaler.js';
 import { LossScaler } from './loss-scaler.js';
 import type { ResetOptions } from './reset.js';
@@ -153,6 +153,10 @@ export abstract class Optimizer<H extends BaseHyper> {
   protected abstract stateNames(h: H): string[];
   /** Enqueues the update of one parameter. */
   protected abstract update(state: ParamState, inputs: UpdateInputs): void;
+  /** Enqueues the updates of every parameter that has a gradient (default: one `update` each; AdamW batches them). */
+  protected updateAll(batch: readonly (readonly [ParamState, UpdateInputs])[]): void {
+    for (const [s, inputs] of batch) this.update(s, inputs);
+  }
   /** The shape of state tensor `name` of `p` (default: the parameter's; GaLore's projected moments differ). */
   protected stateShape(p: Tensor, _name: string, _h: H): readonly number[] {
     return p.shape;
@@ -287,10 +291,8 @@ export abstract class Optimizer<H extends BaseHyper> {
       ({ status, norm } = this.gradStatus(active.map(([, g]) => g)));
     }
     try {
-      for (const [s, g] of active) {
-        s.step++;
-        this.update(s, { grad: g, status: status ?? undefined });
-      }
+      for (const [s] of active) s.step++;
+      this.updateAll(active.map(([s, g]) => [s, { grad: g, status: status ?? undefined }] as const));
     } finally {
       status?.dispose();
       if (!wantNorm) norm?.dispose();
@@ -305,11 +307,9 @@ export abstract class Optimizer<H extends BaseHyper> {
     const slots = groups.reduce((a, b) => a + b, 0);
     const partials = empty([2 * slots], { device, label: `${this.kind}.norm-partials` }, `${this.kind}.step`);
     try {
-      let base = 0;
-      grads.forEach((g, k) => {
-        runKernel(gradSqPartialsKernel, { inputs: { grad: g }, outputs: { partials }, attrs: { base, groups: groups[k]! } });
-        base += groups[k]!;
-      });
+      // every gradient's partial sums, as many per dispatch as the device binds
+      const bases = groups.map((_, k) => groups.slice(0, k).reduce((a, b) => a + b, 0));
+      runKernel(gradSqPartialsMultiKernel, { inputs: { grads }, outputs: { partials }, attrs: { bases, groups } });
       const status = empty([4], { device, label: `${this.kind}.status` }, `${this.kind}.step`);
       const norm = empty([1], { device, label: 'grad norm' }, `${this.kind}.step`);
       const sc = this.lossScaler;

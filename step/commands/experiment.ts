@@ -17,6 +17,7 @@ export async function experiment(args: string[]): Promise<number> {
     if (e instanceof UsageError) throw new UsageError(e.message.replace(/^step train: /, 'step experiment: '));
     throw e;
   }
-  await runExperiment(options, ['step', 'experiment', ...args].join(' '));
+  const { finishedOnly, ...design } = options;
+  await runExperiment(design, ['step', 'experiment', ...args].join(' '), undefined, finishedOnly ?? false);
   return 0;
 }

@@ -46,6 +46,8 @@ export interface ExperimentOptions {
   runs: string[];
   /** Held-out tokens of each run's final evaluation (of its plain final model). */
   finalEvalTokens: number;
+  /** --finished-only: train nothing, summarise the runs that have finished. */
+  finishedOnly?: boolean;
 }
 
 export const DEFAULT_EXPERIMENT: Omit<ExperimentOptions, 'out'> = {
@@ -68,6 +70,8 @@ export const EXPERIMENT_USAGE = `usage: step experiment [options]
   resumes interrupted ones from their last checkpoint.
   --out DIR          experiment folder (default experiments/step-PRESET-TIMESTAMP)
   --smoke            a tiny version of the whole experiment (seconds per run, 2 seeds); flags still override
+  --finished-only    train nothing: summary and report of the runs finished so far (e.g. while the
+                     experiment still runs in another process), naming the others
   --preset P         model preset (default small)   --set KEY=VALUE  config override (default: 12 layers of hidden 64)
   --steps S          steps of vanilla and of every run at equal tokens (default ${DEFAULT_EXPERIMENT.steps}); runs at equal
                      FLOPs get the steps that match vanilla's training FLOPs
@@ -92,6 +96,7 @@ const EXPERIMENT_SPEC: CommandSpec = {
     { name: '--device', takesValue: true, choices: ['auto', 'webgpu', 'cpu'] },
     { name: '--set', takesValue: true, repeatable: true },
     { name: '--smoke', takesValue: false },
+    { name: '--finished-only', takesValue: false },
   ],
 };
 
@@ -139,6 +144,7 @@ export function parseExperimentArgs(args: readonly string[]): ExperimentOptions 
     if (!kinds.includes('vanilla')) throw new StepError('step experiment: --runs must include vanilla, the reference of every comparison');
     o.runs = kinds;
   }
+  if (hasFlag(a, '--finished-only')) o.finishedOnly = true;
   o.preset = flagValue(a, '--preset') ?? o.preset;
   o.data = flagValue(a, '--data') ?? o.data;
   o.out = flagValue(a, '--out') ?? null;

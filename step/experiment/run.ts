@@ -49,11 +49,18 @@ function runStatus(dir: string, o: TrainOptions): 'done' | 'resume' | 'new' {
   return 'resume';
 }
 
-export async function runExperiment(e: ExperimentOptions, command = 'step experiment', say: (line: string) => void = (l) => process.stdout.write(l + '\n')): Promise<ExperimentResult> {
+/**
+ * `finishedOnly` (--finished-only): trains nothing; the summary and report cover the runs that
+ * have finished (an experiment still running in another process, or interrupted) and name the rest.
+ */
+export async function runExperiment(e: ExperimentOptions, command = 'step experiment', say: (line: string) => void = (l) => process.stdout.write(l + '\n'), finishedOnly = false): Promise<ExperimentResult> {
   const dir = resolve(e.out);
   const runsDir = join(dir, 'runs');
   await mkdir(runsDir, { recursive: true });
-  const runs = experimentRuns(e, runsDir);
+  const all = experimentRuns(e, runsDir);
+  const runs = finishedOnly ? all.filter((r) => runStatus(join(runsDir, r.options.name), r.options) === 'done') : all;
+  const unfinished = all.filter((r) => !runs.includes(r)).map((r) => r.name);
+  if (finishedOnly && runs.length === 0) throw new StepError(`step experiment --finished-only: no run of this experiment has finished in ${runsDir} yet`);
   const started = performance.now();
   const evals: FinalEval[] = [];
   for (const [i, r] of runs.entries()) {
@@ -75,8 +82,9 @@ export async function runExperiment(e: ExperimentOptions, command = 'step experi
     return spreadSection(summary.groups, Math.min(...evals.map((x) => x.tokens)));
   });
   const s = summary as unknown as ExperimentSummary;
-  const markdown = experimentMarkdown(s, command);
-  await writeFileAtomic(join(dir, 'summary.json'), JSON.stringify({ command, options: e, ...s }, null, 2) + '\n');
+  const markdown = experimentMarkdown(s, command) + (unfinished.length
+    ? `\n**Partial summary**: ${runs.length} of ${all.length} runs finished; not yet: ${unfinished.join(', ')}.\n` : '');
+  await writeFileAtomic(join(dir, 'summary.json'), JSON.stringify({ command, options: e, ...s, unfinished }, null, 2) + '\n');
   await writeFileAtomic(join(dir, 'summary.md'), markdown);
   say(`\n${markdown}\nexperiment took ${((performance.now() - started) / 60000).toFixed(1)} min in this process\nreport: ${reportPath}\nsummary: ${join(dir, 'summary.md')}`);
   return { dir, reportPath, summary: s, markdown };

@@ -180,6 +180,10 @@ async function trainStep(run: Run, source: BatchSource): Promise<{ loss: number;
   model.dropoutGenerator = o.loraDropout > 0 ? new Generator(o.seed * 1_000_003 + state.step) : null;
   model.checkpointActivations = o.checkpointActivations ?? false; // growth builds new models: set it every step
   return scope(async () => {
+    // set-to-none: the last step's gradients go now, so each one is the first contribution of
+    // this backward (moved into .grad, not added to a zero buffer: no fill, no add per parameter),
+    // and they stay live after the step for the memory log, as the planner counts them
+    optimizer.zeroGrad({ setToNone: true });
     // each micro-batch in its own scope: its activations are gone before the next one starts, so
     // the peak stays flat in the number of micro-batches; only its loss (detached) survives
     let total: Tensor | null = null, tokens = 0;
@@ -204,7 +208,6 @@ async function trainStep(run: Run, source: BatchSource): Promise<{ loss: number;
     }
     model.dropoutGenerator = null;
     optimizer.step();
-    optimizer.zeroGrad();
     return { loss: (await total!.item()) / o.gradAccum, tokens }; // the one scalar read back per step
   });
 }

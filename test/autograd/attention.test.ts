@@ -192,3 +192,34 @@ testBothBackends('attention in f16 (mixed precision) agrees with the unfused f16
     ['out', 'dq', 'dk', 'dv'].forEach((name, i) => assertClose(got[i]!, want[i]!, 1e-2, 2e-3, `f16 D ${c.D} ${name}`));
   }
 });
+
+testBothBackends("attention layout 'bthd' (q, k, v as the projections make them) equals 'bhtd' bit for bit, forward and backward", async (device) => {
+  const toBthd = (t: Tensor) => A.permute(t, [0, 2, 1, 3]); // [B, H, T, D] <-> [B, T, H, D]: bit copies both ways, gradients too
+  const kinds = device.name === 'webgpu' ? ['auto', 'plain'] as const : ['auto'] as const;
+  for (const kind of kinds) {
+    const previous = setAttentionKernel(kind);
+    try {
+      for (const c of [
+        { B: 2, Hkv: 2, G: 2, Tq: 11, Tk: 11, D: 8, causal: true, offset: 0, chunk: 1 }, // GQA, T not a multiple of the tile
+        { B: 1, Hkv: 1, G: 3, Tq: 5, Tk: 8, D: 3, causal: true, offset: 3, chunk: 1 }, // scalar loads, a KV-cache offset
+        { B: 2, Hkv: 3, G: 1, Tq: 4, Tk: 6, D: 4, causal: false, offset: 0, chunk: 1 }, // unmasked, Tq != Tk
+      ]) {
+        const o = { causal: c.causal, positionOffset: c.offset };
+        const want = await run(device, c, (q, k, v) => A.attention(q, k, v, o));
+        const got = await run(device, c, (q, k, v) => toBthd(A.attention(toBthd(q), toBthd(k), toBthd(v), { ...o, layout: 'bthd' })));
+        const lean = await run(device, c, (q, k, v) => toBthd(A.attention(toBthd(q), toBthd(k), toBthd(v), { ...o, layout: 'bthd', recomputeOutput: true })));
+        ['out', 'dq', 'dk', 'dv'].forEach((name, i) => {
+          assert.deepEqual(got[i], want[i], `${kind} ${JSON.stringify(c)} ${name}`);
+          assert.deepEqual(lean[i], want[i], `${kind} ${JSON.stringify(c)} ${name} (recomputeOutput)`);
+        });
+      }
+    } finally {
+      setAttentionKernel(previous);
+    }
+  }
+  const t = (shape: number[]) => fromArray(new Array(count(shape)).fill(0), shape, { device });
+  // [B, T, heads, D]: 3 query heads over 2 KV heads is refused as in the other layout
+  assert.throws(() => A.attention(t([1, 2, 3, 4]), t([1, 2, 2, 4]), t([1, 2, 2, 4]), { layout: 'bthd' }), /3 heads must be a multiple of k's 2 KV heads/);
+  assert.throws(() => A.attention(t([2, 4]), t([1, 2, 2, 4]), t([1, 2, 2, 4]), { layout: 'bthd' }), /must be \[B, T, heads, D\]/);
+  assert.throws(() => A.attention(t([1, 2, 2, 4]), t([1, 2, 2, 4]), t([1, 2, 2, 4]), { layout: 'thbd' as never }), /layout must be 'bhtd' or 'bthd', got "thbd"/);
+});

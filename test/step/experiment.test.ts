@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_EXPERIMENT, parseExperimentArgs } from '../../step/experiment/design.js';
@@ -88,4 +88,11 @@ test('experiment --smoke: every run over 2 seeds, final models evaluated on the 
   assert.equal(again.filter((l) => l.includes('finished before, reused')).length, rows.length);
   assert.deepEqual(r2.summary.rows.map((x) => x.valLoss), rows.map((x) => x.valLoss));
   await assert.rejects(runExperiment({ ...e, steps: 10 }, 'test', () => {}), /holds a run with other options than this experiment's; delete that folder or choose another --out/);
+  // --finished-only with a third seed not yet trained: nothing trains, the summary covers seeds 1 and 2 and names the rest
+  assert.equal(parseExperimentArgs(['--smoke', '--finished-only']).finishedOnly, true);
+  const partial = await runExperiment({ ...e, seeds: [1, 2, 3] }, 'test', () => {}, true);
+  assert.deepEqual(partial.summary.rows.map((x) => x.valLoss), rows.map((x) => x.valLoss));
+  assert.ok(!existsSync(join(out, 'runs', 'vanilla-seed3')), 'nothing trained');
+  assert.match(partial.markdown, new RegExp(`Partial summary\\*\\*: ${rows.length} of ${rows.length * 3 / 2} runs finished; not yet: vanilla-seed3, `));
+  await assert.rejects(runExperiment({ ...e, seeds: [4] }, 'test', () => {}, true), /--finished-only: no run of this experiment has finished/);
 });

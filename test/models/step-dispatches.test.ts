@@ -1,0 +1,58 @@
+/**
+ * The dispatch budget of one training step of the `tiny` preset on WebGPU (forward, backward,
+ * clipping, AdamW, set-to-none gradients, as `step train` takes it): per-step overheads (dispatch,
+ * submit) dominate small models on llvmpipe, so work that is not the model's math must not creep
+ * back in: no strided copies (attention reads [B, T, heads, D]), no gradient fills or adds into
+ * zeros, the optimizer in a few multi-tensor dispatches, one submit or so per step.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { AdamW, backward, fromArray, scope, setDevice } from '../../index.js';
+import { presetConfig } from '../../models/config-presets.js';
+import { initLlama } from '../../models/llama.js';
+import { freshWebGPU } from '../helpers/backends.js';
+
+/**
+ * One step at 2 x 32 tokens took 427 dispatches and 2 submits before these went, 247 and 1 after;
+ * the bound leaves a little room for kernel changes elsewhere (a matmul in two dispatches, ...).
+ */
+const MAX_DISPATCHES = 260;
+
+test('a training step of the tiny preset stays within its dispatch budget: no strided copies, no gradient fills, few optimizer dispatches', async (t) => {
+  const b = await freshWebGPU(t);
+  if (!b) return;
+  try {
+    setDevice(b);
+    const config = presetConfig('tiny');
+    const model = initLlama(config, { device: b, seed: 1 });
+    const params = model.parameters();
+    const opt = new AdamW(params, { lr: 1e-3, maxGradNorm: 1 });
+    const B = 2, T = 32;
+    const ids = Array.from({ length: B * T }, (_, i) => (i * 7919) % config.vocab_size);
+    const step = () => scope(async () => {
+      opt.zeroGrad({ setToNone: true });
+      const loss = model.loss(fromArray(ids, [B, T], { dtype: 'i32' }), fromArray(ids.map((x) => (x + 1) % config.vocab_size), [B, T], { dtype: 'i32' }));
+      backward(loss);
+      opt.step();
+      return loss.item();
+    });
+    await step(); // builds the pipelines
+    const before = { ...b.stats };
+    await step();
+    const dispatches = b.stats.dispatches - before.dispatches, submits = b.stats.submits - before.submits;
+    assert.ok(dispatches <= MAX_DISPATCHES, `one step made ${dispatches} dispatches, more than the budget of ${MAX_DISPATCHES}`);
+    assert.ok(submits <= 2, `one step made ${submits} submits`);
+    assert.equal(b.stats.readbacks - before.readbacks, 1, 'the loss is the one value read back');
+    if (!b.hasFeature('timestamp-query')) return;
+    const { report } = await b.profile(step);
+    const family = (name: string) => report.kernels.filter((k) => k.label.split(/[ (]/)[0] === name).reduce((s, k) => s + k.dispatches, 0);
+    assert.equal(family('stridedCopy'), 0, 'no strided copy: q, k, v stay [B, T, heads, D]; a single loss chunk is not sliced');
+    assert.ok(family('fill') <= 2, `${family('fill')} fills: gradients are moved into .grad, never filled`);
+    assert.equal(family('adamw') + family('grad_sq_partials'), 0, 'no per-parameter optimizer kernel');
+    assert.ok(family('adamw_multi') <= Math.ceil(params.length / 3), `${family('adamw_multi')} AdamW dispatches for ${params.length} parameters`);
+    opt.dispose();
+    model.dispose();
+  } finally {
+    b.destroy();
+  }
+});
