@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The README's `step memory` table: vanilla vs STEP K = 2, 3, 4 (rank 8), mixed precision, batch
-# 2 x 256, with and without activation checkpointing, one run at a time (each needs several GB).
+# The README's `step memory` table: vanilla vs STEP K = 2, 3, 4 (rank 8), GaLore (rank hidden/4, GaLore's
+# setting: 256 at 350m) and ReLoRA (LoRA rank 128, the ReLoRA reference's --lora_r), mixed precision,
+# batch 2 x 256, with and without activation checkpointing, one run at a time (each needs several GB).
 # Usage: bench/memory-table.sh [PRESET...]   (default 350m); writes bench/results/memory/*.json
+# (PRESET-kK-ckpt-on|off.json, PRESET-galore-ckpt-on|off.json, PRESET-relora-ckpt-on|off.json).
 # A run is skipped (and said so) when free memory is below 1.5x its predicted model state + 1 GB.
 set -u
 cd "$(dirname "$0")/.."
@@ -9,13 +11,20 @@ out=bench/results/memory
 mkdir -p "$out"
 for preset in "${@:-350m}"; do
   for ckpt in on off; do
-    for k in 1 3 2 4; do  # the issue's comparison (vanilla vs K = 3) first
-      name="$preset-k$k-ckpt-$ckpt"
+    for run in k1 k3 k2 k4 galore relora; do  # the issue's comparison (vanilla vs K = 3) first
+      name="$preset-$run-ckpt-$ckpt"
       [ -s "$out/$name.json" ] && { echo "$name: done before, kept"; continue; }
       args=(--preset "$preset" --precision mixed --batch 2 --seq 256 --json)
-      if [ "$k" = 1 ]; then plan=(--split 24); else args+=(--method step --stages "$k" --rank 8); plan=(--stages "$k" --rank 8); fi
+      # plan: the `step plan` flags whose JSON holds the run's predicted model-state peak (pick: where)
+      case "$run" in
+        k1) plan=(--split 24); pick='j.plan.peak' ;;
+        galore) args+=(--method galore); plan=(--stages 2); pick='j.galore.bytes.total' ;;
+        relora) args+=(--method relora --rank 128); plan=(--stages 2 --relora-rank 128); pick='j.relora.peak' ;;
+        *) k=${run#k}; args+=(--method step --stages "$k" --rank 8); plan=(--stages "$k" --rank 8); pick='j.plan.peak' ;;
+      esac
       [ "$ckpt" = on ] && args+=(--checkpoint-activations)
-      need=$(node dist/step/cli.js plan --preset "$preset" --mode engine --precision mixed "${plan[@]}" --json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(Math.ceil((JSON.parse(s).plan.peak*1.5+1e9)/1e9)))')
+      need=$(node dist/step/cli.js plan --preset "$preset" --mode engine --precision mixed "${plan[@]}" --json | PICK="$pick" node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);console.log(Math.ceil((eval(process.env.PICK)*1.5+1e9)/1e9))})')
+      [ -n "$need" ] || { echo "$name: skipped, step plan ${plan[*]} gave no prediction (build first: npm run build)"; continue; }
       free=$(free -g | awk '/^Mem:/ {print $7}')
       if [ "$free" -lt "$need" ]; then echo "$name: skipped, $free GB available < $need GB needed"; continue; fi
       echo "$name: started $(date -u +%H:%M:%S) ($free GB available, $need GB needed)"

@@ -9,11 +9,12 @@
  */
 export {
   PLANNER_MODES, PRECISIONS, STATE_CATEGORIES, defaultRank, engineCostModel, evaluateSplit, listStageTensors, paperCostModel,
-  paperCounts, paperTable, planStages, solveSplit, galoreModelState, maxGaloreRank, GALORE_MODULES,
+  paperCounts, paperTable, planStages, solveSplit, galoreModelState, maxGaloreRank, GALORE_MODULES, reloraModelState,
 } from './planner/index.js';
 export type {
   CostModel, Plan, PlanOptions, PlannerMode, StageCost, StagePlan, StageSpec, StateBytes, StateCategory, SplitResult,
-  TableOptions, TensorSpec, GaLoreModelState, GaLoreModules, GaLoreStateOptions, GaLoreTensorSpec,
+  TableOptions, TensorSpec, GaLoreModelState, GaLoreModules, GaLoreStateOptions, GaLoreTensorSpec, ReloraModelState, ReloraPhase,
+  ReloraStateOptions,
 } from './planner/index.js';
 export { GROWTH_OPERATORS, PLACEMENTS, growModel, growthGaps } from './growth.js';
 export type { GrowthOperator, GrowthOptions, GrowthResult, Placement } from './growth.js';

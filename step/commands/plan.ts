@@ -6,8 +6,8 @@ import { parseArgs, switches, valued } from '../cli-args.js';
 import type { LlamaConfig } from '../../models/config.js';
 import { configToJSON, parseConfigJSON } from '../../models/config.js';
 import { PRESET_NAMES, presetConfig } from '../../models/config-presets.js';
-import type { GaLoreModelState, PlannerMode, Precision } from '../planner/index.js';
-import { PLANNER_MODES, PRECISIONS, defaultRank, formatPlan, galoreModelState, maxGaloreRank, paperTable, planStages } from '../planner/index.js';
+import type { GaLoreModelState, PlannerMode, Precision, ReloraModelState } from '../planner/index.js';
+import { PLANNER_MODES, PRECISIONS, defaultRank, formatPlan, galoreModelState, maxGaloreRank, paperTable, planStages, reloraModelState } from '../planner/index.js';
 import { DEFAULT_TRAIN_OPTIONS, parseConfigOverride } from '../train/options.js';
 
 export { formatPlan } from '../planner/index.js';
@@ -33,11 +33,13 @@ options:
   --set KEY=VALUE        override a LlamaConfig key of the preset or config (repeatable)
   --split 12,6,6         evaluate this split instead of the optimal one
   --galore-rank R        engine mode: GaLore's projection rank for the baseline line (default hidden/4)
+  --relora-rank R        engine mode: ReLoRA's LoRA rank for the baseline line (default --rank, as step train's
+                         --lora-rank serves both)
   --layers N             override the number of layers L of the preset/config
   --vocab-size N         override the vocabulary size
   --json                 print the plan as JSON (exact bytes)`;
 
-const VALUE_FLAGS = ['--preset', '--config', '--stages', '--rank', '--mode', '--precision', '--split', '--layers', '--vocab-size', '--stage-optimizer', '--galore-rank'] as const;
+const VALUE_FLAGS = ['--preset', '--config', '--stages', '--rank', '--mode', '--precision', '--split', '--layers', '--vocab-size', '--stage-optimizer', '--galore-rank', '--relora-rank'] as const;
 const BOOL_FLAGS = ['--json', '--freeze-embeddings', '--no-pet', '--paper-table'] as const;
 
 type Flags = Partial<Record<(typeof VALUE_FLAGS)[number], string>> & Partial<Record<(typeof BOOL_FLAGS)[number] | '--help', true>> & { '--set'?: string[] };
@@ -137,14 +139,20 @@ export async function plan(args: string[]): Promise<number> {
     ...(f['--no-pet'] ? { pet: false } : {}),
     ...(stageOptimizer ? { carryOptimizer: stageOptimizer === 'keep' } : {}),
   });
-  let galore: GaLoreModelState | null = null;
+  let galore: GaLoreModelState | null = null, relora: ReloraModelState | null = null;
   if (p.mode === 'engine') {
     const galoreRank = f['--galore-rank'] === undefined ? Math.min(defaultRank(config), maxGaloreRank(config)) : positiveInt('--galore-rank', f['--galore-rank']);
     galore = galoreModelState(config, { rank: galoreRank, precision: p.precision });
-  } else if (f['--galore-rank'] !== undefined) {
-    throw new StepError('step plan: --galore-rank applies to --mode engine only (GaLore\'s bytes are the engine\'s)');
+    relora = reloraModelState(config, { rank: f['--relora-rank'] === undefined ? p.rank : positiveInt('--relora-rank', f['--relora-rank']), precision: p.precision });
+  } else {
+    const baselineFlag = (['--galore-rank', '--relora-rank'] as const).find((k) => f[k] !== undefined);
+    if (baselineFlag) throw new StepError(`step plan: ${baselineFlag} applies to --mode engine only (the baselines' bytes are the engine's)`);
   }
-  const json = { source, config, plan: p, ...(galore ? { galore: { rank: galore.rank, precision: galore.precision, bytes: galore.bytes } } : {}) };
-  process.stdout.write(f['--json'] ? JSON.stringify(json, null, 2) + '\n' : formatPlan(p, source, galore));
+  const json = {
+    source, config, plan: p,
+    ...(galore ? { galore: { rank: galore.rank, precision: galore.precision, bytes: galore.bytes } } : {}),
+    ...(relora ? { relora: { rank: relora.rank, precision: relora.precision, warmStart: relora.warmStart, switch: relora.switch, lora: relora.lora, peak: relora.peak, peakAt: relora.peakAt } } : {}),
+  };
+  process.stdout.write(f['--json'] ? JSON.stringify(json, null, 2) + '\n' : formatPlan(p, source, galore, relora));
   return 0;
 }

@@ -1,6 +1,6 @@
 /**
  * The out-of-memory check made before anything is allocated: the planner knows every model-state
- * tensor of every stage and transition to the byte, so a run whose model state alone cannot fit
+ * tensor of every phase of every method to the byte, so a run whose model state alone cannot fit
  * in a memory limit is refused up front, with the categories and the largest tensors that make
  * it up, instead of failing half-allocated. (Activations are not predicted to the byte: past this
  * check the device tracker's own limit stops an allocation that does not fit, naming the live
@@ -9,8 +9,10 @@
 import { OutOfMemoryError } from '../../engine/errors.js';
 import { formatBytes } from '../../engine/memory.js';
 import type { LlamaConfig } from '../../models/config.js';
-import type { Plan, TensorSpec } from '../planner/index.js';
-import { listStageTensors, STATE_CATEGORIES } from '../planner/index.js';
+import type { Plan } from '../planner/index.js';
+import { STATE_CATEGORIES } from '../planner/index.js';
+import type { MemoryMethod, MemoryPrediction, MemoryRunOptions, PlannedTensor } from './predict.js';
+import { predictionFromPlan } from './predict.js';
 
 /** A group of same-role tensors over every layer (`adam.m of model.layers.*.mlp.up_proj.weight`). */
 export interface TensorGroup {
@@ -21,7 +23,7 @@ export interface TensorGroup {
 }
 
 /** The tensors of a listing grouped by role and parameter name with the layer index as `*`, largest first. */
-export function largestTensorGroups(tensors: readonly TensorSpec[], n: number): TensorGroup[] {
+export function largestTensorGroups(tensors: readonly PlannedTensor[], n: number): TensorGroup[] {
   const groups = new Map<string, TensorGroup>();
   for (const t of tensors) {
     const name = t.param.replace(/^model\.layers\.\d+\./, 'model.layers.*.');
@@ -34,25 +36,36 @@ export function largestTensorGroups(tensors: readonly TensorSpec[], n: number): 
   return [...groups.values()].sort((a, b) => b.bytes - a.bytes).slice(0, n);
 }
 
+/** What to try instead, per method (the precision advice only where it would help). */
+function adviceFor(method: MemoryMethod, precision: string): string {
+  const mixed = precision === 'fp32' ? ', mixed precision' : '';
+  if (method === 'vanilla') return `STEP (--method step --stages K: \`step plan --mode engine\` shows each K's peak)${mixed}, a smaller model`;
+  if (method === 'step') return `more stages (--stages), a smaller --rank${mixed}, a smaller model`;
+  if (method === 'galore') return `a smaller --galore-rank${mixed}, a smaller model`;
+  return `STEP (--method step --stages K: ReLoRA's full-rank warm start holds vanilla's bytes)${mixed}, a smaller model`;
+}
+
 /**
- * Throws OutOfMemoryError when the plan's whole-run model-state peak exceeds `limit` bytes,
- * naming the phase at the peak, its categories and its largest tensor groups, and what to change.
+ * Throws OutOfMemoryError when the plan's whole-run model-state peak (vanilla: a split of one
+ * stage; STEP) exceeds `limit` bytes, naming the phase at the peak, its categories and its largest
+ * tensor groups, and what to change.
  */
 export function checkModelStateFits(config: LlamaConfig, plan: Plan, limit: number, where: string, flag: string): void {
-  if (plan.peak <= limit) return;
-  const stage = plan.stages[plan.peakStage - 1]!;
-  const atTransition = plan.peakAt === 'transition';
-  const bytes = atTransition ? plan.transitions.find((t) => t.intoStage === plan.peakStage)!.bytes : stage.bytes;
-  let tensors = listStageTensors(config, { split: plan.split, stage: plan.peakStage, rank: plan.rank, precision: plan.precision, trainEmbeddings: plan.trainEmbeddings });
-  if (atTransition) tensors = tensors.filter((t) => t.role === 'weight');
+  const method = plan.split.length === 1 ? 'vanilla' : 'step';
+  checkPredictionFits({ method, precision: plan.precision }, predictionFromPlan(config, plan, method), limit, where, flag);
+}
+
+/** As checkModelStateFits, for any method's prediction (predict.ts): GaLore's and ReLoRA's too. */
+export function checkPredictionFits(o: Pick<MemoryRunOptions, 'method' | 'precision'>, prediction: MemoryPrediction, limit: number, where: string, flag: string): void {
+  if (prediction.peak <= limit) return;
+  const method = o.method;
+  const at = prediction.peakPhase, bytes = at.bytes;
   const cats = [...STATE_CATEGORIES].filter((c) => bytes[c] > 0).sort((a, b) => bytes[b] - bytes[a]).map((c) => `${c} ${formatBytes(bytes[c])}`);
-  const largest = largestTensorGroups(tensors, 4).map((g) => `${g.label}${g.count > 1 ? ` x${g.count}` : ''} = ${formatBytes(g.bytes)} [${g.category}]`);
-  const phase = atTransition ? `the transition into stage ${plan.peakStage}` : plan.split.length === 1 ? 'vanilla training' : `stage ${plan.peakStage} of ${plan.split.length}`;
-  const advice = plan.split.length === 1
-    ? `STEP (--method step --stages K: \`step plan --mode engine\` shows each K's peak)${plan.precision === 'fp32' ? ', mixed precision' : ''}, a smaller model`
-    : `more stages (--stages), a smaller --rank${plan.precision === 'fp32' ? ', mixed precision' : ''}, a smaller model`;
+  const largest = largestTensorGroups(prediction.peakTensors, 4).map((g) => `${g.label}${g.count > 1 ? ` x${g.count}` : ''} = ${formatBytes(g.bytes)} [${g.category}]`);
+  const phase = method === 'vanilla' ? 'vanilla training' : method === 'step' ? (at.phase === 'transition' ? `the transition into stage ${at.stage}` : `stage ${at.stage} of ${prediction.plan!.split.length}`)
+    : method === 'galore' ? 'GaLore training' : `ReLoRA's ${at.label} phase`;
   throw new OutOfMemoryError(
-    `${where}: out of memory before allocating anything: the model state alone peaks at ${formatBytes(plan.peak)} (${plan.peak} B) in ${phase}, ` +
+    `${where}: out of memory before allocating anything: the model state alone peaks at ${formatBytes(prediction.peak)} (${prediction.peak} B) in ${phase}, ` +
     `beyond ${flag} ${formatBytes(limit)} (${limit} B). By category: ${cats.join(', ')}. Largest: ${largest.join('; ')}. ` +
-    `Use ${advice}, or raise ${flag}.`);
+    `Use ${adviceFor(method, o.precision)}, or raise ${flag}.`);
 }

@@ -1,5 +1,6 @@
 /** The text form of a plan, as `step plan` prints it and `step train --method step` logs its own. */
 import type { GaLoreModelState } from './galore.js';
+import type { ReloraModelState } from './relora.js';
 import type { Plan } from './plan.js';
 
 const int = (n: number): string => n.toLocaleString('en-US');
@@ -7,7 +8,7 @@ const int = (n: number): string => n.toLocaleString('en-US');
 const gb = (n: number): string => (n >= 1e9 ? `${(n / 1e9).toFixed(3)} GB` : n >= 1e6 ? `${(n / 1e6).toFixed(3)} MB` : `${(n / 1e3).toFixed(3)} kB`);
 
 /** The plan as a table of bytes per stage (and transition) and category, with its peak and reduction. */
-export function formatPlan(p: Plan, source: string, galore: GaLoreModelState | null = null): string {
+export function formatPlan(p: Plan, source: string, galore: GaLoreModelState | null = null, relora: ReloraModelState | null = null): string {
   const how = p.mode === 'paper'
     ? 'paper (the published programme: 16 B per trainable, 2 B per frozen parameter; decoder layers only)'
     : `engine, ${p.precision} precision (every model-state tensor; embeddings, final norm and head ${p.trainEmbeddings ? 'train in every stage' : 'frozen after stage 1'}; ` +
@@ -41,6 +42,7 @@ export function formatPlan(p: Plan, source: string, galore: GaLoreModelState | n
     `vanilla training of the target: ${int(v.total)} B (${gb(v.total)})`,
     `reduction: ${(100 * p.reduction).toFixed(2)}%`,
     ...(galore ? [galoreLine(galore, v.total)] : []),
+    ...(relora ? [reloraLine(relora, v.total)] : []),
   ].join('\n') + '\n';
 }
 
@@ -51,3 +53,12 @@ function galoreLine(g: GaLoreModelState, vanilla: number): string {
     `gradient ${int(b.gradient)}, optimizer ${int(b.optimizer)}), ${(100 * (1 - b.total / vanilla)).toFixed(2)}% below vanilla`;
 }
 
+
+/** ReLoRA's whole-run peak and its LoRA phase beside the plan (engine mode): the warm start is vanilla training. */
+function reloraLine(r: ReloraModelState, vanilla: number): string {
+  const b = r.lora;
+  const peak = r.peakAt === 'warm start' ? 'in its full-rank warm start (vanilla\'s)' : `in its ${r.peakAt} phase`;
+  return `ReLoRA baseline, LoRA rank ${r.rank} (full-rank warm start, then every layer frozen with adapters): whole-run peak ${int(r.peak)} B (${gb(r.peak)}) ${peak}, ` +
+    `${(100 * (1 - r.peak / vanilla)).toFixed(2)}% below vanilla; LoRA phase ${int(b.total)} B (${gb(b.total)}; parameter ${int(b.parameter)}, frozen ${int(b.frozen)}, ` +
+    `gradient ${int(b.gradient)}, optimizer ${int(b.optimizer)}), ${(100 * (1 - b.total / vanilla)).toFixed(2)}% below vanilla`;
+}

@@ -76,7 +76,7 @@ test('step memory --json: one object with the settings, the plan, every phase an
     '--seq', '16', '--steps', '1', '--checkpoint-activations', '--device', 'cpu', '--json'], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   const j = JSON.parse(r.stdout) as Record<string, any>;
-  assert.deepEqual(Object.keys(j), ['command', 'source', 'config', 'settings', 'device', 'plan', 'phases', 'wholeRun', 'match']);
+  assert.deepEqual(Object.keys(j), ['command', 'source', 'config', 'settings', 'device', 'plan', 'phases', 'wholeRun', 'notes', 'match']);
   assert.equal(j.command, 'memory');
   assert.equal(j.config.num_hidden_layers, 3);
   assert.deepEqual(j.settings, { method: 'step', split: j.plan.split, rank: 4, precision: 'mixed', seq: 16, batch: 2, checkpointActivations: true, stepsPerStage: 1, seed: 1 });
@@ -106,7 +106,7 @@ test('step memory: refused flags, each in one line naming the flag', () => {
   const base = ['--preset', 'tiny', '--seq', '16'];
   const refused: [string[], RegExp][] = [
     [['--seq', '16'], /give --preset NAME/],
-    [[...base, '--rank', '4'], /--rank applies to --method step only/],
+    [[...base, '--rank', '4'], /--rank applies to --method step or relora only, not --method vanilla; leave it out/],
     [[...base, '--method', 'step'], /--method step needs --stages K/],
     [[...base, '--method', 'step', '--stages', '1'], /--stages must be an integer in \[2, 4\]/],
     [[...base, '--method', 'step', '--split', '4'], /--split 4 has one stage/],
@@ -114,7 +114,7 @@ test('step memory: refused flags, each in one line naming the flag', () => {
     [[...base, '--method', 'step', '--split', '2,2', '--stages', '3'], /--stages 3 but --split 2,2 has 2 stages/],
     [[...base, '--method', 'step', '--stages', '2', '--rank', '999'], /rank 999 must be an integer in 1\.\.64/],
     [['--preset', 'tiny'], /--seq 256 \(the default\) is beyond the model's max_position_embeddings 128/],
-    [[...base, '--method', 'relora'], /--method must be one of vanilla, step/],
+    [[...base, '--method', 'lora'], /--method must be one of vanilla, step, galore, relora/],
     [[...base, '--precison', 'fp32'], /unknown option --precison \(did you mean --precision\?\)/],
     [[...base, '--set', 'vocab_size=5'], /use --vocab-size N/],
     [[...base, '--memory-limit', '3 parsecs'], /--memory-limit must be a positive size/],
