@@ -7,12 +7,9 @@
  * checkpoint stays as it was. The limit belongs to the machine, not to the run: it is not saved in
  * train-config.json and may differ on --resume.
  */
-import { OutOfMemoryError } from '../../engine/errors.js';
-import { formatBytes } from '../../engine/memory.js';
 import type { LlamaConfig } from '../../models/config.js';
-import { checkModelStateFits, largestTensorGroups } from '../memory/budget.js';
-import { galoreModelState } from '../planner/galore.js';
-import type { TensorSpec } from '../planner/index.js';
+import { checkModelStateFits, checkPredictionFits } from '../memory/budget.js';
+import { predictMemory } from '../memory/predict.js';
 import { planStages } from '../planner/index.js';
 import type { TrainOptions } from './options.js';
 import { runPlan, runPlanOptions } from './run-plan.js';
@@ -22,23 +19,17 @@ const FLAG = '--memory-limit';
 
 /** Throws OutOfMemoryError when the run's whole-life model state (the planner's, engine mode) exceeds `limit` bytes. */
 export function checkTrainFits(o: TrainOptions, target: LlamaConfig, limit: number): void {
-  const vanilla = () => planStages({ config: target, split: [target.num_hidden_layers], ...runPlanOptions(o) });
   switch (o.method) {
-    case 'vanilla': return checkModelStateFits(target, vanilla(), limit, WHERE, FLAG);
+    case 'vanilla': return checkModelStateFits(target, planStages({ config: target, split: [target.num_hidden_layers], ...runPlanOptions(o) }), limit, WHERE, FLAG);
     case 'step': return checkModelStateFits(target, runPlan(o, target), limit, WHERE, FLAG);
-    // ReLoRA trains full-rank during its warm start: its model state then is vanilla's
-    case 'relora': if (o.reloraWarmStart > 0) checkModelStateFits(target, vanilla(), limit, WHERE, FLAG); return;
-    case 'galore': return checkGaloreFits(o, target, limit);
+    // GaLore's projected state; ReLoRA's phases (its run starts full-rank: the peak is vanilla's), as `step memory` predicts them
+    case 'galore': case 'relora': {
+      const prediction = predictMemory({
+        config: target, method: o.method, split: [target.num_hidden_layers], rank: o.loraRank, precision: o.precision, batch: o.batchSize, seq: o.seqLen,
+        checkpointActivations: o.checkpointActivations ?? false, stepsPerStage: 1, seed: o.seed,
+        ...(o.method === 'galore' ? { galore: { rank: o.galoreRank!, updateGap: o.galoreUpdateGap } } : {}),
+      });
+      return checkPredictionFits({ method: o.method, precision: o.precision }, prediction, limit, WHERE, FLAG);
+    }
   }
-}
-
-function checkGaloreFits(o: TrainOptions, target: LlamaConfig, limit: number): void {
-  const s = galoreModelState(target, { rank: o.galoreRank!, precision: o.precision });
-  if (s.bytes.total <= limit) return;
-  const cats = (['parameter', 'frozen', 'gradient', 'optimizer'] as const).filter((c) => s.bytes[c] > 0).sort((a, b) => s.bytes[b] - s.bytes[a]).map((c) => `${c} ${formatBytes(s.bytes[c])}`);
-  const largest = largestTensorGroups(s.tensors as unknown as TensorSpec[], 4).map((g) => `${g.label}${g.count > 1 ? ` x${g.count}` : ''} = ${formatBytes(g.bytes)} [${g.category}]`);
-  throw new OutOfMemoryError(
-    `${WHERE}: out of memory before allocating anything: GaLore's model state alone needs ${formatBytes(s.bytes.total)} (${s.bytes.total} B), ` +
-    `beyond ${FLAG} ${formatBytes(limit)} (${limit} B). By category: ${cats.join(', ')}. Largest: ${largest.join('; ')}. ` +
-    `Use a smaller --galore-rank${o.precision === 'fp32' ? ', mixed precision' : ''}, STEP (--method step), a smaller model, or raise ${FLAG}.`);
 }

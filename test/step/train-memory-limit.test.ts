@@ -45,6 +45,13 @@ test('step train --memory-limit: a model state that cannot fit is refused before
   const plan = runPlan(s, target(s));
   assert.ok(plan.peak < peak, 'STEP needs less than vanilla');
   await assert.rejects(train(s, null, { memoryLimit: plan.peak - 1 }), /out of memory before allocating anything: .* in (stage \d of 2|the transition into stage 2)/);
+
+  // ReLoRA starts full-rank: vanilla's bytes; GaLore: its projected optimizer state, as step memory predicts them
+  for (const method of ['relora', 'galore'] as const) {
+    const m = runOptions({ steps: 4, method, ...(method === 'relora' ? { reloraWarmStart: 2, reloraEvery: 2 } : { galoreRank: 4 }) });
+    await assert.rejects(train(m, null, { memoryLimit: method === 'relora' ? peak - 1 : 1000 }), method === 'relora' ? /peaks at .* in ReLoRA's warm start phase/ : /peaks at .* in GaLore training/);
+    assert.ok(!existsSync(join(m.runsDir, m.name)));
+  }
 });
 
 test('step train --memory-limit: activations beyond the limit stop the step, log it, keep the last checkpoint, and a resume goes on', async () => {
