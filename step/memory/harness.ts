@@ -1,15 +1,16 @@
 /**
  * What every `step memory` method shares: random token batches, one training step as `step train`
- * takes it, the gradients a run holds from its second step on, and the run's measurement windows
+ * takes it (gradients set to none before the step, made by its backward, live until the next step),
+ * and the run's measurement windows
  * (engine/peak-window.ts): one per phase, each compared with the planner's bytes for that phase,
  * while the tracker's own peak (the whole run) is never reset.
  */
 import type { Backend } from '../../engine/backend.js';
-import { fromArray, zeros } from '../../engine/creation.js';
+import { fromArray } from '../../engine/creation.js';
 import type { ByCategory } from '../../engine/memory.js';
 import type { CarriedState } from '../../engine/optim/optimizer.js';
 import type { PeakWindow } from '../../engine/peak-window.js';
-import { keep, scope, scopeSync } from '../../engine/scope.js';
+import { scope, scopeSync } from '../../engine/scope.js';
 import { backward } from '../../autograd/backward.js';
 import type { LlamaModel } from '../../models/llama.js';
 import type { StateBytes } from '../planner/index.js';
@@ -107,13 +108,10 @@ export class MeasuredRun {
     return p;
   }
 
-  /** The trainer's optimizer for the model (adopting `carried`), and zero gradients for every trainable tensor. */
+  /** The trainer's optimizer for the model (adopting `carried`); gradients come with the first backward, as in step train. */
   startOptimizer(): void {
     this.optimizer = makeOptimizer(this.model!, this.train, this.carried);
     this.carried = [];
-    // step train holds the gradients from its second step on (zeroGrad keeps them); allocating
-    // them now makes the first step show the steady peak, and backward accumulates into them
-    for (const p of this.model!.parameters()) p.grad ??= keep(zeros(p.shape, { dtype: p.dtype, device: p.backend, category: 'gradient', label: `grad:${p.label}` }));
   }
 
   /** Frees the optimizer (what it did not release) and every gradient, as the trainer does before a structural change. */
@@ -130,9 +128,13 @@ export class MeasuredRun {
     return losses;
   }
 
-  /** Loss, backward (scaled in mixed precision), optimizer step, zeroGrad. */
+  /**
+   * zeroGrad (set to none), loss, backward (scaled in mixed precision), optimizer step: step
+   * train's order, so every step, the first included, has the steady peak.
+   */
   private async trainingStep(seed: number): Promise<number> {
     const { model, optimizer, o, device } = this;
+    optimizer!.zeroGrad({ setToNone: true });
     return scope(async () => {
       const loss = scopeSync(() => {
         const { inputs, targets } = randomBatch(o.config.vocab_size, o.batch, o.seq, seed);
@@ -141,7 +143,6 @@ export class MeasuredRun {
         return l.detach();
       });
       optimizer!.step();
-      optimizer!.zeroGrad();
       return loss.item();
     });
   }

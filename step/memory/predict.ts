@@ -25,9 +25,9 @@ export interface MemoryRunOptions {
   seq: number;
   checkpointActivations: boolean;
   /**
-   * Optimizer steps per stage (ReLoRA: in its warm start, before and after its restart). Each
-   * stage allocates its gradients (zeros) with its optimizer, as they are live from a run's second
-   * step on, so the first step already shows the steady peak.
+   * Optimizer steps per stage (ReLoRA: in its warm start, before and after its restart). As in
+   * step train, every step starts with the gradients set to none and its backward makes them, so
+   * the first step already shows the steady peak.
    */
   stepsPerStage: number;
   seed: number;
