@@ -8,8 +8,9 @@ import {
 // The kernel op itself (the package root exports the differentiable wrapper from autograd/).
 import { matmul } from '../../kernels/matmul.js';
 import type { WebGPUBackend } from '../../index.js';
-import { fixedSubgroupSize, planMatmul, setMatmulKernel } from '../../kernels/matmul-webgpu.js';
+import { fixedSubgroupSize, planMatmul, setMatmulKernel, TEXTURE_MIN_ROWS } from '../../kernels/matmul-webgpu.js';
 import { matmulLayout } from '../../kernels/matmul-layout.js';
+import { TEXTURE_BLOCK_BYTES } from '../../kernels/matmul-texture.js';
 import { bothBackends, runOnBoth, testBothBackends } from '../helpers/backends.js';
 
 const cpu = new CpuBackend();
@@ -209,6 +210,52 @@ test('matmul conformance f16 (f32 accumulate, f16 output)', async (t) => {
   const backends = await bothBackends(t);
   if (!backends) return;
   await fc.assert(fc.asyncProperty(caseArb(['none', 'sharedB']), (c) => checkCase(backends, c, 'f16')), { numRuns: 6 });
+});
+
+test('matmul conformance: B read through a texture (every shape forced onto that path)', async (t) => {
+  const backends = await bothBackends(t);
+  if (!backends) return;
+  const gpu = backends.gpu as WebGPUBackend;
+  if (fixedSubgroupSize(gpu) === 0) return t.skip('no fixed subgroup size: the texture path needs the subgroup kernel');
+  const old = setMatmulKernel('texture');
+  try {
+    const layout = matmulLayout([3, 40, 40], [40, 40], false, false, () => '');
+    assert.ok(planMatmul(gpu, layout, 'f32', { a: 4800, b: 1600 }).variant.texB, 'forced onto the texture path');
+    const staging = gpu.memory().live.staging;
+    await fc.assert(fc.asyncProperty(caseArb(['none', 'equal', 'sharedB', 'sharedA', 'broadcast']), (c) => checkCase(backends, c, 'f32')), { numRuns: 30 });
+    // Every transpose with batches, tile edges and a K tail; f16 (widened into f32 texels).
+    for (const [transA, transB] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+      await checkCase(backends, { M: 45, K: 33, N: 67, transA, transB, batch: 'broadcast', seed: 21 }, 'f32');
+      await checkCase(backends, { M: 33, K: 9, N: 65, transA, transB, batch: 'sharedA', seed: 22 }, 'f16');
+    }
+    // B wider than one texture block (TEXTURE_BLOCK_BYTES): packed and multiplied block by block.
+    for (const transB of [false, true]) {
+      const c: Case = { M: 5, K: 2048, N: 1100, transA: false, transB, batch: 'none', seed: 23 };
+      const s = shapes(c);
+      const blocks = planMatmul(gpu, matmulLayout(s.a, s.b, false, transB, () => ''), 'f32', { a: 5 * 2048, b: 2048 * 1100 }).texture;
+      assert.ok(blocks && blocks.blocks === 2 && blocks.width * blocks.height * 16 <= TEXTURE_BLOCK_BYTES, `two blocks: ${JSON.stringify(blocks)}`);
+      await checkCase(backends, c, 'f32');
+    }
+    assert.equal(gpu.memory().live.staging, staging, 'the texture is released after the product is recorded');
+  } finally {
+    setMatmulKernel(old);
+  }
+});
+
+test('matmul: large products read B through a texture by default, small ones from buffers', async (t) => {
+  const backends = await bothBackends(t);
+  if (!backends) return;
+  const gpu = backends.gpu as WebGPUBackend;
+  if (fixedSubgroupSize(gpu) === 0) return t.skip('no fixed subgroup size: no texture path');
+  const plan = (M: number, K: number, N: number, batchB = 1) =>
+    planMatmul(gpu, matmulLayout([M, K], batchB > 1 ? [batchB, K, N] : [K, N], false, false, () => ''), 'f32', { a: M * K, b: batchB * K * N });
+  assert.ok(plan(TEXTURE_MIN_ROWS, 64, 64).texture, 'M at the threshold');
+  assert.equal(plan(TEXTURE_MIN_ROWS - 1, 64, 64).texture, null, 'below it');
+  const max = gpu.limits.maxTextureDimension2D;
+  assert.equal(plan(256, max + 1, 64).texture, null, 'K past the texture height: buffers');
+  assert.equal(plan(256, 64, 64, Math.ceil((max + 1) / 64)).texture, null, 'stacked batch past the texture height: buffers');
+  // A product above the threshold, through the default path: exact within the tolerance.
+  await checkCase(backends, { M: TEXTURE_MIN_ROWS + 3, K: 37, N: 70, transA: true, transB: true, batch: 'sharedB', seed: 9 }, 'f32');
 });
 
 test('matmul conformance: the plain fallback kernel (no subgroups)', async (t) => {
