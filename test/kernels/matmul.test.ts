@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import fc from 'fast-check';
 import type { Backend, DType } from '../../index.js';
 import {
@@ -258,6 +259,35 @@ test('matmul: large products read B through a texture by default, small ones fro
   await checkCase(backends, { M: TEXTURE_MIN_ROWS + 3, K: 37, N: 70, transA: true, transB: true, batch: 'sharedB', seed: 9 }, 'f32');
 });
 
+test("matmul at Mesa's default vector width (subgroup 8): buffer and texture paths match the cpu", async (t) => {
+  const gpu = await bothBackends(t);
+  if (!gpu) return;
+  if (!/llvmpipe/i.test((gpu.gpu as WebGPUBackend).adapter.description)) return t.skip('not llvmpipe');
+  // The width is fixed per process: a child at 256 bits runs both paths over transposes, batches and tile edges.
+  const code = `import { CpuBackend, createWebGPUBackend, fromArray } from '${new URL('../../index.js', import.meta.url).href}';
+import { matmul } from '${new URL('../../kernels/matmul.js', import.meta.url).href}';
+import { fixedSubgroupSize, setMatmulKernel } from '${new URL('../../kernels/matmul-webgpu.js', import.meta.url).href}';
+const gpu = await createWebGPUBackend(), cpu = new CpuBackend();
+if (fixedSubgroupSize(gpu) !== 8) throw new Error('subgroup ' + fixedSubgroupSize(gpu));
+let s = 5;
+const vals = (n) => Array.from({ length: n }, () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 31 - 1);
+for (const kind of ['subgroup', 'texture']) {
+  setMatmulKernel(kind);
+  for (const [M, K, N, tA, tB] of [[37, 33, 45, false, false], [70, 9, 33, true, false], [9, 66, 31, false, true], [33, 13, 70, true, true]]) {
+    const as = [2, ...(tA ? [K, M] : [M, K])], bs = tB ? [N, K] : [K, N];
+    const a = vals(as[0] * M * K), b = vals(N * K);
+    const [g, c] = await Promise.all([gpu, cpu].map((d) => matmul(fromArray(a, as, { device: d }), fromArray(b, bs, { device: d }), { transA: tA, transB: tB }).toArray()));
+    for (let i = 0; i < c.length; i++) if (!(Math.abs(g[i] - c[i]) <= (K + 2) * 2 ** -23 * K)) throw new Error(kind + ' ' + [M, K, N, tA, tB] + ' index ' + i + ': ' + g[i] + ' vs ' + c[i]);
+  }
+}
+console.log('ok');`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], {
+    env: { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'LP_NATIVE_VECTOR_WIDTH' && k !== 'MESA_SHADER_CACHE_DIR')), STEP_LP_VECTOR_WIDTH: '256' },
+    encoding: 'utf8',
+  });
+  assert.equal(r.stdout.trim().split('\n').at(-1), 'ok', r.stderr);
+});
+
 test('matmul conformance: the plain fallback kernel (no subgroups)', async (t) => {
   const backends = await bothBackends(t);
   if (!backends) return;
@@ -304,15 +334,21 @@ test('matmul: operands are re-pitched for vec4 loads and to avoid cache aliasing
     [{ M: 1024, K: 512, N: 17, transA: false, transB: true, batch: 'none', seed: 5 }, 'f32', 'b'],
     [{ M: 17, K: 1024, N: 1030, transA: false, transB: false, batch: 'none', seed: 6 }, 'f16', 'a'],
   ];
-  for (const [c, dtype, which] of aliasCases) {
-    const s = shapes(c);
-    const size = (d: number[]) => d.reduce((x, y) => x * y, 1);
-    const plan = planMatmul(gpu, matmulLayout(s.a, s.b, c.transA, c.transB, () => ''), dtype === 'f16' ? 'f16' : 'f32', { a: size(s.a), b: size(s.b) });
-    if (fixedSubgroupSize(gpu) > 0) {
-      assert.equal(which === 'a' ? plan.lda : plan.ldb, c.K + 4, `pitch padded: ${JSON.stringify(plan)}`);
-      assert.ok(which === 'a' ? plan.repitchA && !plan.repitchB : plan.repitchB && !plan.repitchA);
+  // B from buffers (a texture takes B at any pitch, packed, so it never re-pitches B).
+  const old = setMatmulKernel(fixedSubgroupSize(gpu) > 0 ? 'subgroup' : 'auto');
+  try {
+    for (const [c, dtype, which] of aliasCases) {
+      const s = shapes(c);
+      const size = (d: number[]) => d.reduce((x, y) => x * y, 1);
+      const plan = planMatmul(gpu, matmulLayout(s.a, s.b, c.transA, c.transB, () => ''), dtype === 'f16' ? 'f16' : 'f32', { a: size(s.a), b: size(s.b) });
+      if (fixedSubgroupSize(gpu) > 0) {
+        assert.equal(which === 'a' ? plan.lda : plan.ldb, c.K + 4, `pitch padded: ${JSON.stringify(plan)}`);
+        assert.ok(which === 'a' ? plan.repitchA && !plan.repitchB : plan.repitchB && !plan.repitchA);
+      }
+      await checkCase(backends, c, dtype);
     }
-    await checkCase(backends, c, dtype);
+  } finally {
+    setMatmulKernel(old);
   }
   // Too little reuse: the other side is under a tile, so no copy.
   const small = planMatmul(gpu, matmulLayout([8, 33], [33, 20], false, false, () => ''), 'f32', { a: 8 * 33, b: 33 * 20 });
