@@ -49,9 +49,12 @@ export function cpuHasAvx512(cpuinfo?: string): boolean {
   }
 }
 
+/** The XDG default for XDG_CACHE_HOME, under the home folder. */
+const DEFAULT_CACHE_HOME = '.cache';
+
 /** Where a width's shader cache lives: under XDG_CACHE_HOME (or ~/.cache), one folder per width. */
 export function cacheDirFor(width: number, env: NodeJS.ProcessEnv): string {
-  return join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'step-webgpu', `mesa-lp${width}`);
+  return join(env.XDG_CACHE_HOME || join(homedir(), DEFAULT_CACHE_HOME), 'step-webgpu', `mesa-lp${width}`);
 }
 
 /**
