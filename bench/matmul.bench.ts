@@ -92,7 +92,7 @@ function variantOf(backend: WebGPUBackend, s: MatmulShape): string {
   const v = p.variant;
   if (v.kind === 'plain') return 'plain 32x32';
   const vec = (on: boolean, re: boolean, name: string): string => (on ? ` ${name}${re ? '(re-pitched)' : ''}` : '');
-  return `subgroup S=${v.subgroup} ${v.rows}x${tileCols(v)}${vec(v.vecA, p.repitchA, 'vecA')}${v.texB ? ' B texture' : vec(v.vecB, p.repitchB, 'vecB')}`;
+  return `${p.swap ? 'C^T: ' : ''}subgroup S=${v.subgroup} ${v.rows}x${tileCols(v)}${vec(v.vecA, p.repitchA, 'vecA')}${v.texB ? ' B texture' : vec(v.vecB, p.repitchB, 'vecB')}`;
 }
 
 const fmt = (x: number, d = 1): string => x.toFixed(d);

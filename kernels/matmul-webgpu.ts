@@ -65,7 +65,22 @@ const CACHE_ALIAS_MIN_REUSE = 1024; // at 512 the copy ate the gain (measured at
  */
 export const TEXTURE_MIN_ROWS = 64;
 
+/**
+ * Products with at most this many columns (and at least `SWAP_MIN_ROWS` rows) run as
+ * C^T = op(B)^T·op(A)^T, written transposed: a tile spans 4 x subgroup columns, so N = 8 would
+ * leave most lanes idle, while C^T puts the lanes along M.
+ */
+export const SWAP_MAX_COLS = 8;
+export const SWAP_MIN_ROWS = 32;
+
+/** The layout of C^T = op(B)^T·op(A)^T: operands swapped, each read with the other transpose flag. */
+export function swappedLayout(l: MatmulLayout): MatmulLayout {
+  return { ...l, M: l.N, N: l.M, transA: !l.transB, transB: !l.transA, stridesA: l.stridesB, stridesB: l.stridesA };
+}
+
 export interface MatmulPlan {
+  /** The kernel computes C^T from swapped operands (`swappedLayout`); the variant and pitches are the swapped product's. */
+  swap: boolean;
   variant: MatmulVariant;
   /** B's texture blocks when the kernel reads B from a texture (matmul-texture.ts), else null. */
   texture: TextureBlocks | null;
@@ -85,11 +100,15 @@ export function planMatmul(backend: WebGPUBackend, l: MatmulLayout, dtype: 'f32'
   if (preferred === 'subgroup' && S === 0) {
     throw new StepError(`matmul: the subgroup kernel was forced but "${backend.adapter.description}" has no fixed subgroup size`);
   }
-  const base = { transA: l.transA, transB: l.transB, dtype, cols: 4 };
+  if (S > 0 && preferred !== 'plain' && l.N <= SWAP_MAX_COLS && l.M >= SWAP_MIN_ROWS) {
+    const p = planMatmul(backend, swappedLayout(l), dtype, { a: sizes.b, b: sizes.a });
+    return { ...p, swap: true, variant: { ...p.variant, transC: true } };
+  }
+  const base = { transA: l.transA, transB: l.transB, dtype, cols: 4, transC: false };
   const stored = { a: operandRows(l, 'a').pitch, b: operandRows(l, 'b').pitch };
   if (preferred === 'plain' || S === 0) {
     const variant: MatmulVariant = { ...base, kind: 'plain', rows: 4, subgroup: 0, lanes: 64, kStep: 1, vecA: false, vecB: false, texB: false };
-    return { variant, texture: null, lda: stored.a, ldb: stored.b, repitchA: false, repitchB: false };
+    return { swap: false, variant, texture: null, lda: stored.a, ldb: stored.b, repitchA: false, repitchB: false };
   }
   const maxBytes = Math.min(backend.limits.maxStorageBufferBindingSize, backend.limits.maxBufferSize);
   const elementBytes = dtype === 'f16' ? 2 : 4;
@@ -110,7 +129,7 @@ export function planMatmul(backend: WebGPUBackend, l: MatmulLayout, dtype: 'f32'
   const texture = wantTexture ? textureBlocks(backend, l, sizes.b / (l.K * l.N), S * base.cols) : null;
   const ldb = texture ? stored.b : pitchFor('b');
   const variant: MatmulVariant = { ...base, kind: 'subgroup', rows, subgroup: S, lanes: S, kStep: 4, vecA: lda % 4 === 0, vecB: !texture && ldb % 4 === 0, texB: !!texture };
-  return { variant, texture, lda, ldb, repitchA: lda !== stored.a, repitchB: ldb !== stored.b };
+  return { swap: false, variant, texture, lda, ldb, repitchA: lda !== stored.a, repitchB: ldb !== stored.b };
 }
 
 /** Copies rows of `cols` elements into rows of `ld` >= cols elements, zero-filling the rest (`type` may be a vec4). */
@@ -145,10 +164,12 @@ function repitch(backend: WebGPUBackend, src: Storage, l: MatmulLayout, which: '
   return storage;
 }
 
-export function matmulWebGPU(backend: WebGPUBackend, { inputs, outputs, attrs: { layout: l } }: MatmulCall): void {
+export function matmulWebGPU(backend: WebGPUBackend, { inputs, outputs, attrs: { layout } }: MatmulCall): void {
   const c = outputs.out.storage;
   let a = inputs.a.storage, b = inputs.b.storage;
-  const plan = planMatmul(backend, l, c.dtype === 'f16' ? 'f16' : 'f32', { a: a.size, b: b.size });
+  const plan = planMatmul(backend, layout, c.dtype === 'f16' ? 'f16' : 'f32', { a: a.size, b: b.size });
+  const l = plan.swap ? swappedLayout(layout) : layout;
+  if (plan.swap) [a, b] = [b, a];
   const { lda, ldb } = plan;
   // Batch strides are whole matrices: scale them by the new pitch.
   const sa = l.stridesA.map((s) => (s / operandRows(l, 'a').pitch) * lda);
@@ -161,7 +182,7 @@ export function matmulWebGPU(backend: WebGPUBackend, { inputs, outputs, attrs: {
   const texture = blocks ? backend.acquireTexture(blocks.width, blocks.height, 'matmul B texture') : null;
   const v = plan.variant;
   const source = matmulSource(v);
-  const label = `matmul(${v.kind}${v.texB ? '+texture' : ''}${v.transA ? ',transA' : ''}${v.transB ? ',transB' : ''},${v.dtype},${v.rows}x${tileCols(v)})`;
+  const label = `matmul(${v.kind}${v.texB ? '+texture' : ''}${v.transA ? ',transA' : ''}${v.transB ? ',transB' : ''}${v.transC ? ',transC' : ''},${v.dtype},${v.rows}x${tileCols(v)})`;
   const gx = Math.ceil(l.N / tileCols(v)), gy = Math.ceil(l.M / tileRows(v)), gz = l.batch;
   // Column tiles per texture block (all of them without a texture); texels per tile.
   const tileTexels = tileCols(v) / 4, blockTiles = blocks ? blocks.width / tileTexels : gx;

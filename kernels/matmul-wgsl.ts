@@ -46,6 +46,11 @@ export interface MatmulVariant {
    * `ldb` uniform holds the first texel column of the texture block (B wider than a block).
    */
   texB: boolean;
+  /**
+   * C written transposed: the kernel computes P = C^T (its M, N are C's N, M) and stores P[r][c] at
+   * C[c][r]. Used for products with few columns (LoRA rank 8), run as C^T = op(B)^T·op(A)^T.
+   */
+  transC: boolean;
 }
 
 /** Uniform struct shared by both kernels (packed by `matmulUniforms`). Batch dims: up to 4, innermost last. */
@@ -123,11 +128,12 @@ function stores(v: MatmulVariant, rowCount: number, row: (r: number) => string):
   const conv = (x: string): string => (v.dtype === 'f16' ? `f16(${x})` : x);
   for (const r of range(rowCount)) {
     out.push(`  if (${row(r)} < M) {`);
-    out.push(`    let o = cBase + (${row(r)}) * N + col0;`);
+    // Row r of the kernel's product is column r of C when C is written transposed.
+    out.push(v.transC ? `    let o = cBase + col0 * M + ${row(r)};` : `    let o = cBase + (${row(r)}) * N + col0;`);
     for (const g of range(v.cols / 4)) {
       for (const q of range(4)) {
         const col = g * 4 + q;
-        out.push(`    if (col0 + ${col}u < N) { c[o + ${col}u] = ${conv(`acc${r}_${g}[${q}]`)}; }`);
+        out.push(`    if (col0 + ${col}u < N) { c[o + ${v.transC ? `${col}u * M` : `${col}u`}] = ${conv(`acc${r}_${g}[${q}]`)}; }`);
       }
     }
     out.push('  }');

@@ -9,7 +9,7 @@ import {
 // The kernel op itself (the package root exports the differentiable wrapper from autograd/).
 import { matmul } from '../../kernels/matmul.js';
 import type { WebGPUBackend } from '../../index.js';
-import { fixedSubgroupSize, planMatmul, setMatmulKernel, TEXTURE_MIN_ROWS } from '../../kernels/matmul-webgpu.js';
+import { fixedSubgroupSize, planMatmul, setMatmulKernel, SWAP_MAX_COLS, SWAP_MIN_ROWS, TEXTURE_MIN_ROWS } from '../../kernels/matmul-webgpu.js';
 import { matmulLayout } from '../../kernels/matmul-layout.js';
 import { TEXTURE_BLOCK_BYTES } from '../../kernels/matmul-texture.js';
 import { bothBackends, runOnBoth, testBothBackends } from '../helpers/backends.js';
@@ -257,6 +257,21 @@ test('matmul: large products read B through a texture by default, small ones fro
   assert.equal(plan(256, 64, 64, Math.ceil((max + 1) / 64)).texture, null, 'stacked batch past the texture height: buffers');
   // A product above the threshold, through the default path: exact within the tolerance.
   await checkCase(backends, { M: TEXTURE_MIN_ROWS + 3, K: 37, N: 70, transA: true, transB: true, batch: 'sharedB', seed: 9 }, 'f32');
+});
+
+test('matmul: products with few columns (LoRA rank 8) run as C^T = B^T A^T, written transposed', async (t) => {
+  const backends = await bothBackends(t);
+  if (!backends) return;
+  const gpu = backends.gpu as WebGPUBackend;
+  if (fixedSubgroupSize(gpu) === 0) return t.skip('no fixed subgroup size: the plain kernel has no swap');
+  const plan = (M: number, N: number) => planMatmul(gpu, matmulLayout([M, 16], [16, N], false, false, () => ''), 'f32', { a: M * 16, b: 16 * N });
+  assert.ok(plan(SWAP_MIN_ROWS, SWAP_MAX_COLS).swap && plan(SWAP_MIN_ROWS, 1).variant.transC, 'swapped at the bounds');
+  assert.ok(!plan(SWAP_MIN_ROWS - 1, SWAP_MAX_COLS).swap && !plan(SWAP_MIN_ROWS, SWAP_MAX_COLS + 1).swap, 'not past them');
+  for (const [transA, transB] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+    await checkCase(backends, { M: 70, K: 37, N: 8, transA, transB, batch: 'broadcast', seed: 31 }, 'f32');
+    await checkCase(backends, { M: 33, K: 64, N: 3, transA, transB, batch: 'sharedA', seed: 32 }, 'f32');
+    await checkCase(backends, { M: 129, K: 9, N: 1, transA, transB, batch: 'none', seed: 33 }, 'f16');
+  }
 });
 
 test("matmul at Mesa's default vector width (subgroup 8): buffer and texture paths match the cpu", async (t) => {
