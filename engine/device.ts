@@ -4,6 +4,7 @@ import { CpuBackend } from './cpu/backend.js';
 import { DeviceError, StepError } from './errors.js';
 import type { AdapterSummary, WebGPUBackendOptions } from './webgpu/backend.js';
 import { WANTED_FEATURES, WANTED_LIMITS, WebGPUBackend } from './webgpu/backend.js';
+import { applyVectorWidth, parseVectorWidth } from './webgpu/vector-width.js';
 
 export type DeviceChoice = BackendName | 'auto';
 
@@ -18,10 +19,12 @@ let defaultDevice: Backend | null = null;
  */
 const gpuInstances = new Map<string, GPU>();
 
-async function gpu(flags: string[]): Promise<GPU> {
+async function gpu(flags: string[], options: WebGPUBackendOptions): Promise<GPU> {
   const key = JSON.stringify(flags);
   const known = gpuInstances.get(key);
   if (known) return known;
+  // llvmpipe reads its vector width when the driver loads: before the first instance (vector-width.ts).
+  applyVectorWidth(parseVectorWidth(options.lpVectorWidth, 'initDevice option lpVectorWidth'));
   const webgpu = await import('webgpu');
   Object.assign(globalThis, webgpu.globals);
   process.env.XDG_RUNTIME_DIR ??= tmpdir(); // quiets Dawn's warning
@@ -34,7 +37,7 @@ async function gpu(flags: string[]): Promise<GPU> {
 export async function createWebGPUBackend(options: WebGPUBackendOptions = {}): Promise<WebGPUBackend> {
   let adapter: GPUAdapter | null;
   try {
-    adapter = await (await gpu(options.dawnFlags ?? [])).requestAdapter();
+    adapter = await (await gpu(options.dawnFlags ?? [], options)).requestAdapter();
   } catch (e) {
     throw new DeviceError(`webgpu: could not load Dawn (the 'webgpu' package): ${(e as Error).message}`);
   }
@@ -56,6 +59,7 @@ export async function createWebGPUBackend(options: WebGPUBackendOptions = {}): P
     features: [...(adapter.features as unknown as Iterable<string>)].sort(), limits,
     subgroupMinSize: (info as unknown as { subgroupMinSize?: number }).subgroupMinSize,
     subgroupMaxSize: (info as unknown as { subgroupMaxSize?: number }).subgroupMaxSize,
+    lpVectorWidth: /llvmpipe/i.test(info.description) ? applyVectorWidth(undefined) : undefined,
   };
   return new WebGPUBackend(device, summary, options);
 }

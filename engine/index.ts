@@ -12,6 +12,8 @@ export type { CpuView } from './cpu/backend.js';
 export { UNIFORM_ARENA_BYTES, WebGPUBackend } from './webgpu/backend.js';
 export type { AdapterSummary, DispatchSpec, WebGPUBackendOptions } from './webgpu/backend.js';
 export type { WaitMode } from './webgpu/device-wait.js';
+export type { ScratchTexture } from './webgpu/texture-pool.js';
+export type { VectorWidthChoice, VectorWidthDecision } from './webgpu/vector-width.js';
 export { PROFILE_DAWN_FLAGS } from './webgpu/profiler.js';
 export type { KernelTime, ProfileReport } from './webgpu/profiler.js';
 export { createWebGPUBackend, getDevice, initDevice, setDevice, LAVAPIPE_HINT } from './device.js';

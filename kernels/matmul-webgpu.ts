@@ -3,17 +3,21 @@ import type { Storage } from '../engine/backend.js';
 import { StepError } from '../engine/errors.js';
 import type { WebGPUBackend } from '../engine/webgpu/backend.js';
 import type { MatmulCall, MatmulLayout } from './matmul-layout.js';
+import type { TextureBlocks } from './matmul-texture.js';
+import { packBTexture, textureBlocks } from './matmul-texture.js';
 import type { MatmulVariant } from './matmul-wgsl.js';
 import { matmulSource, tileCols, tileRows } from './matmul-wgsl.js';
 import { enables, grid1D, LINEAR_INDEX, LINEAR_PARAMS, packUniforms, wgslType, WG_1D } from './wgsl.js';
 
-export type MatmulKernelKind = 'auto' | 'subgroup' | 'plain';
+/** 'subgroup': the subgroup kernel with B from buffers; 'texture': with B packed into a texture wherever it fits. */
+export type MatmulKernelKind = 'auto' | 'subgroup' | 'texture' | 'plain';
 
 let preferred: MatmulKernelKind = 'auto';
 
 /**
- * Forces one kernel kind (tests and benchmarks use it to exercise the fallback); 'auto' picks
- * the subgroup kernel whenever the device supports it. Returns the previous setting.
+ * Forces one kernel kind (tests and benchmarks use it to exercise each path); 'auto' picks the
+ * subgroup kernel whenever the device supports it, reading B through a texture for products with
+ * at least `TEXTURE_MIN_ROWS` rows. Returns the previous setting.
  */
 export function setMatmulKernel(kind: MatmulKernelKind): MatmulKernelKind {
   const old = preferred;
@@ -54,8 +58,32 @@ const REPITCH_MIN_REUSE = 32;
 const CACHE_ALIAS_BYTES = 2048;
 const CACHE_ALIAS_MIN_REUSE = 1024; // at 512 the copy ate the gain (measured at 2048x512x512)
 
+/**
+ * Rows of A from which B goes through a texture: the packing copy reads B once (a few loads and a
+ * texel store per 4 floats), each texel then serves M rows at ~2 instructions per float instead of
+ * ~8-10 (measured ratios in bench/matmul.bench.ts --compare).
+ */
+export const TEXTURE_MIN_ROWS = 64;
+
+/**
+ * Products with at most this many columns (and at least `SWAP_MIN_ROWS` rows) run as
+ * C^T = op(B)^T·op(A)^T, written transposed: a tile spans 4 x subgroup columns, so N = 8 would
+ * leave most lanes idle, while C^T puts the lanes along M.
+ */
+export const SWAP_MAX_COLS = 8;
+export const SWAP_MIN_ROWS = 32;
+
+/** The layout of C^T = op(B)^T·op(A)^T: operands swapped, each read with the other transpose flag. */
+export function swappedLayout(l: MatmulLayout): MatmulLayout {
+  return { ...l, M: l.N, N: l.M, transA: !l.transB, transB: !l.transA, stridesA: l.stridesB, stridesB: l.stridesA };
+}
+
 export interface MatmulPlan {
+  /** The kernel computes C^T from swapped operands (`swappedLayout`); the variant and pitches are the swapped product's. */
+  swap: boolean;
   variant: MatmulVariant;
+  /** B's texture blocks when the kernel reads B from a texture (matmul-texture.ts), else null. */
+  texture: TextureBlocks | null;
   /** Row pitch the kernel reads A / B with; it differs from the stored pitch when the operand is re-pitched. */
   lda: number;
   ldb: number;
@@ -72,11 +100,15 @@ export function planMatmul(backend: WebGPUBackend, l: MatmulLayout, dtype: 'f32'
   if (preferred === 'subgroup' && S === 0) {
     throw new StepError(`matmul: the subgroup kernel was forced but "${backend.adapter.description}" has no fixed subgroup size`);
   }
-  const base = { transA: l.transA, transB: l.transB, dtype, cols: 4 };
+  if (S > 0 && preferred !== 'plain' && l.N <= SWAP_MAX_COLS && l.M >= SWAP_MIN_ROWS) {
+    const p = planMatmul(backend, swappedLayout(l), dtype, { a: sizes.b, b: sizes.a });
+    return { ...p, swap: true, variant: { ...p.variant, transC: true } };
+  }
+  const base = { transA: l.transA, transB: l.transB, dtype, cols: 4, transC: false };
   const stored = { a: operandRows(l, 'a').pitch, b: operandRows(l, 'b').pitch };
   if (preferred === 'plain' || S === 0) {
-    const variant: MatmulVariant = { ...base, kind: 'plain', rows: 4, subgroup: 0, lanes: 64, kStep: 1, vecA: false, vecB: false };
-    return { variant, lda: stored.a, ldb: stored.b, repitchA: false, repitchB: false };
+    const variant: MatmulVariant = { ...base, kind: 'plain', rows: 4, subgroup: 0, lanes: 64, kStep: 1, vecA: false, vecB: false, texB: false };
+    return { swap: false, variant, texture: null, lda: stored.a, ldb: stored.b, repitchA: false, repitchB: false };
   }
   const maxBytes = Math.min(backend.limits.maxStorageBufferBindingSize, backend.limits.maxBufferSize);
   const elementBytes = dtype === 'f16' ? 2 : 4;
@@ -91,9 +123,13 @@ export function planMatmul(backend: WebGPUBackend, l: MatmulLayout, dtype: 'f32'
     else if (tileIndexed && (pitch * elementBytes) % CACHE_ALIAS_BYTES === 0 && reuse >= CACHE_ALIAS_MIN_REUSE) ld = pitch + 4;
     return ld !== pitch && (sizes[which] / (rows * pitch)) * rows * ld * elementBytes <= maxBytes ? ld : pitch;
   };
-  const lda = pitchFor('a'), ldb = pitchFor('b');
-  const variant: MatmulVariant = { ...base, kind: 'subgroup', rows: subgroupRows(l.M), subgroup: S, lanes: S, kStep: 4, vecA: lda % 4 === 0, vecB: ldb % 4 === 0 };
-  return { variant, lda, ldb, repitchA: lda !== stored.a, repitchB: ldb !== stored.b };
+  const rows = subgroupRows(l.M);
+  const lda = pitchFor('a');
+  const wantTexture = preferred === 'texture' || (preferred === 'auto' && l.M >= TEXTURE_MIN_ROWS);
+  const texture = wantTexture ? textureBlocks(backend, l, sizes.b / (l.K * l.N), S * base.cols) : null;
+  const ldb = texture ? stored.b : pitchFor('b');
+  const variant: MatmulVariant = { ...base, kind: 'subgroup', rows, subgroup: S, lanes: S, kStep: 4, vecA: lda % 4 === 0, vecB: !texture && ldb % 4 === 0, texB: !!texture };
+  return { swap: false, variant, texture, lda, ldb, repitchA: lda !== stored.a, repitchB: ldb !== stored.b };
 }
 
 /** Copies rows of `cols` elements into rows of `ld` >= cols elements, zero-filling the rest (`type` may be a vec4). */
@@ -128,34 +164,48 @@ function repitch(backend: WebGPUBackend, src: Storage, l: MatmulLayout, which: '
   return storage;
 }
 
-export function matmulWebGPU(backend: WebGPUBackend, { inputs, outputs, attrs: { layout: l } }: MatmulCall): void {
+export function matmulWebGPU(backend: WebGPUBackend, { inputs, outputs, attrs: { layout } }: MatmulCall): void {
   const c = outputs.out.storage;
   let a = inputs.a.storage, b = inputs.b.storage;
-  const plan = planMatmul(backend, l, c.dtype === 'f16' ? 'f16' : 'f32', { a: a.size, b: b.size });
+  const plan = planMatmul(backend, layout, c.dtype === 'f16' ? 'f16' : 'f32', { a: a.size, b: b.size });
+  const l = plan.swap ? swappedLayout(layout) : layout;
+  if (plan.swap) [a, b] = [b, a];
   const { lda, ldb } = plan;
   // Batch strides are whole matrices: scale them by the new pitch.
   const sa = l.stridesA.map((s) => (s / operandRows(l, 'a').pitch) * lda);
-  const sb = l.stridesB.map((s) => (s / operandRows(l, 'b').pitch) * ldb);
+  // From the texture, B's batch strides count texel rows: K per stored matrix.
+  const sb = l.stridesB.map((s) => (plan.texture ? (s / (l.K * l.N)) * l.K : (s / operandRows(l, 'b').pitch) * ldb));
   const temps: Storage[] = [];
   if (plan.repitchA) temps.push(a = repitch(backend, a, l, 'a', lda));
   if (plan.repitchB) temps.push(b = repitch(backend, b, l, 'b', ldb));
+  const blocks = plan.texture;
+  const texture = blocks ? backend.acquireTexture(blocks.width, blocks.height, 'matmul B texture') : null;
   const v = plan.variant;
   const source = matmulSource(v);
-  const label = `matmul(${v.kind}${v.transA ? ',transA' : ''}${v.transB ? ',transB' : ''},${v.dtype},${v.rows}x${tileCols(v)})`;
+  const label = `matmul(${v.kind}${v.texB ? '+texture' : ''}${v.transA ? ',transA' : ''}${v.transB ? ',transB' : ''}${v.transC ? ',transC' : ''},${v.dtype},${v.rows}x${tileCols(v)})`;
   const gx = Math.ceil(l.N / tileCols(v)), gy = Math.ceil(l.M / tileRows(v)), gz = l.batch;
+  // Column tiles per texture block (all of them without a texture); texels per tile.
+  const tileTexels = tileCols(v) / 4, blockTiles = blocks ? blocks.width / tileTexels : gx;
   // Grids past the per-dimension limit run as several dispatches with base offsets in the uniforms.
   const lim = backend.limits.maxComputeWorkgroupsPerDimension;
-  for (let z = 0; z < gz; z += lim) {
-    for (let y = 0; y < gy; y += lim) {
-      for (let x = 0; x < gx; x += lim) {
-        backend.dispatch({
-          label, source, buffers: [a, b, c],
-          uniforms: new Uint32Array([l.M, l.N, l.K, z, y, x, lda, ldb, ...l.dims, ...sa, ...sb]),
-          workgroups: [Math.min(lim, gx - x), Math.min(lim, gy - y), Math.min(lim, gz - z)],
-        });
+  for (let x0 = 0; x0 < gx; x0 += blockTiles) {
+    if (texture) packBTexture(backend, b, l, texture, x0 * tileTexels);
+    const x1 = Math.min(gx, x0 + blockTiles);
+    // Reading from a texture block, ldb is the block's first texel column.
+    const ldbOrBlock = texture ? x0 * tileTexels : ldb;
+    for (let z = 0; z < gz; z += lim) {
+      for (let y = 0; y < gy; y += lim) {
+        for (let x = x0; x < x1; x += lim) {
+          backend.dispatch({
+            label, source, buffers: [a, texture ?? b, c],
+            uniforms: new Uint32Array([l.M, l.N, l.K, z, y, x, lda, ldbOrBlock, ...l.dims, ...sa, ...sb]),
+            workgroups: [Math.min(lim, x1 - x), Math.min(lim, gy - y), Math.min(lim, gz - z)],
+          });
+        }
       }
     }
   }
   // A freed buffer is reused only by work recorded later, so the copies stay valid for these dispatches.
   for (const t of temps) backend.free(t);
+  texture?.release();
 }

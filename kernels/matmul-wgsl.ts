@@ -39,6 +39,18 @@ export interface MatmulVariant {
   vecA: boolean;
   /** B bound as vec4: needs ldb % 4 == 0. Subgroup kernel only. */
   vecB: boolean;
+  /**
+   * B read from an rgba32float texture packed by matmul-texture.ts (texel (x, y) = B[k = y][4x..4x+3],
+   * matrices stacked along y, zero past N, width whole tiles): ~2 instructions per float on
+   * llvmpipe instead of ~8-10. Subgroup kernel with cols == 4 only; vecB is then unused and the
+   * `ldb` uniform holds the first texel column of the texture block (B wider than a block).
+   */
+  texB: boolean;
+  /**
+   * C written transposed: the kernel computes P = C^T (its M, N are C's N, M) and stores P[r][c] at
+   * C[c][r]. Used for products with few columns (LoRA rank 8), run as C^T = op(B)^T·op(A)^T.
+   */
+  transC: boolean;
 }
 
 /** Uniform struct shared by both kernels (packed by `matmulUniforms`). Batch dims: up to 4, innermost last. */
@@ -90,7 +102,7 @@ function prelude(v: MatmulVariant, A: Operand, B: Operand): string {
   return `${t === 'f16' ? 'enable f16;\n' : ''}${v.kind === 'subgroup' ? 'enable subgroups;\n' : ''}
 ${UNIFORM_STRUCT}
 ${A.binding(0, t, 'read')}
-${B.binding(1, t, 'read')}
+${v.texB ? '@group(0) @binding(1) var bt: texture_2d<f32>;' : B.binding(1, t, 'read')}
 @group(0) @binding(2) var<storage, read_write> c: array<${t}>;
 @group(0) @binding(3) var<uniform> u: U;
 
@@ -116,11 +128,12 @@ function stores(v: MatmulVariant, rowCount: number, row: (r: number) => string):
   const conv = (x: string): string => (v.dtype === 'f16' ? `f16(${x})` : x);
   for (const r of range(rowCount)) {
     out.push(`  if (${row(r)} < M) {`);
-    out.push(`    let o = cBase + (${row(r)}) * N + col0;`);
+    // Row r of the kernel's product is column r of C when C is written transposed.
+    out.push(v.transC ? `    let o = cBase + col0 * M + ${row(r)};` : `    let o = cBase + (${row(r)}) * N + col0;`);
     for (const g of range(v.cols / 4)) {
       for (const q of range(4)) {
         const col = g * 4 + q;
-        out.push(`    if (col0 + ${col}u < N) { c[o + ${col}u] = ${conv(`acc${r}_${g}[${q}]`)}; }`);
+        out.push(`    if (col0 + ${col}u < N) { c[o + ${v.transC ? `${col}u * M` : `${col}u`}] = ${conv(`acc${r}_${g}[${q}]`)}; }`);
       }
     }
     out.push('  }');
@@ -136,6 +149,13 @@ function stores(v: MatmulVariant, rowCount: number, row: (r: number) => string):
 function bColumns(v: MatmulVariant, B: Operand) {
   const groups = v.cols / 4;
   const setup: string[] = [];
+  if (v.texB) {
+    // One texel per lane and k; the texture is padded to whole tiles, so no clamping (bo.y is a texel row).
+    setup.push('  let tx = i32(col0 / 4u - ldb); // ldb: the texture block\'s first texel column');
+    const load = (k: string, n: number): string[] =>
+      range(n).map((kk) => `    let bv${kk}_0 = textureLoad(bt, vec2i(tx, i32(bo.y + ${k} + ${kk}u)), 0);`);
+    return { setup, load };
+  }
   if (!v.transB && v.vecB) {
     // ldb % 4 == 0: clamp whole column groups (padding columns past N are read, never stored).
     for (const g of range(groups)) setup.push(`  let bo${g} = bo.y + min(col0 + ${g * 4}u, ldb - 4u);`);
@@ -219,7 +239,7 @@ function aRows(v: MatmulVariant, A: Operand) {
 
 /** The subgroup broadcast kernel (see the file comment). */
 export function subgroupMatmulSource(v: MatmulVariant): string {
-  if (v.cols % 4 !== 0 || v.lanes % v.subgroup !== 0 || v.kStep % 4 !== 0) {
+  if (v.cols % 4 !== 0 || v.lanes % v.subgroup !== 0 || v.kStep % 4 !== 0 || (v.texB && v.cols !== 4)) {
     throw new Error(`matmul: invalid subgroup variant ${JSON.stringify(v)}`);
   }
   const A = new Operand('a', v.vecA, v.dtype === 'f16');

@@ -25,6 +25,8 @@ export interface MatmulShape {
   N: number;
   transA?: boolean;
   transB?: boolean;
+  /** Matrices in the batch of both operands (default 1: plain 2-D operands). */
+  batch?: number;
 }
 
 export interface TfjsPeer {
@@ -51,8 +53,9 @@ export async function openTfjs(waitMode: WaitMode): Promise<TfjsPeer | string> {
     return {
       description: `tfjs-core ${tf.version_core} + tfjs-backend-webgpu on ${adapter}`,
       prepare(s) {
-        const a = tf.randomUniform(s.transA ? [s.K, s.M] : [s.M, s.K], -1, 1);
-        const b = tf.randomUniform(s.transB ? [s.N, s.K] : [s.K, s.N], -1, 1);
+        const lead = s.batch && s.batch > 1 ? [s.batch] : [];
+        const a = tf.randomUniform([...lead, ...(s.transA ? [s.K, s.M] : [s.M, s.K])], -1, 1);
+        const b = tf.randomUniform([...lead, ...(s.transB ? [s.N, s.K] : [s.K, s.N])], -1, 1);
         return {
           async run(count) {
             for (let i = 0; i < count; i++) tf.matMul(a, b, s.transA, s.transB).dispose();

@@ -7,9 +7,13 @@ import { MemoryTracker } from '../memory.js';
 import { BufferPool } from '../pool.js';
 import type { WaitMode } from './device-wait.js';
 import { awaitDevice } from './device-wait.js';
+import type { BoundResource } from './bind-groups.js';
 import { BindGroupCache, layoutEntries, parseBindings } from './bind-groups.js';
 import type { ProfileReport } from './profiler.js';
 import { DispatchProfiler } from './profiler.js';
+import type { ScratchTexture } from './texture-pool.js';
+import { TexturePool } from './texture-pool.js';
+import type { VectorWidthChoice, VectorWidthDecision } from './vector-width.js';
 
 interface Kernel {
   readonly id: number;
@@ -38,8 +42,8 @@ export interface DispatchSpec {
   label: string;
   /** Complete WGSL; pipelines are cached by this text. Storage bindings 0..n-1, uniforms at n. */
   source: string;
-  /** Bound in order as @binding(0..n-1) of @group(0). */
-  buffers: readonly Storage[];
+  /** Bound in order as @binding(0..n-1) of @group(0): tensors' storage, or scratch textures (`acquireTexture`). */
+  buffers: readonly (Storage | ScratchTexture)[];
   /** Bound as a uniform buffer at @binding(n); at most 256 bytes. */
   uniforms?: ArrayBufferView;
   workgroups: readonly [number, number?, number?];
@@ -57,6 +61,14 @@ export interface WebGPUBackendOptions {
    * request a binding limit below its default). Default: the device's.
    */
   maxBufferBytes?: number;
+  /**
+   * llvmpipe's SIMD width in bits, or 'default' for Mesa's own (256). Default: 512 on a CPU with
+   * AVX-512 (subgroup size 16; the matmul kernels run ~1.5x faster), unless the environment sets
+   * LP_NATIVE_VECTOR_WIDTH (then that wins) or STEP_LP_VECTOR_WIDTH (128, 256, 512 or default).
+   * Applied once per process, before its first WebGPU instance; a no-op after that (see
+   * engine/webgpu/vector-width.ts). Other drivers ignore it.
+   */
+  lpVectorWidth?: VectorWidthChoice;
 }
 
 /** Everything about the adapter that `step info` prints. */
@@ -69,6 +81,8 @@ export interface AdapterSummary {
   limits: Record<string, number>;
   subgroupMinSize?: number;
   subgroupMaxSize?: number;
+  /** On llvmpipe: the SIMD width this process chose and why (undefined on other adapters). */
+  lpVectorWidth?: VectorWidthDecision;
 }
 
 /**
@@ -87,6 +101,7 @@ export class WebGPUBackend implements Backend {
   readonly limits: GPUSupportedLimits;
   readonly waitMode: WaitMode;
   private readonly pool: BufferPool<GPUBuffer>;
+  private readonly textures: TexturePool;
   private readonly kernels = new Map<string, Kernel>();
   private readonly bindGroups: BindGroupCache;
   private encoder: GPUCommandEncoder | null = null;
@@ -114,6 +129,7 @@ export class WebGPUBackend implements Backend {
       (b) => { this.flush(); this.bindGroups.clear(); b.destroy(); }, // the open batch may still use a cached buffer: submit it first
       maxBytes,
     );
+    this.textures = new TexturePool(device, this.tracker, () => { this.flush(); this.bindGroups.clear(); });
     device.onuncapturederror = (ev) => {
       this.firstError ??= (ev as GPUUncapturedErrorEvent).error.message;
     };
@@ -148,6 +164,15 @@ export class WebGPUBackend implements Backend {
 
   free(storage: Storage): void {
     this.pool.release(storage.allocation as never);
+  }
+
+  /**
+   * A scratch rgba32float texture of `width` x `height` texels (counted as `staging` until
+   * released; release it once the dispatches that use it are recorded, as with `free`).
+   */
+  acquireTexture(width: number, height: number, label: string): ScratchTexture {
+    this.checkAlive(label);
+    return this.textures.acquire(width, height, label);
   }
 
   gpuBuffer(storage: Storage): GPUBuffer {
@@ -206,7 +231,7 @@ export class WebGPUBackend implements Backend {
       this.arenaHost.set(new Uint8Array(u.buffer, u.byteOffset, u.byteLength), uniformOffset);
       this.arenaUsed = Math.ceil((uniformOffset + padded) / this.uniformAlign) * this.uniformAlign;
     }
-    const ranges = spec.buffers.map((s) => ({ buffer: this.gpuBuffer(s), offset: 0, size: this.bindingSize(s) }));
+    const ranges: BoundResource[] = spec.buffers.map((s) => ('view' in s ? { view: s.view } : { buffer: this.gpuBuffer(s), offset: 0, size: this.bindingSize(s) }));
     // the uniform block is bound at offset 0 with its size fixed per kernel; its place in the arena is a dynamic offset
     if (u) ranges.push({ buffer: this.arena, offset: 0, size: padded });
     const bindGroup = this.bindGroups.get(kernel.id, kernel.layout, ranges);
@@ -340,6 +365,7 @@ export class WebGPUBackend implements Backend {
 
   trim(): void {
     this.pool.trim();
+    this.textures.trim();
   }
 
   get maxBufferBytes(): number {
@@ -350,6 +376,7 @@ export class WebGPUBackend implements Backend {
     if (this.lost) return;
     this.flush();
     this.pool.trim();
+    this.textures.trim();
     this.lost = 'destroyed';
     this.device.destroy();
   }

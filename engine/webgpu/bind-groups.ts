@@ -14,10 +14,11 @@ import { runInNewContext } from 'node:vm';
 import { setFlagsFromString } from 'node:v8';
 import { DeviceError } from '../errors.js';
 
-/** How a kernel's WGSL declares binding i of group 0. */
-export type BindingKind = 'storage' | 'read-only-storage' | 'uniform';
+/** How a kernel's WGSL declares binding i of group 0 (textures: 2-D f32 only, sampled or rgba32float write-only storage). */
+export type BindingKind = 'storage' | 'read-only-storage' | 'uniform' | 'texture' | 'write-texture';
 
 const BINDING = /@group\(0\)\s*@binding\((\d+)\)\s*var<(storage|uniform)(?:\s*,\s*(read_write|read))?>/g;
+const TEXTURE = /@group\(0\)\s*@binding\((\d+)\)\s*var\s+\w+\s*:\s*(texture_2d<f32>|texture_storage_2d<rgba32float,\s*write>)/g;
 
 /** The bindings a kernel declares, indexed by binding number (storage defaults to read, as in WGSL). */
 export function parseBindings(source: string): BindingKind[] {
@@ -25,18 +26,21 @@ export function parseBindings(source: string): BindingKind[] {
   for (const m of source.matchAll(BINDING)) {
     kinds[Number(m[1])] = m[2] === 'uniform' ? 'uniform' : m[3] === 'read_write' ? 'storage' : 'read-only-storage';
   }
+  for (const m of source.matchAll(TEXTURE)) kinds[Number(m[1])] = m[2]!.startsWith('texture_2d') ? 'texture' : 'write-texture';
   return kinds;
 }
+
+/** One bound resource: a buffer range, or a texture view. */
+export type BoundResource = { buffer: GPUBuffer; offset: number; size: number } | { view: GPUTextureView };
 
 /** The explicit layout of a kernel's group 0: its uniform block (if any) takes a dynamic offset. */
 export function layoutEntries(kinds: readonly BindingKind[], label: string): GPUBindGroupLayoutEntry[] {
   return kinds.map((kind, binding) => {
     if (kind === undefined) throw new Error(`${label}: binding ${binding} of group 0 is not declared in its WGSL`);
-    return {
-      binding,
-      visibility: GPUShaderStage.COMPUTE,
-      buffer: kind === 'uniform' ? { type: 'uniform', hasDynamicOffset: true } : { type: kind },
-    };
+    const visibility = GPUShaderStage.COMPUTE;
+    if (kind === 'texture') return { binding, visibility, texture: { sampleType: 'unfilterable-float', viewDimension: '2d' } };
+    if (kind === 'write-texture') return { binding, visibility, storageTexture: { access: 'write-only', format: 'rgba32float', viewDimension: '2d' } };
+    return { binding, visibility, buffer: kind === 'uniform' ? { type: 'uniform', hasDynamicOffset: true } : { type: kind } };
   });
 }
 
@@ -75,7 +79,7 @@ function collector(): (() => void) | null {
 /** Bind groups keyed by layout and bound buffer ranges, least recently used dropped first. */
 export class BindGroupCache {
   private readonly cache = new Map<string, GPUBindGroup>();
-  private readonly bufferIds = new WeakMap<GPUBuffer, number>();
+  private readonly bufferIds = new WeakMap<GPUBuffer | GPUTextureView, number>();
   private nextBufferId = 1;
   private createdSinceGc = 0;
   private createdSinceWait = 0;
@@ -88,7 +92,7 @@ export class BindGroupCache {
     this.createdSinceWait = 0;
   }
 
-  private idOf(buffer: GPUBuffer): number {
+  private idOf(buffer: GPUBuffer | GPUTextureView): number {
     let id = this.bufferIds.get(buffer);
     if (id === undefined) {
       id = this.nextBufferId++;
@@ -98,9 +102,9 @@ export class BindGroupCache {
   }
 
   /** The bind group of `layout` over these ranges, created on first use. */
-  get(layoutId: number, layout: GPUBindGroupLayout, ranges: readonly { buffer: GPUBuffer; offset: number; size: number }[]): GPUBindGroup {
+  get(layoutId: number, layout: GPUBindGroupLayout, ranges: readonly BoundResource[]): GPUBindGroup {
     let key = String(layoutId);
-    for (const r of ranges) key += `|${this.idOf(r.buffer)}:${r.offset}:${r.size}`;
+    for (const r of ranges) key += 'view' in r ? `|t${this.idOf(r.view)}` : `|${this.idOf(r.buffer)}:${r.offset}:${r.size}`;
     const hit = this.cache.get(key);
     if (hit) {
       this.cache.delete(key); // re-insert: Map order is the recency order
@@ -114,7 +118,7 @@ export class BindGroupCache {
     }
     const group = this.device.createBindGroup({
       layout,
-      entries: ranges.map((r, binding) => ({ binding, resource: { buffer: r.buffer, offset: r.offset, size: r.size } })),
+      entries: ranges.map((r, binding) => ({ binding, resource: 'view' in r ? r.view : { buffer: r.buffer, offset: r.offset, size: r.size } })),
     });
     this.cache.set(key, group);
     if (this.cache.size > BIND_GROUP_CACHE_SIZE) this.cache.delete(this.cache.keys().next().value!);

@@ -28,6 +28,7 @@ export async function info(args: string[]): Promise<number> {
       `adapter: ${a.description}`,
       `vendor: ${a.vendor}  architecture: ${a.architecture}  device: ${a.device}`,
       `subgroup size: ${a.subgroupMinSize ?? '?'}..${a.subgroupMaxSize ?? '?'}`,
+      ...(a.lpVectorWidth ? [`llvmpipe vector width: ${a.lpVectorWidth.width ?? 'Mesa default'} (${a.lpVectorWidth.reason}; STEP_LP_VECTOR_WIDTH=default opts out)`] : []),
       `features used: ${used.features.join(', ') || 'none'}`,
       `adapter features: ${a.features.join(', ')}`,
       `limits:`,

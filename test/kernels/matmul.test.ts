@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import fc from 'fast-check';
 import type { Backend, DType } from '../../index.js';
 import {
@@ -8,8 +9,9 @@ import {
 // The kernel op itself (the package root exports the differentiable wrapper from autograd/).
 import { matmul } from '../../kernels/matmul.js';
 import type { WebGPUBackend } from '../../index.js';
-import { fixedSubgroupSize, planMatmul, setMatmulKernel } from '../../kernels/matmul-webgpu.js';
+import { fixedSubgroupSize, planMatmul, setMatmulKernel, SWAP_MAX_COLS, SWAP_MIN_ROWS, TEXTURE_MIN_ROWS } from '../../kernels/matmul-webgpu.js';
 import { matmulLayout } from '../../kernels/matmul-layout.js';
+import { TEXTURE_BLOCK_BYTES } from '../../kernels/matmul-texture.js';
 import { bothBackends, runOnBoth, testBothBackends } from '../helpers/backends.js';
 
 const cpu = new CpuBackend();
@@ -211,6 +213,96 @@ test('matmul conformance f16 (f32 accumulate, f16 output)', async (t) => {
   await fc.assert(fc.asyncProperty(caseArb(['none', 'sharedB']), (c) => checkCase(backends, c, 'f16')), { numRuns: 6 });
 });
 
+test('matmul conformance: B read through a texture (every shape forced onto that path)', async (t) => {
+  const backends = await bothBackends(t);
+  if (!backends) return;
+  const gpu = backends.gpu as WebGPUBackend;
+  if (fixedSubgroupSize(gpu) === 0) return t.skip('no fixed subgroup size: the texture path needs the subgroup kernel');
+  const old = setMatmulKernel('texture');
+  try {
+    const layout = matmulLayout([3, 40, 40], [40, 40], false, false, () => '');
+    assert.ok(planMatmul(gpu, layout, 'f32', { a: 4800, b: 1600 }).variant.texB, 'forced onto the texture path');
+    const staging = gpu.memory().live.staging;
+    await fc.assert(fc.asyncProperty(caseArb(['none', 'equal', 'sharedB', 'sharedA', 'broadcast']), (c) => checkCase(backends, c, 'f32')), { numRuns: 30 });
+    // Every transpose with batches, tile edges and a K tail; f16 (widened into f32 texels).
+    for (const [transA, transB] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+      await checkCase(backends, { M: 45, K: 33, N: 67, transA, transB, batch: 'broadcast', seed: 21 }, 'f32');
+      await checkCase(backends, { M: 33, K: 9, N: 65, transA, transB, batch: 'sharedA', seed: 22 }, 'f16');
+    }
+    // B wider than one texture block (TEXTURE_BLOCK_BYTES): packed and multiplied block by block.
+    for (const transB of [false, true]) {
+      const c: Case = { M: 5, K: 2048, N: 1100, transA: false, transB, batch: 'none', seed: 23 };
+      const s = shapes(c);
+      const blocks = planMatmul(gpu, matmulLayout(s.a, s.b, false, transB, () => ''), 'f32', { a: 5 * 2048, b: 2048 * 1100 }).texture;
+      assert.ok(blocks && blocks.blocks === 2 && blocks.width * blocks.height * 16 <= TEXTURE_BLOCK_BYTES, `two blocks: ${JSON.stringify(blocks)}`);
+      await checkCase(backends, c, 'f32');
+    }
+    assert.equal(gpu.memory().live.staging, staging, 'the texture is released after the product is recorded');
+  } finally {
+    setMatmulKernel(old);
+  }
+});
+
+test('matmul: large products read B through a texture by default, small ones from buffers', async (t) => {
+  const backends = await bothBackends(t);
+  if (!backends) return;
+  const gpu = backends.gpu as WebGPUBackend;
+  if (fixedSubgroupSize(gpu) === 0) return t.skip('no fixed subgroup size: no texture path');
+  const plan = (M: number, K: number, N: number, batchB = 1) =>
+    planMatmul(gpu, matmulLayout([M, K], batchB > 1 ? [batchB, K, N] : [K, N], false, false, () => ''), 'f32', { a: M * K, b: batchB * K * N });
+  assert.ok(plan(TEXTURE_MIN_ROWS, 64, 64).texture, 'M at the threshold');
+  assert.equal(plan(TEXTURE_MIN_ROWS - 1, 64, 64).texture, null, 'below it');
+  const max = gpu.limits.maxTextureDimension2D;
+  assert.equal(plan(256, max + 1, 64).texture, null, 'K past the texture height: buffers');
+  assert.equal(plan(256, 64, 64, Math.ceil((max + 1) / 64)).texture, null, 'stacked batch past the texture height: buffers');
+  // A product above the threshold, through the default path: exact within the tolerance.
+  await checkCase(backends, { M: TEXTURE_MIN_ROWS + 3, K: 37, N: 70, transA: true, transB: true, batch: 'sharedB', seed: 9 }, 'f32');
+});
+
+test('matmul: products with few columns (LoRA rank 8) run as C^T = B^T A^T, written transposed', async (t) => {
+  const backends = await bothBackends(t);
+  if (!backends) return;
+  const gpu = backends.gpu as WebGPUBackend;
+  if (fixedSubgroupSize(gpu) === 0) return t.skip('no fixed subgroup size: the plain kernel has no swap');
+  const plan = (M: number, N: number) => planMatmul(gpu, matmulLayout([M, 16], [16, N], false, false, () => ''), 'f32', { a: M * 16, b: 16 * N });
+  assert.ok(plan(SWAP_MIN_ROWS, SWAP_MAX_COLS).swap && plan(SWAP_MIN_ROWS, 1).variant.transC, 'swapped at the bounds');
+  assert.ok(!plan(SWAP_MIN_ROWS - 1, SWAP_MAX_COLS).swap && !plan(SWAP_MIN_ROWS, SWAP_MAX_COLS + 1).swap, 'not past them');
+  for (const [transA, transB] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+    await checkCase(backends, { M: 70, K: 37, N: 8, transA, transB, batch: 'broadcast', seed: 31 }, 'f32');
+    await checkCase(backends, { M: 33, K: 64, N: 3, transA, transB, batch: 'sharedA', seed: 32 }, 'f32');
+    await checkCase(backends, { M: 129, K: 9, N: 1, transA, transB, batch: 'none', seed: 33 }, 'f16');
+  }
+});
+
+test("matmul at Mesa's default vector width (subgroup 8): buffer and texture paths match the cpu", async (t) => {
+  const gpu = await bothBackends(t);
+  if (!gpu) return;
+  if (!/llvmpipe/i.test((gpu.gpu as WebGPUBackend).adapter.description)) return t.skip('not llvmpipe');
+  // The width is fixed per process: a child at 256 bits runs both paths over transposes, batches and tile edges.
+  const code = `import { CpuBackend, createWebGPUBackend, fromArray } from '${new URL('../../index.js', import.meta.url).href}';
+import { matmul } from '${new URL('../../kernels/matmul.js', import.meta.url).href}';
+import { fixedSubgroupSize, setMatmulKernel } from '${new URL('../../kernels/matmul-webgpu.js', import.meta.url).href}';
+const gpu = await createWebGPUBackend(), cpu = new CpuBackend();
+if (fixedSubgroupSize(gpu) !== 8) throw new Error('subgroup ' + fixedSubgroupSize(gpu));
+let s = 5;
+const vals = (n) => Array.from({ length: n }, () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 31 - 1);
+for (const kind of ['subgroup', 'texture']) {
+  setMatmulKernel(kind);
+  for (const [M, K, N, tA, tB] of [[37, 33, 45, false, false], [70, 9, 33, true, false], [9, 66, 31, false, true], [33, 13, 70, true, true]]) {
+    const as = [2, ...(tA ? [K, M] : [M, K])], bs = tB ? [N, K] : [K, N];
+    const a = vals(as[0] * M * K), b = vals(N * K);
+    const [g, c] = await Promise.all([gpu, cpu].map((d) => matmul(fromArray(a, as, { device: d }), fromArray(b, bs, { device: d }), { transA: tA, transB: tB }).toArray()));
+    for (let i = 0; i < c.length; i++) if (!(Math.abs(g[i] - c[i]) <= (K + 2) * 2 ** -23 * K)) throw new Error(kind + ' ' + [M, K, N, tA, tB] + ' index ' + i + ': ' + g[i] + ' vs ' + c[i]);
+  }
+}
+console.log('ok');`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], {
+    env: { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'LP_NATIVE_VECTOR_WIDTH' && k !== 'MESA_SHADER_CACHE_DIR')), STEP_LP_VECTOR_WIDTH: '256' },
+    encoding: 'utf8',
+  });
+  assert.equal(r.stdout.trim().split('\n').at(-1), 'ok', r.stderr);
+});
+
 test('matmul conformance: the plain fallback kernel (no subgroups)', async (t) => {
   const backends = await bothBackends(t);
   if (!backends) return;
@@ -257,15 +349,21 @@ test('matmul: operands are re-pitched for vec4 loads and to avoid cache aliasing
     [{ M: 1024, K: 512, N: 17, transA: false, transB: true, batch: 'none', seed: 5 }, 'f32', 'b'],
     [{ M: 17, K: 1024, N: 1030, transA: false, transB: false, batch: 'none', seed: 6 }, 'f16', 'a'],
   ];
-  for (const [c, dtype, which] of aliasCases) {
-    const s = shapes(c);
-    const size = (d: number[]) => d.reduce((x, y) => x * y, 1);
-    const plan = planMatmul(gpu, matmulLayout(s.a, s.b, c.transA, c.transB, () => ''), dtype === 'f16' ? 'f16' : 'f32', { a: size(s.a), b: size(s.b) });
-    if (fixedSubgroupSize(gpu) > 0) {
-      assert.equal(which === 'a' ? plan.lda : plan.ldb, c.K + 4, `pitch padded: ${JSON.stringify(plan)}`);
-      assert.ok(which === 'a' ? plan.repitchA && !plan.repitchB : plan.repitchB && !plan.repitchA);
+  // B from buffers (a texture takes B at any pitch, packed, so it never re-pitches B).
+  const old = setMatmulKernel(fixedSubgroupSize(gpu) > 0 ? 'subgroup' : 'auto');
+  try {
+    for (const [c, dtype, which] of aliasCases) {
+      const s = shapes(c);
+      const size = (d: number[]) => d.reduce((x, y) => x * y, 1);
+      const plan = planMatmul(gpu, matmulLayout(s.a, s.b, c.transA, c.transB, () => ''), dtype === 'f16' ? 'f16' : 'f32', { a: size(s.a), b: size(s.b) });
+      if (fixedSubgroupSize(gpu) > 0) {
+        assert.equal(which === 'a' ? plan.lda : plan.ldb, c.K + 4, `pitch padded: ${JSON.stringify(plan)}`);
+        assert.ok(which === 'a' ? plan.repitchA && !plan.repitchB : plan.repitchB && !plan.repitchA);
+      }
+      await checkCase(backends, c, dtype);
     }
-    await checkCase(backends, c, dtype);
+  } finally {
+    setMatmulKernel(old);
   }
   // Too little reuse: the other side is under a tile, so no copy.
   const small = planMatmul(gpu, matmulLayout([8, 33], [33, 20], false, false, () => ''), 'f32', { a: 8 * 33, b: 33 * 20 });
