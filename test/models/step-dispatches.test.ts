@@ -14,9 +14,12 @@ import { freshWebGPU } from '../helpers/backends.js';
 
 /**
  * One step at 2 x 32 tokens took 427 dispatches and 2 submits before these went, 247 and 1 after;
- * the bound leaves a little room for kernel changes elsewhere (a matmul in two dispatches, ...).
+ * the bound leaves a little room for kernel changes elsewhere. Products of 64 rows or more read B
+ * through a texture (kernels/matmul-texture.ts), packed by one more dispatch each (88 here): they
+ * have their own bound, and the rest keeps the old one.
  */
 const MAX_DISPATCHES = 260;
+const MAX_TEXTURE_PACKS = 90;
 
 test('a training step of the tiny preset stays within its dispatch budget: no strided copies, no gradient fills, few optimizer dispatches', async (t) => {
   const b = await freshWebGPU(t);
@@ -40,12 +43,16 @@ test('a training step of the tiny preset stays within its dispatch budget: no st
     const before = { ...b.stats };
     await step();
     const dispatches = b.stats.dispatches - before.dispatches, submits = b.stats.submits - before.submits;
-    assert.ok(dispatches <= MAX_DISPATCHES, `one step made ${dispatches} dispatches, more than the budget of ${MAX_DISPATCHES}`);
+    assert.ok(dispatches <= MAX_DISPATCHES + MAX_TEXTURE_PACKS, `one step made ${dispatches} dispatches, more than the budget of ${MAX_DISPATCHES} + ${MAX_TEXTURE_PACKS} texture packs`);
     assert.ok(submits <= 2, `one step made ${submits} submits`);
     assert.equal(b.stats.readbacks - before.readbacks, 1, 'the loss is the one value read back');
     if (!b.hasFeature('timestamp-query')) return;
     const { report } = await b.profile(step);
     const family = (name: string) => report.kernels.filter((k) => k.label.split(/[ (]/)[0] === name).reduce((s, k) => s + k.dispatches, 0);
+    const packs = report.kernels.filter((k) => k.label.startsWith('matmul pack')).reduce((s, k) => s + k.dispatches, 0);
+    const all = report.kernels.reduce((s, k) => s + k.dispatches, 0);
+    assert.ok(packs <= MAX_TEXTURE_PACKS, `${packs} texture packs`);
+    assert.ok(all - packs <= MAX_DISPATCHES, `${all - packs} dispatches besides the texture packs, more than ${MAX_DISPATCHES}`);
     assert.equal(family('stridedCopy'), 0, 'no strided copy: q, k, v stay [B, T, heads, D]; a single loss chunk is not sliced');
     assert.ok(family('fill') <= 2, `${family('fill')} fills: gradients are moved into .grad, never filled`);
     assert.equal(family('adamw') + family('grad_sq_partials'), 0, 'no per-parameter optimizer kernel');
