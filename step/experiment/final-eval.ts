@@ -41,5 +41,6 @@ export async function finalEvaluation(runDir: string, o: TrainOptions, requested
     return result;
   } finally {
     model.dispose();
+    if (device.name === 'webgpu') device.destroy(); // one device per evaluation: freed, or a long experiment runs out of memory maps
   }
 }

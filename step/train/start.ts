@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { writeFileAtomic } from '../../engine/atomic-write.js';
+import type { Backend } from '../../engine/backend.js';
 import { getDevice, initDevice } from '../../engine/device.js';
 import { StepError } from '../../engine/errors.js';
 import { describeNonFinite, findNonFinite } from '../../engine/finite-check.js';
@@ -68,6 +69,7 @@ export async function startRun(options: TrainOptions, resumeName: string | null,
   let optimizer: TrainOptimizer | null = null;
   let cleaned: string[] = [];
   let previousLimit: number | null | undefined; // the device's limit before --memory-limit, put back when the run ends
+  let opened: Backend | null = null; // the device this start opened: freed if the start fails
   try {
     // ---- read and check; nothing is created or changed in this part but the lock of an existing folder
     let o: TrainOptions;
@@ -93,6 +95,7 @@ export async function startRun(options: TrainOptions, resumeName: string | null,
       }
     }
     const device = await initDevice(o.device);
+    opened = device;
     const data = await prepareData(o.data, o.vocabSize, resumeDir ? tokenizerFile(resumeDir) : resumeName ? tokenizerFile(runDir) : null);
     checkDataSplits(data, o.seqLen);
     const target = presetConfig(o.preset, { ...o.configOverrides, vocab_size: data.vocabSize } as never);
@@ -191,6 +194,7 @@ export async function startRun(options: TrainOptions, resumeName: string | null,
   } catch (e) {
     undoFailedStart({ optimizer, model, lock, created });
     if (previousLimit !== undefined) getDevice().tracker.limit = previousLimit;
+    if (opened?.name === 'webgpu') opened.destroy();
     throw e;
   }
 }

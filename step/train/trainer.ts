@@ -80,6 +80,10 @@ export async function trainToEnd(run: Run): Promise<TrainResult> {
     run.optimizer.dispose();
     run.model.dispose();
     run.restoreMemoryLimit?.();
+    // the run opened this device (startRun): free it with the buffers its pool keeps and its pipelines.
+    // A process that trains run after run (step experiment, experiment-tasks) otherwise keeps every
+    // run's device, and lavapipe's memory maps grow until the process dies at vm.max_map_count
+    if (run.device.name === 'webgpu') run.device.destroy();
     run.lock.release();
   }
 }
