@@ -25,7 +25,12 @@ const BENCH_CONFIGS: Record<string, () => LlamaConfig> = {
   h128: () => presetConfig('small', { num_hidden_layers: 4, max_position_embeddings: 256 }),
   h256: () => presetConfig('small', { hidden_size: 256, intermediate_size: 688, num_hidden_layers: 8, vocab_size: 4096, max_position_embeddings: 256 }),
 };
-export const configOf = (name: string): LlamaConfig => (BENCH_CONFIGS[name] ?? (() => presetConfig(name)))();
+/** A preset or bench config by name; `NAME@L` keeps L decoder layers (a big preset's step, profiled in minutes). */
+export function configOf(name: string): LlamaConfig {
+  const [base, layers] = name.split('@');
+  const config = (BENCH_CONFIGS[base!] ?? (() => presetConfig(base!)))();
+  return layers ? { ...config, num_hidden_layers: Number(layers) } : config;
+}
 
 /** The same token ids for every engine. */
 export function batchOf(config: LlamaConfig, shape: Shape): { ids: number[]; targets: number[] } {
