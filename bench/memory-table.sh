@@ -2,7 +2,8 @@
 # The README's `step memory` table: vanilla vs STEP K = 2, 3, 4 (rank 8), GaLore (rank hidden/4, GaLore's
 # setting: 256 at 350m) and ReLoRA (LoRA rank 128, the ReLoRA reference's --lora_r), mixed precision,
 # batch 2 x 256, with and without activation checkpointing, one run at a time (each needs several GB).
-# Usage: bench/memory-table.sh [PRESET...]   (default 350m); writes bench/results/memory/*.json
+# Usage: [RUNS="k2 k4"] [CKPTS=off] bench/memory-table.sh [PRESET...]   (default 350m; RUNS default
+# "k1 k3 k2 k4 galore relora", CKPTS default "on off": pick rows, e.g. the missing ones first); writes bench/results/memory/*.json
 # (PRESET-kK-ckpt-on|off.json, PRESET-galore-ckpt-on|off.json, PRESET-relora-ckpt-on|off.json).
 # A run is skipped (and said so) when free memory is below 1.5x its predicted model state + 1 GB.
 set -u
@@ -10,8 +11,8 @@ cd "$(dirname "$0")/.."
 out=bench/results/memory
 mkdir -p "$out"
 for preset in "${@:-350m}"; do
-  for ckpt in on off; do
-    for run in k1 k3 k2 k4 galore relora; do  # the comparison (vanilla vs K = 3) first
+  for ckpt in ${CKPTS:-on off}; do
+    for run in ${RUNS:-k1 k3 k2 k4 galore relora}; do  # the comparison (vanilla vs K = 3) first
       name="$preset-$run-ckpt-$ckpt"
       [ -s "$out/$name.json" ] && { echo "$name: done before, kept"; continue; }
       args=(--preset "$preset" --precision mixed --batch 2 --seq 256 --json)
