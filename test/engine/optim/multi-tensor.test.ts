@@ -13,7 +13,7 @@ import { freshWebGPU, testBothBackends } from '../../helpers/backends.js';
 import { param, setGradValues } from './helpers.js';
 
 /** Sizes around the 64-lane workgroup and the 4096-element partials group, and one large tensor. */
-const SIZES = [1, 63, 64, 65, 130, 1000, 4097, 9000];
+const SIZES = [1, 63, 64, 65, 130, 1000, 4097, 9000, 255, 256, 257]; // 256: a workgroup's share of a tensor in adamw_multi
 const wave = (n: number, seed: number, scale = 1) => Array.from({ length: n }, (_, i) => Math.sin(seed * 12.9898 + i * 78.233) * scale);
 
 interface Slot { grad: Tensor; param: Tensor; m: Tensor; v: Tensor; master?: Tensor }
