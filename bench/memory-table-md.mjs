@@ -50,6 +50,6 @@ for (const [run, name] of RUNS) {
     const lora = any.phases.find((p) => p.label === 'LoRA');
     if (lora) stateCell += `; LoRA phase ${GB(lora.measured.total)} (${bytes(lora.measured.total)} B, ${pct(lora.measured.total, base.state)} lower)`;
   }
-  const total = (j, b) => (j ? [GB(j.wholeRun.peak.total), run === 'k1' ? '' : pct(j.wholeRun.peak.total, b)] : ['not measured', '']);
+  const total = (j, b) => (j ? [`${GB(j.wholeRun.peak.total)} (${bytes(j.wholeRun.peak.total)} B)`, run === 'k1' ? '' : pct(j.wholeRun.peak.total, b)] : ['not measured', '']);
   console.log(`| ${[label, split, stateCell, matchCell, run === 'k1' ? '' : pct(state, base.state), ...total(on, base.on), ...total(off, base.off)].join(' | ')} |`);
 }

@@ -24,22 +24,33 @@ import { enables, wgslType } from './wgsl.js';
  */
 export const TEXTURE_BLOCK_BYTES = 8 * 2 ** 20;
 
-/** How B is laid out in textures: blocks of `width` texels (whole tiles) by `height` rows. */
-export interface TextureBlocks { width: number; height: number; blocks: number }
+/**
+ * How B is laid out in textures: blocks of `width` texels (whole tiles) by `height` rows, each block
+ * holding `segments` slices of K side by side (texel column s * width + x holds k = s * kSeg + y):
+ * one segment unless K exceeds the device's texture height (the LM head's dX: K = vocabulary).
+ */
+export interface TextureBlocks { width: number; height: number; blocks: number; segments: number; kSeg: number }
 
 /**
- * The texture blocks for B of this product with tiles of `tileCols` columns, or null when B's
- * stacked rows (matrices x K) exceed the device's 2-D texture height.
+ * The texture blocks for B of this product with tiles of `tileCols` columns, or null when B cannot
+ * go through a texture: several stacked matrices taller than the device's 2-D texture height, or
+ * K in so many segments that one tile's texels exceed its width.
  */
 export function textureBlocks(backend: WebGPUBackend, l: MatmulLayout, bMatrices: number, tileCols: number): TextureBlocks | null {
   const tileTexels = tileCols / 4;
-  const height = bMatrices * l.K;
   const max = backend.limits.maxTextureDimension2D;
-  if (height > max || tileTexels > max) return null;
+  let height = bMatrices * l.K, segments = 1, kSeg = l.K;
+  if (height > max) {
+    if (bMatrices !== 1) return null;
+    kSeg = Math.floor(max / 4) * 4; // whole k steps of the kernel's main loop per segment
+    segments = Math.ceil(l.K / kSeg);
+    height = kSeg;
+  }
+  if (tileTexels * segments > max) return null;
   const full = Math.ceil(l.N / tileCols) * tileTexels;
-  const byBytes = Math.max(1, Math.floor(TEXTURE_BLOCK_BYTES / (height * 16 * tileTexels))) * tileTexels;
-  const width = Math.min(full, byBytes, Math.floor(max / tileTexels) * tileTexels);
-  return { width, height, blocks: Math.ceil(full / width) };
+  const byBytes = Math.max(1, Math.floor(TEXTURE_BLOCK_BYTES / (height * 16 * tileTexels * segments))) * tileTexels;
+  const width = Math.min(full, byBytes, Math.floor(max / (tileTexels * segments)) * tileTexels);
+  return { width, height, blocks: Math.ceil(full / width), segments, kSeg };
 }
 
 const PACK_WG = 64;
@@ -48,7 +59,7 @@ const PACK_WG = 64;
 function packSource(transB: boolean, scalar: string): string {
   const element = (n: string): string => `${scalar === 'f32' ? '' : 'f32'}(b[base + ${transB ? `${n} * u.K + k` : `k * u.N + ${n}`}])`;
   return `${enables(scalar === 'f16' ? 'f16' : 'f32')}
-struct U { N: u32, K: u32, width: u32, rows: u32, x0: u32 }
+struct U { N: u32, K: u32, width: u32, rows: u32, x0: u32, k0: u32, xOff: u32 }
 @group(0) @binding(0) var<storage, read> b: array<${scalar}>;
 @group(0) @binding(1) var t: texture_storage_2d<rgba32float, write>;
 @group(0) @binding(2) var<uniform> u: U;
@@ -56,23 +67,29 @@ struct U { N: u32, K: u32, width: u32, rows: u32, x0: u32 }
   let x = ${transB ? 'gid.y' : 'gid.x'};
   let y = ${transB ? 'gid.x' : 'gid.y'};
   if (x >= u.width || y >= u.rows) { return; }
-  let k = y % u.K;
+  // stacked matrices (k0 = 0), or one matrix's K segment from k0 (zero past K)
+  let k = u.k0 + y % u.K;
   let base = (y / u.K) * u.K * u.N;
   var v = vec4f(0.0);
   for (var q = 0u; q < 4u; q++) {
     let n = (u.x0 + x) * 4u + q;
-    if (n < u.N) { v[q] = ${element('n')}; }
+    if (n < u.N && k < u.K) { v[q] = ${element('n')}; }
   }
-  textureStore(t, vec2i(i32(x), i32(y)), v);
+  textureStore(t, vec2i(i32(u.xOff + x), i32(y)), v);
 }`;
 }
 
-/** Records the packing of B's texel columns x0.. (B stored as `l` says) into `tex`, a scratch texture of the blocks' size. */
-export function packBTexture(backend: WebGPUBackend, b: Storage, l: MatmulLayout, tex: ScratchTexture, x0: number): void {
-  const fast = l.transB ? tex.height : tex.width, slow = l.transB ? tex.width : tex.height;
-  backend.dispatch({
-    label: `matmul pack B${l.transB ? ' (transB)' : ''}`, source: packSource(l.transB, wgslType(b.dtype)), buffers: [b, tex],
-    uniforms: new Uint32Array([l.N, l.K, tex.width, tex.height, x0]),
-    workgroups: [Math.ceil(fast / PACK_WG), slow],
-  });
+/**
+ * Records the packing of B's texel columns x0.. (B stored as `l` says) into `tex`, a scratch texture
+ * of the blocks' size, segment by segment.
+ */
+export function packBTexture(backend: WebGPUBackend, b: Storage, l: MatmulLayout, tex: ScratchTexture, blocks: TextureBlocks, x0: number): void {
+  const fast = l.transB ? blocks.height : blocks.width, slow = l.transB ? blocks.width : blocks.height;
+  for (let s = 0; s < blocks.segments; s++) {
+    backend.dispatch({
+      label: `matmul pack B${l.transB ? ' (transB)' : ''}`, source: packSource(l.transB, wgslType(b.dtype)), buffers: [b, tex],
+      uniforms: new Uint32Array([l.N, l.K, blocks.width, blocks.height, x0, s * blocks.kSeg, s * blocks.width, 0]),
+      workgroups: [Math.ceil(fast / PACK_WG), slow],
+    });
+  }
 }

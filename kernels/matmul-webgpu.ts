@@ -179,7 +179,7 @@ export function matmulWebGPU(backend: WebGPUBackend, { inputs, outputs, attrs: {
   if (plan.repitchA) temps.push(a = repitch(backend, a, l, 'a', lda));
   if (plan.repitchB) temps.push(b = repitch(backend, b, l, 'b', ldb));
   const blocks = plan.texture;
-  const texture = blocks ? backend.acquireTexture(blocks.width, blocks.height, 'matmul B texture') : null;
+  const texture = blocks ? backend.acquireTexture(blocks.width * blocks.segments, blocks.height, 'matmul B texture') : null;
   const v = plan.variant;
   const source = matmulSource(v);
   const label = `matmul(${v.kind}${v.texB ? '+texture' : ''}${v.transA ? ',transA' : ''}${v.transB ? ',transB' : ''}${v.transC ? ',transC' : ''},${v.dtype},${v.rows}x${tileCols(v)})`;
@@ -189,7 +189,7 @@ export function matmulWebGPU(backend: WebGPUBackend, { inputs, outputs, attrs: {
   // Grids past the per-dimension limit run as several dispatches with base offsets in the uniforms.
   const lim = backend.limits.maxComputeWorkgroupsPerDimension;
   for (let x0 = 0; x0 < gx; x0 += blockTiles) {
-    if (texture) packBTexture(backend, b, l, texture, x0 * tileTexels);
+    if (texture) packBTexture(backend, b, l, texture, blocks!, x0 * tileTexels);
     const x1 = Math.min(gx, x0 + blockTiles);
     // Reading from a texture block, ldb is the block's first texel column.
     const ldbOrBlock = texture ? x0 * tileTexels : ldb;
@@ -198,7 +198,7 @@ export function matmulWebGPU(backend: WebGPUBackend, { inputs, outputs, attrs: {
         for (let x = x0; x < x1; x += lim) {
           backend.dispatch({
             label, source, buffers: [a, texture ?? b, c],
-            uniforms: new Uint32Array([l.M, l.N, l.K, z, y, x, lda, ldbOrBlock, ...l.dims, ...sa, ...sb]),
+            uniforms: new Uint32Array([l.M, l.N, l.K, z, y, x, lda, ldbOrBlock, ...l.dims, ...sa, ...sb, blocks?.kSeg ?? l.K, blocks?.width ?? 0, 0, 0]),
             workgroups: [Math.min(lim, x1 - x), Math.min(lim, gy - y), Math.min(lim, gz - z)],
           });
         }

@@ -53,11 +53,16 @@ export interface MatmulVariant {
   transC: boolean;
 }
 
-/** Uniform struct shared by both kernels (packed by `matmulUniforms`). Batch dims: up to 4, innermost last. */
+/**
+ * Uniform struct shared by both kernels (packed in matmul-webgpu.ts). Batch dims: up to 4, innermost last.
+ * seg (texture path): k values per texture segment and texels between segments; a B whose K exceeds the
+ * texture height is packed as segments of K side by side (matmul-texture.ts), else one segment of K.
+ */
 export const UNIFORM_STRUCT = `struct U {
   M: u32, N: u32, K: u32, zBase: u32,
   yBase: u32, xBase: u32, lda: u32, ldb: u32,
   bd: vec4u, sa: vec4u, sb: vec4u,
+  seg: vec4u,
 }`;
 
 /** Columns of C a workgroup covers along x. */
@@ -152,8 +157,9 @@ function bColumns(v: MatmulVariant, B: Operand) {
   if (v.texB) {
     // One texel per lane and k; the texture is padded to whole tiles, so no clamping (bo.y is a texel row).
     setup.push('  let tx = i32(col0 / 4u - ldb); // ldb: the texture block\'s first texel column');
+    // txs, s0: the current K segment's texel column and first k (the main loop walks the segments)
     const load = (k: string, n: number): string[] =>
-      range(n).map((kk) => `    let bv${kk}_0 = textureLoad(bt, vec2i(tx, i32(bo.y + ${k} + ${kk}u)), 0);`);
+      range(n).map((kk) => `    let bv${kk}_0 = textureLoad(bt, vec2i(txs, i32(bo.y + ${k} - s0 + ${kk}u)), 0);`);
     return { setup, load };
   }
   if (!v.transB && v.vecB) {
@@ -259,8 +265,17 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lidx
   let cBase = z * M * N;`);
   L.push(...a.setup, ...b.setup);
   for (const r of range(v.rows)) for (const g of range(groups)) L.push(`  var acc${r}_${g} = vec4f(0.0);`);
-  L.push(`  let kMain = K - K % ${v.kStep}u;
+  // The texture path walks K in segments (one unless K exceeds the texture height); the others in one.
+  if (v.texB) {
+    L.push(`  for (var s0 = 0u; s0 < K; s0 += u.seg.x) {
+  let kEnd = min(K, s0 + u.seg.x);
+  let txs = tx + i32((s0 / u.seg.x) * u.seg.y);
+  let kMain = kEnd - (kEnd - s0) % ${v.kStep}u;
+  for (var k = s0; k < kMain; k += ${v.kStep}u) {`);
+  } else {
+    L.push(`  let kMain = K - K % ${v.kStep}u;
   for (var k = 0u; k < kMain; k += ${v.kStep}u) {`);
+  }
   L.push(...a.load('k', v.kStep), ...b.load('k', v.kStep, true));
   for (const r of range(v.rows)) {
     for (const h of range(v.kStep / 4)) {
@@ -272,14 +287,15 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lidx
     }
   }
   L.push('  }');
-  // The k tail (K % kStep values), one k at a time.
-  L.push('  for (var k = kMain; k < K; k++) {');
+  // The k tail (K % kStep values, of the segment), one k at a time.
+  L.push(`  for (var k = kMain; k < ${v.texB ? 'kEnd' : 'K'}; k++) {`);
   L.push(...a.load('k', 1), ...b.load('k', 1, false));
   for (const r of range(v.rows)) {
     L.push(`    { let s = ${a.rowValue(r, 0, true)};`);
     for (const g of range(groups)) L.push(`      acc${r}_${g} = acc${r}_${g} + s * bv0_${g};${g === groups - 1 ? ' }' : ''}`);
   }
   L.push('  }');
+  if (v.texB) L.push('  }'); // the segment loop
   L.push(stores(v, v.rows, (r) => `row0 + ${r}u`));
   L.push('}');
   return L.join('\n');

@@ -237,6 +237,15 @@ test('matmul conformance: B read through a texture (every shape forced onto that
       assert.ok(blocks && blocks.blocks === 2 && blocks.width * blocks.height * 16 <= TEXTURE_BLOCK_BYTES, `two blocks: ${JSON.stringify(blocks)}`);
       await checkCase(backends, c, 'f32');
     }
+    // K past the texture height (the LM head's dX: K = vocabulary): K segments side by side, every transpose, a K tail.
+    const max = gpu.limits.maxTextureDimension2D;
+    for (const [transA, transB] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+      const c: Case = { M: 67, K: max + 37, N: 70, transA, transB, batch: 'none', seed: 24 };
+      const s = shapes(c);
+      const blocks = planMatmul(gpu, matmulLayout(s.a, s.b, transA, transB, () => ''), 'f32', { a: 67 * c.K, b: c.K * 70 }).texture;
+      assert.ok(blocks && blocks.segments === 2, `two K segments: ${JSON.stringify(blocks)}`);
+      await checkCase(backends, c, transA ? 'f16' : 'f32');
+    }
     assert.equal(gpu.memory().live.staging, staging, 'the texture is released after the product is recorded');
   } finally {
     setMatmulKernel(old);
@@ -253,7 +262,8 @@ test('matmul: large products read B through a texture by default, small ones fro
   assert.ok(plan(TEXTURE_MIN_ROWS, 64, 64).texture, 'M at the threshold');
   assert.equal(plan(TEXTURE_MIN_ROWS - 1, 64, 64).texture, null, 'below it');
   const max = gpu.limits.maxTextureDimension2D;
-  assert.equal(plan(256, max + 1, 64).texture, null, 'K past the texture height: buffers');
+  const tall = plan(256, max + 1, 64).texture;
+  assert.ok(tall && tall.segments === 2 && tall.kSeg % 4 === 0 && tall.kSeg <= max && tall.width * tall.segments <= max, `K past the texture height: K in segments side by side (${JSON.stringify(tall)})`);
   assert.equal(plan(256, 64, 64, Math.ceil((max + 1) / 64)).texture, null, 'stacked batch past the texture height: buffers');
   // A product above the threshold, through the default path: exact within the tolerance.
   await checkCase(backends, { M: TEXTURE_MIN_ROWS + 3, K: 37, N: 70, transA: true, transB: true, batch: 'sharedB', seed: 9 }, 'f32');
