@@ -26,6 +26,8 @@ export interface ExperimentRunSpec {
   /** What differs from the shared options (`method` as `step train --method` takes it). */
   options: Partial<Omit<TrainOptions, 'method'>> & { method: string };
   budgets: readonly Budget[];
+  /** The run's learning rate as a multiple of --lr (default 1): the check that the shared rate does not favour one method. */
+  lrScale?: number;
 }
 
 export const EXPERIMENT_RUNS: readonly ExperimentRunSpec[] = [
@@ -39,6 +41,9 @@ export const EXPERIMENT_RUNS: readonly ExperimentRunSpec[] = [
   { kind: 'placement-lower', description: 'STEP K=2, new layers at the bottom', options: { method: 'step', stages: 2, placement: 'lower' }, budgets: ['tokens'] },
   { kind: 'placement-random', description: 'STEP K=2, new layers at random gaps', options: { method: 'step', stages: 2, placement: 'random' }, budgets: ['tokens'] },
   { kind: 'frozen-embeddings', description: 'STEP K=2, embeddings, norm and head frozen after stage 1', options: { method: 'step', stages: 2, freezeEmbeddings: true }, budgets: ['tokens'] },
+  // the shared rate is kept from v1; GaLore (updates scaled by 0.25) beating vanilla hints it is above vanilla's best
+  { kind: 'vanilla-lr-third', description: 'vanilla at a third of the learning rate', options: { method: 'vanilla' }, lrScale: 1 / 3, budgets: ['tokens'] },
+  { kind: 'step2-lr-third', description: 'STEP K=2 at a third of the learning rate', options: { method: 'step', stages: 2 }, lrScale: 1 / 3, budgets: ['tokens'] },
 ];
 
 /** The kinds whose method `step train` offers (GaLore's entry waits for its method). */
@@ -75,7 +80,7 @@ export function experimentRuns(e: ExperimentOptions, runsDir: string): Experimen
       evalBatches: e.evalBatches, loraRank: e.loraRank, seed, device: e.device,
       checkpointEvery: quarter, // plus stage boundaries and the end: enough to resume an interrupted experiment
     };
-    const o = { ...base, ...(spec.options as Partial<TrainOptions>) };
+    const o = { ...base, ...(spec.options as Partial<TrainOptions>), ...(spec.lrScale ? { lr: base.lr * spec.lrScale } : {}) };
     if (o.method === 'relora') Object.assign(o, { reloraWarmStart: quarter, reloraEvery: quarter });
     // GaLore's T = 200 is for runs of thousands of steps: refresh the projectors every sixth of the run
     if (o.method === 'galore') Object.assign(o, { galoreUpdateGap: Math.max(1, Math.floor(steps / 6)) });

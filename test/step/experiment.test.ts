@@ -20,7 +20,7 @@ test('experiment: defaults (12 layers, 3 seeds, every available run), arguments,
   assert.deepEqual(d.seeds, [1, 2, 3]);
   assert.ok(d.finalEvalTokens >= 100_000);
   assert.deepEqual(d.runs, availableKinds());
-  for (const k of ['vanilla', 'step2', 'step3', 'relora', 'no-pet', 'placement-intermediate', 'placement-lower', 'placement-random', 'frozen-embeddings']) assert.ok(d.runs.includes(k), k);
+  for (const k of ['vanilla', 'step2', 'step3', 'relora', 'no-pet', 'placement-intermediate', 'placement-lower', 'placement-random', 'frozen-embeddings', 'vanilla-lr-third', 'step2-lr-third']) assert.ok(d.runs.includes(k), k);
   assert.ok(EXPERIMENT_RUNS.some((r) => r.kind === 'galore'), 'GaLore has its slot');
   assert.match(d.out, /^experiments\/step-small-/);
   const o = parseExperimentArgs(['--steps', '40', '--set', 'num_hidden_layers=6', '--runs', 'vanilla,step3', '--seeds', '4,5', '--out', 'x']);
@@ -42,9 +42,11 @@ test('experiment: defaults (12 layers, 3 seeds, every available run), arguments,
   const vanilla = runs.find((r) => r.name === 'vanilla-seed1')!;
   const vanillaFlops = runFlops(vanilla.options, experimentTarget(DEFAULT_EXPERIMENT as never));
   for (const r of runs) {
-    for (const key of ['batchSize', 'seqLen', 'gradAccum', 'lr', 'warmupSteps', 'minLrRatio', 'data', 'vocabSize', 'preset', 'configOverrides'] as const) {
+    for (const key of ['batchSize', 'seqLen', 'gradAccum', 'warmupSteps', 'minLrRatio', 'data', 'vocabSize', 'preset', 'configOverrides'] as const) {
       assert.deepEqual(r.options[key], vanilla.options[key], `${r.name}: same ${key} as vanilla`);
     }
+    // the same rate, but for the learning-rate check: vanilla and STEP K=2 at a third of it
+    assert.equal(r.options.lr, r.kind.endsWith('-lr-third') ? vanilla.options.lr / 3 : vanilla.options.lr, `${r.name}: learning rate`);
     assert.equal(r.options.seed, r.seed, 'the seed sets the initialisation and the data order: every run of a seed sees the same batches');
     if (r.budget === 'tokens') assert.equal(r.options.steps, DEFAULT_EXPERIMENT.steps, `${r.name}: equal tokens`);
     else {
