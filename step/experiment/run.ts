@@ -18,6 +18,7 @@ import type { ExperimentOptions } from './design.js';
 import type { FinalEval } from './final-eval.js';
 import { finalEvaluation } from './final-eval.js';
 import { runFlops } from './flops.js';
+import type { ExperimentRun } from './runs.js';
 import { experimentRuns, experimentTarget } from './runs.js';
 import type { ExperimentSummary } from './summary.js';
 import { experimentMarkdown, summarizeExperiment } from './summary.js';
@@ -58,7 +59,17 @@ export async function runExperiment(e: ExperimentOptions, command = 'step experi
   const runsDir = join(dir, 'runs');
   await mkdir(runsDir, { recursive: true });
   const all = experimentRuns(e, runsDir);
-  const runs = finishedOnly ? all.filter((r) => runStatus(join(runsDir, r.options.name), r.options) === 'done') : all;
+  // --finished-only reads while another process trains: a run folder without a checkpoint yet (its first
+  // stretch) or with other options is simply not finished, not an error
+  const finished = (r: ExperimentRun): boolean => {
+    try {
+      return runStatus(join(runsDir, r.options.name), r.options) === 'done';
+    } catch (e) {
+      if (e instanceof StepError) return false;
+      throw e;
+    }
+  };
+  const runs = finishedOnly ? all.filter(finished) : all;
   const unfinished = all.filter((r) => !runs.includes(r)).map((r) => r.name);
   if (finishedOnly && runs.length === 0) throw new StepError(`step experiment --finished-only: no run of this experiment has finished in ${runsDir} yet`);
   const started = performance.now();

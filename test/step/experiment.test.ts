@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_EXPERIMENT, parseExperimentArgs } from '../../step/experiment/design.js';
@@ -95,6 +95,13 @@ test('experiment --smoke: every run over 2 seeds, final models evaluated on the 
   const partial = await runExperiment({ ...e, seeds: [1, 2, 3] }, 'test', () => {}, true);
   assert.deepEqual(partial.summary.rows.map((x) => x.valLoss), rows.map((x) => x.valLoss));
   assert.ok(!existsSync(join(out, 'runs', 'vanilla-seed3')), 'nothing trained');
+  // a run another process has just started (its folder, no checkpoint yet) is unfinished, not an error
+  mkdirSync(join(out, 'runs', 'vanilla-seed3'));
+  writeFileSync(join(out, 'runs', 'vanilla-seed3', 'train-config.json'), JSON.stringify({ started: 'elsewhere' }));
+  const during = await runExperiment({ ...e, seeds: [1, 2, 3] }, 'test', () => {}, true);
+  assert.equal(during.summary.rows.length, rows.length, 'the finished runs, the started one left out');
+  await assert.rejects(runExperiment({ ...e, seeds: [1, 2, 3] }, 'test', () => {}), /vanilla-seed3 holds a run with other options/, 'training still refuses the folder');
+  rmSync(join(out, 'runs', 'vanilla-seed3'), { recursive: true });
   assert.match(partial.markdown, new RegExp(`Partial summary\\*\\*: ${rows.length} of ${rows.length * 3 / 2} runs finished; not yet: vanilla-seed3, `));
   await assert.rejects(runExperiment({ ...e, seeds: [4] }, 'test', () => {}, true), /--finished-only: no run of this experiment has finished/);
 });
