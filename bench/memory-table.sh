@@ -28,11 +28,20 @@ for preset in "${@:-350m}"; do
       [ -n "$need" ] || { echo "$name: skipped, step plan ${plan[*]} gave no prediction (build first: npm run build)"; continue; }
       free=$(free -g | awk '/^Mem:/ {print $7}')
       if [ "$free" -lt "$need" ]; then echo "$name: skipped, $free GB available < $need GB needed"; continue; fi
+      # one invocation per row at a time: a lock naming the owner (two queues once truncated each other's output)
+      lock="$out/$name.lock"
+      if ! ( set -o noclobber; echo $$ > "$lock" ) 2>/dev/null; then
+        if kill -0 "$(cat "$lock" 2>/dev/null)" 2>/dev/null; then echo "$name: skipped, measured now by process $(cat "$lock")"; continue; fi
+        echo $$ > "$lock"  # a stale lock: its owner is gone
+      fi
+      [ -s "$out/$name.json" ] && { rm -f "$lock"; echo "$name: done meanwhile, kept"; continue; }
       echo "$name: started $(date -u +%H:%M:%S) ($free GB available, $need GB needed)"
       start=$(date +%s)
-      nice -n 10 node dist/step/cli.js memory "${args[@]}" > "$out/$name.json.tmp" 2> "$out/$name.log"
+      tmp="$out/$name.json.tmp.$$"
+      nice -n 10 node dist/step/cli.js memory "${args[@]}" > "$tmp" 2> "$out/$name.log"
       rc=$?
-      if [ -s "$out/$name.json.tmp" ]; then mv "$out/$name.json.tmp" "$out/$name.json"; else rm -f "$out/$name.json.tmp"; fi
+      if [ -s "$tmp" ]; then mv "$tmp" "$out/$name.json"; else rm -f "$tmp"; fi
+      rm -f "$lock"
       echo "$name: exit $rc after $(( $(date +%s) - start )) s"
     done
   done
