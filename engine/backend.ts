@@ -22,6 +22,8 @@ export interface BackendStats {
   pipelinesBuilt: number;
   readbacks: number;
   uploads: number;
+  /** Device-side copies recorded into a batch (buffer to texture), beside the dispatches. */
+  copies: number;
 }
 
 /** What every backend offers the engine and the kernels. */

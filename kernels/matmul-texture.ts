@@ -15,7 +15,7 @@ import type { Storage } from '../engine/backend.js';
 import type { WebGPUBackend } from '../engine/webgpu/backend.js';
 import type { ScratchTexture } from '../engine/webgpu/texture-pool.js';
 import type { MatmulLayout } from './matmul-layout.js';
-import { enables, wgslType } from './wgsl.js';
+import { enables, grid1D, LINEAR_INDEX, LINEAR_PARAMS, wgslType, WG_1D } from './wgsl.js';
 
 /**
  * Texels a texture block may hold: B wider than this goes through one texture in column blocks
@@ -23,6 +23,14 @@ import { enables, wgslType } from './wgsl.js';
  * (a 32000 x 512 LM head would otherwise take a 65 MB texture).
  */
 export const TEXTURE_BLOCK_BYTES = 8 * 2 ** 20;
+
+/** Switches benchmarks flip to compare layouts in one process (the defaults are what training uses). */
+export const matmulTuning = {
+  /** f32 B whose rows allow it goes into the texture by buffer-to-texture copies instead of a pack kernel. */
+  copyPacks: true,
+  /** Transposed f32 B goes into the texture as stored (copies) when its rows allow, instead of a transposing pack. */
+  storedTranspose: true,
+};
 
 /**
  * How B is laid out in textures: blocks of `width` texels (whole tiles) by `height` rows, each block
@@ -53,30 +61,98 @@ export function textureBlocks(backend: WebGPUBackend, l: MatmulLayout, bMatrices
   return { width, height, blocks: Math.ceil(full / width), segments, kSeg };
 }
 
-const PACK_WG = 64;
+/**
+ * Texture blocks for transposed B as stored (the kernel's `texStored`): texel (x, y) = B^T[n][4x..4x+3]
+ * with y = n - the block's first column, so each block is one plain copy of consecutive rows of
+ * B^T. Only for one stored f32 matrix whose rows are a multiple of 256 bytes (WebGPU's pitch rule
+ * for buffer-to-texture copies) and fit the texture width; else null. `width` is K / 4 texels,
+ * `height` the block's columns (whole tiles).
+ */
+export function storedTextureBlocks(backend: WebGPUBackend, dtype: 'f32' | 'f16', bSize: number, l: MatmulLayout, tileCols: number): TextureBlocks | null {
+  const max = backend.limits.maxTextureDimension2D;
+  if (!l.transB || dtype !== 'f32' || bSize !== l.K * l.N || (l.K * 4) % 256 !== 0 || l.K / 4 > max) return null;
+  const width = l.K / 4;
+  const full = Math.ceil(l.N / tileCols) * tileCols;
+  const byBytes = Math.max(1, Math.floor(TEXTURE_BLOCK_BYTES / (width * 16 * tileCols))) * tileCols;
+  const height = Math.min(full, byBytes, Math.floor(max / tileCols) * tileCols);
+  if (height < tileCols) return null;
+  return { width, height, blocks: Math.ceil(full / height), segments: 1, kSeg: l.K };
+}
 
-/** The pack kernel: the fast invocation index runs along contiguous memory (columns of B, or k of B^T). */
-function packSource(transB: boolean, scalar: string): string {
-  const element = (n: string): string => `${scalar === 'f32' ? '' : 'f32'}(b[base + ${transB ? `${n} * u.K + k` : `k * u.N + ${n}`}])`;
-  return `${enables(scalar === 'f16' ? 'f16' : 'f32')}
-struct U { N: u32, K: u32, width: u32, rows: u32, x0: u32, k0: u32, xOff: u32 }
-@group(0) @binding(0) var<storage, read> b: array<${scalar}>;
-@group(0) @binding(1) var t: texture_storage_2d<rgba32float, write>;
-@group(0) @binding(2) var<uniform> u: U;
-@compute @workgroup_size(${PACK_WG}) fn main(@builtin(global_invocation_id) gid: vec3u) {
-  let x = ${transB ? 'gid.y' : 'gid.x'};
-  let y = ${transB ? 'gid.x' : 'gid.y'};
-  if (x >= u.width || y >= u.rows) { return; }
-  // stacked matrices (k0 = 0), or one matrix's K segment from k0 (zero past K)
+/** Records the copy of B^T's rows n0.. (one block) into `tex` for the `texStored` kernel. */
+export function copyStoredBT(backend: WebGPUBackend, b: Storage, l: MatmulLayout, tex: ScratchTexture, blocks: TextureBlocks, n0: number): void {
+  backend.copyToTexture(b, n0 * l.K * 4, l.K * 4, tex, [0, 0], [blocks.width, Math.min(blocks.height, l.N - n0)]);
+}
+
+/**
+ * The pack kernels, one flat index per invocation so every lane has work whatever the block's shape
+ * (a 2-D grid over a 16-texel-wide block left 3 lanes in 4 idle). Uniforms: N, K of the stored
+ * matrices, the block's `width` and `rows`, its first texel column `x0` in B, the segment's first
+ * k `k0`, its texel column `xOff` in the texture, and `count`, the invocations.
+ * - rows (B as stored): one texel per invocation, x fastest; one vec4 load when N % 4 == 0.
+ * - transposed B with K % 4 == 0: each invocation reads 4 k of 4 columns as 4 vec4 loads (k
+ *   fastest along the lanes: contiguous memory) and stores the 4 texels of the transposed 4x4.
+ * - transposed B otherwise: one texel per invocation, k fastest.
+ */
+type PackKind = 'rows' | 'transposed4' | 'transposed1';
+
+function packSource(kind: PackKind, scalar: string, vec: boolean): string {
+  const load = (idx: string): string => (vec ? `vec4f(b[(${idx}) / 4u])` : `f32(b[${idx}])`);
+  let body: string;
+  if (kind === 'rows') {
+    body = `let x = i % u.width;
+  let y = i / u.width;
+  let k = u.k0 + y % u.K;
+  let base = (y / u.K) * u.K * u.N;
+  let n0 = (u.x0 + x) * 4u;
+  var v = vec4f(0.0);
+  if (k < u.K) {
+    ${vec ? `if (n0 < u.N) { v = ${load('base + k * u.N + n0')}; }`
+    : `for (var q = 0u; q < 4u; q++) { if (n0 + q < u.N) { v[q] = ${load('base + k * u.N + n0 + q')}; } }`}
+  }
+  textureStore(t, vec2i(i32(u.xOff + x), i32(y)), v);`;
+  } else if (kind === 'transposed4') {
+    body = `let groups = u.rows / 4u;
+  let x = i / groups;
+  let y = (i % groups) * 4u;
+  let k = u.k0 + y % u.K;
+  let base = (y / u.K) * u.K * u.N;
+${[0, 1, 2, 3].map((q) => `  let n${q} = (u.x0 + x) * 4u + ${q}u;
+  var c${q} = vec4f(0.0);
+  if (n${q} < u.N && k < u.K) { c${q} = ${load(`base + n${q} * u.K + k`)}; }`).join('\n')}
+${[0, 1, 2, 3].map((j) => `  textureStore(t, vec2i(i32(u.xOff + x), i32(y + ${j}u)), vec4f(c0[${j}], c1[${j}], c2[${j}], c3[${j}]));`).join('\n')}`;
+  } else {
+    body = `let x = i / u.rows;
+  let y = i % u.rows;
   let k = u.k0 + y % u.K;
   let base = (y / u.K) * u.K * u.N;
   var v = vec4f(0.0);
   for (var q = 0u; q < 4u; q++) {
     let n = (u.x0 + x) * 4u + q;
-    if (n < u.N && k < u.K) { v[q] = ${element('n')}; }
+    if (n < u.N && k < u.K) { v[q] = ${load('base + n * u.K + k')}; }
   }
-  textureStore(t, vec2i(i32(u.xOff + x), i32(y)), v);
+  textureStore(t, vec2i(i32(u.xOff + x), i32(y)), v);`;
+  }
+  return `${enables(scalar === 'f16' ? 'f16' : 'f32')}
+struct U { N: u32, K: u32, width: u32, rows: u32, x0: u32, k0: u32, xOff: u32, count: u32 }
+@group(0) @binding(0) var<storage, read> b: array<${vec ? `vec4<${scalar}>` : scalar}>;
+@group(0) @binding(1) var t: texture_storage_2d<rgba32float, write>;
+@group(0) @binding(2) var<uniform> u: U;
+@compute @workgroup_size(${WG_1D}) fn main(${LINEAR_PARAMS}) {
+  ${LINEAR_INDEX}
+  if (i >= u.count) { return; }
+  ${body}
 }`;
+}
+
+/**
+ * Whether B can go in by plain buffer-to-texture copies: f32 as stored (a texel is then 4 adjacent
+ * elements of a row) with a row pitch WebGPU accepts for such copies (a multiple of 256 bytes).
+ * Texels past column N or past K in the last segment are then left as they were: they only feed
+ * columns of C that are never stored, or k the kernel never reads.
+ */
+export function packsByCopy(b: Storage, l: MatmulLayout): boolean {
+  return matmulTuning.copyPacks && !l.transB && b.dtype === 'f32' && (l.N * 4) % 256 === 0;
 }
 
 /**
@@ -84,12 +160,23 @@ struct U { N: u32, K: u32, width: u32, rows: u32, x0: u32, k0: u32, xOff: u32 }
  * of the blocks' size, segment by segment.
  */
 export function packBTexture(backend: WebGPUBackend, b: Storage, l: MatmulLayout, tex: ScratchTexture, blocks: TextureBlocks, x0: number): void {
-  const fast = l.transB ? blocks.height : blocks.width, slow = l.transB ? blocks.width : blocks.height;
+  if (packsByCopy(b, l)) {
+    const texels = Math.min(blocks.width, l.N / 4 - x0);
+    for (let s = 0; s < blocks.segments; s++) {
+      const rows = blocks.segments === 1 ? blocks.height : Math.min(blocks.kSeg, l.K - s * blocks.kSeg);
+      backend.copyToTexture(b, (s * blocks.kSeg * l.N + x0 * 4) * 4, l.N * 4, tex, [s * blocks.width, 0], [texels, rows]);
+    }
+    return;
+  }
+  const kind: PackKind = !l.transB ? 'rows' : l.K % 4 === 0 ? 'transposed4' : 'transposed1';
+  const vec = kind === 'rows' ? l.N % 4 === 0 : kind === 'transposed4';
+  const count = blocks.width * (kind === 'transposed4' ? blocks.height / 4 : blocks.height);
+  const source = packSource(kind, wgslType(b.dtype), vec);
   for (let s = 0; s < blocks.segments; s++) {
     backend.dispatch({
-      label: `matmul pack B${l.transB ? ' (transB)' : ''}`, source: packSource(l.transB, wgslType(b.dtype)), buffers: [b, tex],
-      uniforms: new Uint32Array([l.N, l.K, blocks.width, blocks.height, x0, s * blocks.kSeg, s * blocks.width, 0]),
-      workgroups: [Math.ceil(fast / PACK_WG), slow],
+      label: `matmul pack B${l.transB ? ' (transB)' : ''}`, source, buffers: [b, tex],
+      uniforms: new Uint32Array([l.N, l.K, blocks.width, blocks.height, x0, s * blocks.kSeg, s * blocks.width, count]),
+      workgroups: grid1D(count),
     });
   }
 }

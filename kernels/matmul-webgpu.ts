@@ -4,7 +4,9 @@ import { StepError } from '../engine/errors.js';
 import type { WebGPUBackend } from '../engine/webgpu/backend.js';
 import type { MatmulCall, MatmulLayout } from './matmul-layout.js';
 import type { TextureBlocks } from './matmul-texture.js';
-import { packBTexture, textureBlocks } from './matmul-texture.js';
+import { copyStoredBT, matmulTuning, packBTexture, storedTextureBlocks, textureBlocks } from './matmul-texture.js';
+
+export { matmulTuning };
 import type { MatmulVariant } from './matmul-wgsl.js';
 import { matmulSource, tileCols, tileRows } from './matmul-wgsl.js';
 import { enables, grid1D, LINEAR_INDEX, LINEAR_PARAMS, packUniforms, wgslType, WG_1D } from './wgsl.js';
@@ -107,7 +109,7 @@ export function planMatmul(backend: WebGPUBackend, l: MatmulLayout, dtype: 'f32'
   const base = { transA: l.transA, transB: l.transB, dtype, cols: 4, transC: false };
   const stored = { a: operandRows(l, 'a').pitch, b: operandRows(l, 'b').pitch };
   if (preferred === 'plain' || S === 0) {
-    const variant: MatmulVariant = { ...base, kind: 'plain', rows: 4, subgroup: 0, lanes: 64, kStep: 1, vecA: false, vecB: false, texB: false };
+    const variant: MatmulVariant = { ...base, kind: 'plain', rows: 4, subgroup: 0, lanes: 64, kStep: 1, vecA: false, vecB: false, texB: false, texStored: false };
     return { swap: false, variant, texture: null, lda: stored.a, ldb: stored.b, repitchA: false, repitchB: false };
   }
   const maxBytes = Math.min(backend.limits.maxStorageBufferBindingSize, backend.limits.maxBufferSize);
@@ -126,9 +128,10 @@ export function planMatmul(backend: WebGPUBackend, l: MatmulLayout, dtype: 'f32'
   const rows = subgroupRows(l.M);
   const lda = pitchFor('a');
   const wantTexture = preferred === 'texture' || (preferred === 'auto' && l.M >= TEXTURE_MIN_ROWS);
-  const texture = wantTexture ? textureBlocks(backend, l, sizes.b / (l.K * l.N), S * base.cols) : null;
+  const storedBT = wantTexture && matmulTuning.storedTranspose ? storedTextureBlocks(backend, dtype, sizes.b, l, S * base.cols) : null;
+  const texture = storedBT ?? (wantTexture ? textureBlocks(backend, l, sizes.b / (l.K * l.N), S * base.cols) : null);
   const ldb = texture ? stored.b : pitchFor('b');
-  const variant: MatmulVariant = { ...base, kind: 'subgroup', rows, subgroup: S, lanes: S, kStep: 4, vecA: lda % 4 === 0, vecB: !texture && ldb % 4 === 0, texB: !!texture };
+  const variant: MatmulVariant = { ...base, kind: 'subgroup', rows, subgroup: S, lanes: S, kStep: 4, vecA: lda % 4 === 0, vecB: !texture && ldb % 4 === 0, texB: !!texture, texStored: !!storedBT };
   return { swap: false, variant, texture, lda, ldb, repitchA: lda !== stored.a, repitchB: ldb !== stored.b };
 }
 
@@ -182,17 +185,19 @@ export function matmulWebGPU(backend: WebGPUBackend, { inputs, outputs, attrs: {
   const texture = blocks ? backend.acquireTexture(blocks.width * blocks.segments, blocks.height, 'matmul B texture') : null;
   const v = plan.variant;
   const source = matmulSource(v);
-  const label = `matmul(${v.kind}${v.texB ? '+texture' : ''}${v.transA ? ',transA' : ''}${v.transB ? ',transB' : ''}${v.transC ? ',transC' : ''},${v.dtype},${v.rows}x${tileCols(v)})`;
+  const label = `matmul(${v.kind}${v.texB ? (v.texStored ? '+texture(B^T as stored)' : '+texture') : ''}${v.transA ? ',transA' : ''}${v.transB ? ',transB' : ''}${v.transC ? ',transC' : ''},${v.dtype},${v.rows}x${tileCols(v)})`;
   const gx = Math.ceil(l.N / tileCols(v)), gy = Math.ceil(l.M / tileRows(v)), gz = l.batch;
   // Column tiles per texture block (all of them without a texture); texels per tile.
-  const tileTexels = tileCols(v) / 4, blockTiles = blocks ? blocks.width / tileTexels : gx;
+  // (B^T as stored: a block's rows are its columns of C.)
+  const tileTexels = tileCols(v) / 4, blockTiles = !blocks ? gx : v.texStored ? blocks.height / tileCols(v) : blocks.width / tileTexels;
   // Grids past the per-dimension limit run as several dispatches with base offsets in the uniforms.
   const lim = backend.limits.maxComputeWorkgroupsPerDimension;
   for (let x0 = 0; x0 < gx; x0 += blockTiles) {
-    if (texture) packBTexture(backend, b, l, texture, blocks!, x0 * tileTexels);
+    if (texture && v.texStored) copyStoredBT(backend, b, l, texture, blocks!, x0 * tileCols(v));
+    else if (texture) packBTexture(backend, b, l, texture, blocks!, x0 * tileTexels);
     const x1 = Math.min(gx, x0 + blockTiles);
-    // Reading from a texture block, ldb is the block's first texel column.
-    const ldbOrBlock = texture ? x0 * tileTexels : ldb;
+    // Reading from a texture block, ldb is the block's first texel column (B^T as stored: its first column of C).
+    const ldbOrBlock = !texture ? ldb : v.texStored ? x0 * tileCols(v) : x0 * tileTexels;
     for (let z = 0; z < gz; z += lim) {
       for (let y = 0; y < gy; y += lim) {
         for (let x = x0; x < x1; x += lim) {

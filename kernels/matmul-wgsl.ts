@@ -47,6 +47,13 @@ export interface MatmulVariant {
    */
   texB: boolean;
   /**
+   * With texB and transB: the texture holds B^T as stored (texel (x, y) = B^T[n = y][4x..4x+3], one
+   * row per column of C, rows from the block's first column, copied straight from the buffer by
+   * matmul-texture.ts), so no transposing pack. A lane reads one texel per column for 4 k and
+   * regroups them (free: a vec4's components are separate registers on llvmpipe). Needs K % kStep == 0.
+   */
+  texStored: boolean;
+  /**
    * C written transposed: the kernel computes P = C^T (its M, N are C's N, M) and stores P[r][c] at
    * C[c][r]. Used for products with few columns (LoRA rank 8), run as C^T = op(B)^T·op(A)^T.
    */
@@ -154,6 +161,18 @@ function stores(v: MatmulVariant, rowCount: number, row: (r: number) => string):
 function bColumns(v: MatmulVariant, B: Operand) {
   const groups = v.cols / 4;
   const setup: string[] = [];
+  if (v.texB && v.texStored) {
+    // Texture rows are columns of C from the block's first (ldb); a texel holds 4 consecutive k.
+    setup.push('  let tr = i32(col0 - ldb);');
+    const load = (k: string, n: number): string[] => {
+      if (n === 1) return [`    let bv0_0 = vec4f(${range(4).map((q) => `textureLoad(bt, vec2i(i32(${k} / 4u), tr + ${q}), 0)[${k} % 4u]`).join(', ')});`];
+      const L: string[] = [];
+      for (const h of range(n / 4)) for (const q of range(4)) L.push(`    let bc${q}_${h} = textureLoad(bt, vec2i(i32(${k} / 4u + ${h}u), tr + ${q}), 0);`);
+      for (const kk of range(n)) L.push(`    let bv${kk}_0 = vec4f(${range(4).map((q) => `bc${q}_${kk >> 2}[${kk & 3}]`).join(', ')});`);
+      return L;
+    };
+    return { setup, load };
+  }
   if (v.texB) {
     // One texel per lane and k; the texture is padded to whole tiles, so no clamping (bo.y is a texel row).
     setup.push('  let tx = i32(col0 / 4u - ldb); // ldb: the texture block\'s first texel column');
@@ -245,7 +264,7 @@ function aRows(v: MatmulVariant, A: Operand) {
 
 /** The subgroup broadcast kernel (see the file comment). */
 export function subgroupMatmulSource(v: MatmulVariant): string {
-  if (v.cols % 4 !== 0 || v.lanes % v.subgroup !== 0 || v.kStep % 4 !== 0 || (v.texB && v.cols !== 4)) {
+  if (v.cols % 4 !== 0 || v.lanes % v.subgroup !== 0 || v.kStep % 4 !== 0 || (v.texB && v.cols !== 4) || (v.texStored && !(v.texB && v.transB))) {
     throw new Error(`matmul: invalid subgroup variant ${JSON.stringify(v)}`);
   }
   const A = new Operand('a', v.vecA, v.dtype === 'f16');
@@ -266,7 +285,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lidx
   L.push(...a.setup, ...b.setup);
   for (const r of range(v.rows)) for (const g of range(groups)) L.push(`  var acc${r}_${g} = vec4f(0.0);`);
   // The texture path walks K in segments (one unless K exceeds the texture height); the others in one.
-  if (v.texB) {
+  const segments = v.texB && !v.texStored;
+  if (segments) {
     L.push(`  for (var s0 = 0u; s0 < K; s0 += u.seg.x) {
   let kEnd = min(K, s0 + u.seg.x);
   let txs = tx + i32((s0 / u.seg.x) * u.seg.y);
@@ -288,14 +308,14 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lidx
   }
   L.push('  }');
   // The k tail (K % kStep values, of the segment), one k at a time.
-  L.push(`  for (var k = kMain; k < ${v.texB ? 'kEnd' : 'K'}; k++) {`);
+  L.push(`  for (var k = kMain; k < ${segments ? 'kEnd' : 'K'}; k++) {`);
   L.push(...a.load('k', 1), ...b.load('k', 1, false));
   for (const r of range(v.rows)) {
     L.push(`    { let s = ${a.rowValue(r, 0, true)};`);
     for (const g of range(groups)) L.push(`      acc${r}_${g} = acc${r}_${g} + s * bv0_${g};${g === groups - 1 ? ' }' : ''}`);
   }
   L.push('  }');
-  if (v.texB) L.push('  }'); // the segment loop
+  if (segments) L.push('  }'); // the segment loop
   L.push(stores(v, v.rows, (r) => `row0 + ${r}u`));
   L.push('}');
   return L.join('\n');

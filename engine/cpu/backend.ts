@@ -18,7 +18,7 @@ export class CpuBackend implements Backend {
   readonly name = 'cpu' as const;
   readonly tracker = new MemoryTracker();
   readonly description = 'cpu (TypeScript reference loops)';
-  readonly stats: BackendStats = { dispatches: 0, submits: 0, pipelinesBuilt: 0, readbacks: 0, uploads: 0 };
+  readonly stats: BackendStats = { dispatches: 0, submits: 0, pipelinesBuilt: 0, readbacks: 0, uploads: 0, copies: 0 };
   private readonly pool: BufferPool<ArrayBuffer>;
 
   constructor(options: CpuBackendOptions = {}) {

@@ -95,7 +95,7 @@ export interface AdapterSummary {
 export class WebGPUBackend implements Backend {
   readonly name = 'webgpu' as const;
   readonly tracker = new MemoryTracker();
-  readonly stats: BackendStats = { dispatches: 0, submits: 0, pipelinesBuilt: 0, readbacks: 0, uploads: 0 };
+  readonly stats: BackendStats = { dispatches: 0, submits: 0, pipelinesBuilt: 0, readbacks: 0, uploads: 0, copies: 0 };
   readonly description: string;
   readonly features: ReadonlySet<string>;
   readonly limits: GPUSupportedLimits;
@@ -173,6 +173,22 @@ export class WebGPUBackend implements Backend {
   acquireTexture(width: number, height: number, label: string): ScratchTexture {
     this.checkAlive(label);
     return this.textures.acquire(width, height, label);
+  }
+
+  /**
+   * Records a copy of `size` = [width, height] texels from `src` (rows `bytesPerRow` apart, a
+   * multiple of 256, from `byteOffset`, a multiple of 16) into `tex` at `origin`, in queue order
+   * with the dispatches around it. On llvmpipe this is a row-by-row memcpy, far cheaper than a
+   * kernel that stores texels one lane at a time.
+   */
+  copyToTexture(src: Storage, byteOffset: number, bytesPerRow: number, tex: ScratchTexture, origin: readonly [number, number], size: readonly [number, number]): void {
+    this.checkAlive('copy to texture');
+    if (size[0] === 0 || size[1] === 0) return;
+    this.encoder ??= this.device.createCommandEncoder();
+    this.pass?.end(); // copies are recorded outside compute passes
+    this.pass = null;
+    this.encoder.copyBufferToTexture({ buffer: this.gpuBuffer(src), offset: byteOffset, bytesPerRow }, { texture: tex.texture, origin: [origin[0], origin[1]] }, [size[0], size[1]]);
+    this.stats.copies++;
   }
 
   gpuBuffer(storage: Storage): GPUBuffer {
@@ -277,7 +293,7 @@ export class WebGPUBackend implements Backend {
     const count = (k: keyof BackendStats) => this.stats[k] - before[k];
     return {
       result,
-      report: { ...times, wallMs, dispatches: count('dispatches'), submits: count('submits'), readbacks: count('readbacks'), uploads: count('uploads'), pipelinesBuilt: count('pipelinesBuilt') },
+      report: { ...times, wallMs, dispatches: count('dispatches'), submits: count('submits'), readbacks: count('readbacks'), uploads: count('uploads'), copies: count('copies'), pipelinesBuilt: count('pipelinesBuilt') },
     };
   }
 

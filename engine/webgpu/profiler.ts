@@ -32,6 +32,8 @@ export interface ProfileReport {
   submits: number;
   readbacks: number;
   uploads: number;
+  /** Buffer-to-texture copies: on the device's timeline but not timed (timestamps cover compute passes only). */
+  copies: number;
   pipelinesBuilt: number;
 }
 

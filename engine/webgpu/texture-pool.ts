@@ -36,7 +36,7 @@ export class TexturePool {
       this.tracker.checkLimit(bytes, `${label} (staging texture ${width}x${height} rgba32float)`);
       const texture = this.device.createTexture({
         size: [width, height], format: 'rgba32float', label,
-        usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.STORAGE_BINDING,
+        usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.STORAGE_BINDING | GPUTextureUsage.COPY_DST,
       });
       entry = { texture, view: texture.createView() };
       this.tracker.onReserve(bytes);

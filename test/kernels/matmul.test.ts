@@ -11,7 +11,7 @@ import { matmul } from '../../kernels/matmul.js';
 import type { WebGPUBackend } from '../../index.js';
 import { fixedSubgroupSize, planMatmul, setMatmulKernel, SWAP_MAX_COLS, SWAP_MIN_ROWS, TEXTURE_MIN_ROWS } from '../../kernels/matmul-webgpu.js';
 import { matmulLayout } from '../../kernels/matmul-layout.js';
-import { TEXTURE_BLOCK_BYTES } from '../../kernels/matmul-texture.js';
+import { packsByCopy, TEXTURE_BLOCK_BYTES } from '../../kernels/matmul-texture.js';
 import { bothBackends, runOnBoth, testBothBackends } from '../helpers/backends.js';
 
 const cpu = new CpuBackend();
@@ -246,6 +246,42 @@ test('matmul conformance: B read through a texture (every shape forced onto that
       assert.ok(blocks && blocks.segments === 2, `two K segments: ${JSON.stringify(blocks)}`);
       await checkCase(backends, c, transA ? 'f16' : 'f32');
     }
+    // f32 B as stored with rows of a multiple of 256 bytes goes in by buffer-to-texture copies: stacked
+    // matrices, two blocks, and K segments with a K tail.
+    const copies = gpu.stats.copies;
+    for (const transA of [false, true]) {
+      await checkCase(backends, { M: 37, K: 29, N: 64, transA, transB: false, batch: 'equal', seed: 25 }, 'f32');
+      await checkCase(backends, { M: 9, K: 2048, N: 1152, transA, transB: false, batch: 'none', seed: 26 }, 'f32');
+      await checkCase(backends, { M: 33, K: max + 37, N: 128, transA, transB: false, batch: 'none', seed: 27 }, 'f32');
+    }
+    // Transposed f32 B with rows of a multiple of 256 bytes: the texture holds B^T as stored (one copy per
+    // block, no transposing pack), batched A over one B, tile edges, two blocks.
+    for (const transA of [false, true]) {
+      for (const c of [{ M: 37, K: 64, N: 67, batch: 'sharedB' as const }, { M: 40, K: 128, N: 1100, batch: 'none' as const }, { M: 5, K: 2048, N: 1100, batch: 'none' as const }]) {
+        const s = shapes({ ...c, transA, transB: true, seed: 0 });
+        const plan = planMatmul(gpu, matmulLayout(s.a, s.b, transA, true, () => ''), 'f32', { a: s.a.reduce((x, y) => x * y), b: c.K * c.N });
+        assert.ok(plan.variant.texStored && plan.texture, `B^T as stored: ${JSON.stringify(c)}`);
+        if (c.K === 2048) assert.equal(plan.texture.blocks, 2);
+        await checkCase(backends, { ...c, transA, transB: true, seed: 30 + c.K }, 'f32');
+      }
+    }
+    assert.ok(gpu.stats.copies - copies >= 2 * (1 + 2 + 2 + 1 + 1 + 2), `packed by copies (${gpu.stats.copies - copies})`);
+    assert.ok(packsByCopy({ dtype: 'f32' } as never, matmulLayout([33, 70], [70, 128], false, false, () => '')));
+    assert.ok(!packsByCopy({ dtype: 'f32' } as never, matmulLayout([33, 70], [70, 100], false, false, () => '')), 'rows of 400 bytes');
+    // Copies leave texels they do not cover as they were: a product whose last K segment is shorter
+    // must not read the rows a longer one left there (NaN here).
+    await scope(async () => {
+      const K1 = max + 100, K2 = max + 37;
+      const nanB = fromArray(Array.from({ length: K1 * 64 }, (_, i) => (i >= (max + 30) * 64 ? NaN : 0)), [K1, 64], { device: gpu });
+      const first = await matmul(fromArray(new Array(40 * K1).fill(1), [40, K1], { device: gpu }), nanB).toArray();
+      assert.ok(first.every(Number.isNaN), 'the longer product read its NaN rows');
+      const a2 = values(40 * K2, 28, 'f32'), b2 = values(K2 * 64, 29, 'f32');
+      const got = await matmul(fromArray(a2, [40, K2], { device: gpu }), fromArray(b2, [K2, 64], { device: gpu })).toArray();
+      const ref = reference(a2, [40, K2], b2, [K2, 64], false, false);
+      for (let i = 0; i < ref.value.length; i++) {
+        if (!(Math.abs(got[i]! - ref.value[i]!) <= tolerance(ref.absSum[i]!, ref.value[i]!, K2, 'f32'))) assert.fail(`after a longer product: index ${i}: ${got[i]} vs ${ref.value[i]}`);
+      }
+    });
     assert.equal(gpu.memory().live.staging, staging, 'the texture is released after the product is recorded');
   } finally {
     setMatmulKernel(old);
