@@ -30,6 +30,8 @@ export const matmulTuning = {
   copyPacks: true,
   /** Transposed f32 B goes into the texture as stored (copies) when its rows allow, instead of a transposing pack. */
   storedTranspose: true,
+  /** The subgroup kernel stores C as vec4 when N % 4 == 0. */
+  vecStores: true,
 };
 
 /**

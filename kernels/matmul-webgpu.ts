@@ -104,9 +104,9 @@ export function planMatmul(backend: WebGPUBackend, l: MatmulLayout, dtype: 'f32'
   }
   if (S > 0 && preferred !== 'plain' && l.N <= SWAP_MAX_COLS && l.M >= SWAP_MIN_ROWS) {
     const p = planMatmul(backend, swappedLayout(l), dtype, { a: sizes.b, b: sizes.a });
-    return { ...p, swap: true, variant: { ...p.variant, transC: true } };
+    return { ...p, swap: true, variant: { ...p.variant, transC: true, vecC: false } };
   }
-  const base = { transA: l.transA, transB: l.transB, dtype, cols: 4, transC: false };
+  const base = { transA: l.transA, transB: l.transB, dtype, cols: 4, transC: false, vecC: false };
   const stored = { a: operandRows(l, 'a').pitch, b: operandRows(l, 'b').pitch };
   if (preferred === 'plain' || S === 0) {
     const variant: MatmulVariant = { ...base, kind: 'plain', rows: 4, subgroup: 0, lanes: 64, kStep: 1, vecA: false, vecB: false, texB: false, texStored: false };
@@ -131,7 +131,7 @@ export function planMatmul(backend: WebGPUBackend, l: MatmulLayout, dtype: 'f32'
   const storedBT = wantTexture && matmulTuning.storedTranspose ? storedTextureBlocks(backend, dtype, sizes.b, l, S * base.cols) : null;
   const texture = storedBT ?? (wantTexture ? textureBlocks(backend, l, sizes.b / (l.K * l.N), S * base.cols) : null);
   const ldb = texture ? stored.b : pitchFor('b');
-  const variant: MatmulVariant = { ...base, kind: 'subgroup', rows, subgroup: S, lanes: S, kStep: 4, vecA: lda % 4 === 0, vecB: !texture && ldb % 4 === 0, texB: !!texture, texStored: !!storedBT };
+  const variant: MatmulVariant = { ...base, kind: 'subgroup', rows, subgroup: S, lanes: S, kStep: 4, vecA: lda % 4 === 0, vecB: !texture && ldb % 4 === 0, texB: !!texture, texStored: !!storedBT, vecC: matmulTuning.vecStores && l.N % 4 === 0 };
   return { swap: false, variant, texture, lda, ldb, repitchA: lda !== stored.a, repitchB: ldb !== stored.b };
 }
 

@@ -58,6 +58,11 @@ export interface MatmulVariant {
    * C[c][r]. Used for products with few columns (LoRA rank 8), run as C^T = op(B)^T·op(A)^T.
    */
   transC: boolean;
+  /**
+   * C bound as vec4 and stored one vec4 per row and column group (needs N % 4 == 0, not transC):
+   * 4x fewer guarded stores, which matter when K is short (the LM head's dW: K = tokens of a chunk).
+   */
+  vecC: boolean;
 }
 
 /**
@@ -115,7 +120,7 @@ function prelude(v: MatmulVariant, A: Operand, B: Operand): string {
 ${UNIFORM_STRUCT}
 ${A.binding(0, t, 'read')}
 ${v.texB ? '@group(0) @binding(1) var bt: texture_2d<f32>;' : B.binding(1, t, 'read')}
-@group(0) @binding(2) var<storage, read_write> c: array<${t}>;
+@group(0) @binding(2) var<storage, read_write> c: array<${v.vecC ? `vec4<${t}>` : t}>;
 @group(0) @binding(3) var<uniform> u: U;
 
 // Offsets of batch entry z in A and B: z decoded over the (broadcast) output batch dims.
@@ -143,6 +148,11 @@ function stores(v: MatmulVariant, rowCount: number, row: (r: number) => string):
     // Row r of the kernel's product is column r of C when C is written transposed.
     out.push(v.transC ? `    let o = cBase + col0 * M + ${row(r)};` : `    let o = cBase + (${row(r)}) * N + col0;`);
     for (const g of range(v.cols / 4)) {
+      if (v.vecC) {
+        // N % 4 == 0: col0 + 4g < N means the whole group is inside, and o is a multiple of 4.
+        out.push(`    if (col0 + ${g * 4}u < N) { c[(o + ${g * 4}u) / 4u] = ${v.dtype === 'f16' ? `vec4<f16>(acc${r}_${g})` : `acc${r}_${g}`}; }`);
+        continue;
+      }
       for (const q of range(4)) {
         const col = g * 4 + q;
         out.push(`    if (col0 + ${col}u < N) { c[o + ${v.transC ? `${col}u * M` : `${col}u`}] = ${conv(`acc${r}_${g}[${q}]`)}; }`);
@@ -264,7 +274,7 @@ function aRows(v: MatmulVariant, A: Operand) {
 
 /** The subgroup broadcast kernel (see the file comment). */
 export function subgroupMatmulSource(v: MatmulVariant): string {
-  if (v.cols % 4 !== 0 || v.lanes % v.subgroup !== 0 || v.kStep % 4 !== 0 || (v.texB && v.cols !== 4) || (v.texStored && !(v.texB && v.transB))) {
+  if (v.cols % 4 !== 0 || v.lanes % v.subgroup !== 0 || v.kStep % 4 !== 0 || (v.texB && v.cols !== 4) || (v.texStored && !(v.texB && v.transB)) || (v.vecC && v.transC)) {
     throw new Error(`matmul: invalid subgroup variant ${JSON.stringify(v)}`);
   }
   const A = new Operand('a', v.vecA, v.dtype === 'f16');

@@ -228,6 +228,7 @@ test('matmul conformance: B read through a texture (every shape forced onto that
     for (const [transA, transB] of [[false, false], [true, false], [false, true], [true, true]] as const) {
       await checkCase(backends, { M: 45, K: 33, N: 67, transA, transB, batch: 'broadcast', seed: 21 }, 'f32');
       await checkCase(backends, { M: 33, K: 9, N: 65, transA, transB, batch: 'sharedA', seed: 22 }, 'f16');
+      await checkCase(backends, { M: 33, K: 9, N: 68, transA, transB, batch: 'sharedA', seed: 22 }, 'f16'); // C stored as vec4
     }
     // B wider than one texture block (TEXTURE_BLOCK_BYTES): packed and multiplied block by block.
     for (const transB of [false, true]) {
