@@ -8,7 +8,11 @@
  *   node dist/bench/matmul.bench.js --quick               a few shapes, fewer samples
  *   node dist/bench/matmul.bench.js --shapes 60m,square   shapes whose name contains one of these
  *   node dist/bench/matmul.bench.js --compare             B from buffers vs from a texture, interleaved
- *   node dist/bench/matmul.bench.js --no-tfjs             without the peer (it is ~20x slower)
+ *   node dist/bench/matmul.bench.js --no-tfjs             without the tfjs peer (it is ~20x slower)
+ *
+ * PyTorch (float32 on the CPU, all cores, its BLAS named; STEP_BENCH_TORCH=0 skips it) runs the same
+ * shapes in the same run, before ours: on a shared machine whose speed moves with other tenants, the
+ * ratio to the BLAS of the same machine is the figure to compare between runs.
  *
  * Each sample records `count` matmuls into the backend's batch and awaits `sync()` once, so the
  * per-op submit/await overhead (~0.1 ms) is amortised as in a training step. `--compare` runs the
@@ -30,6 +34,8 @@ import type { NamedShape } from './matmul-shapes.js';
 import { ALL_SHAPES, SQUARE } from './matmul-shapes.js';
 import type { MatmulShape, TfjsPeer } from './peers/tfjs.js';
 import { openTfjs } from './peers/tfjs.js';
+import type { TorchMatmulResult } from './peers/torch.js';
+import { torchAvailable, torchMatmul } from './peers/torch.js';
 
 const argv = process.argv.slice(2);
 const QUICK = argv.includes('--quick');
@@ -92,7 +98,8 @@ function variantOf(backend: WebGPUBackend, s: MatmulShape): string {
   const v = p.variant;
   if (v.kind === 'plain') return 'plain 32x32';
   const vec = (on: boolean, re: boolean, name: string): string => (on ? ` ${name}${re ? '(re-pitched)' : ''}` : '');
-  return `${p.swap ? 'C^T: ' : ''}subgroup S=${v.subgroup} ${v.rows}x${tileCols(v)}${vec(v.vecA, p.repitchA, 'vecA')}${v.texB ? ' B texture' : vec(v.vecB, p.repitchB, 'vecB')}`;
+  const b = v.texB ? (v.texStored ? ' B^T texture' : ' B texture') : vec(v.vecB, p.repitchB, 'vecB');
+  return `${p.swap ? 'C^T: ' : ''}subgroup S=${v.subgroup} ${v.rows}x${tileCols(v)}${vec(v.vecA, p.repitchA, 'vecA')}${b}${v.vecC ? ' vecC' : ''}`;
 }
 
 const fmt = (x: number, d = 1): string => x.toFixed(d);
@@ -141,9 +148,11 @@ async function main(): Promise<void> {
   }
   const tf: TfjsPeer | string = NO_TFJS ? 'skipped (--no-tfjs)' : await openTfjs(backend.waitMode);
   console.log(`peer: ${typeof tf === 'string' ? `unavailable: ${tf}` : tf.description}`);
+  const torch: TorchMatmulResult | null = torchAvailable() ? torchMatmul(shapes, QUICK ? 0.5 : 1) : null;
+  console.log(`PyTorch: ${torch ? `torch ${torch.torch}, ${torch.threads} threads, ${torch.blas} (same shapes, run just before)` : 'not importable, or STEP_BENCH_TORCH=0'}`);
   console.log();
-  console.log(`${pad('shape', 58)} ${pad('kernel', 46)} ${pad('ms', 8)} ${pad('GFLOP/s', 8)} ${pad('GFLOP/cpu-s', 12)} ${pad('tfjs ms', 9)} ${pad('tfjs GFLOP/s', 12)} speed-up`);
-  for (const s of shapes) {
+  console.log(`${pad('shape', 58)} ${pad('kernel', 46)} ${pad('ms', 8)} ${pad('GFLOP/s', 8)} ${pad('GFLOP/cpu-s', 12)} ${pad('tfjs ms', 9)} ${pad('tfjs GFLOP/s', 12)} ${pad('speed-up', 9)} ${pad('torch GFLOP/s', 14)} vs torch`);
+  for (const [i, s] of shapes.entries()) {
     const mine = ours(backend, s);
     const { ms, cpuMs } = await measure(label(s), mine.run, countFor(s, 60, 0.15), QUICK ? 500 : 1500);
     mine.dispose();
@@ -154,7 +163,9 @@ async function main(): Promise<void> {
       p.dispose();
       peer = fmt(pms, 2); peerG = fmt(flops(s) / pms / 1e6); ratio = `${fmt(pms / ms)}x`;
     }
-    console.log(`${pad(label(s), 58)} ${pad(variantOf(backend, s), 46)} ${pad(fmt(ms, 3), 8)} ${pad(fmt(flops(s) / ms / 1e6), 8)} ${pad(fmt(flops(s) / cpuMs / 1e6), 12)} ${pad(peer, 9)} ${pad(peerG, 12)} ${ratio}`);
+    const tms = torch?.ms[i];
+    const torchCols = tms ? `${pad(fmt(flops(s) / tms / 1e6), 14)} ${fmt(tms / ms, 2)}x` : '-';
+    console.log(`${pad(label(s), 58)} ${pad(variantOf(backend, s), 46)} ${pad(fmt(ms, 3), 8)} ${pad(fmt(flops(s) / ms / 1e6), 8)} ${pad(fmt(flops(s) / cpuMs / 1e6), 12)} ${pad(peer, 9)} ${pad(peerG, 12)} ${pad(ratio, 9)} ${torchCols}`);
   }
 
   // Dawn's busy-poll: the same work awaited with the default 'episode' wait and with plain 'spin'.
