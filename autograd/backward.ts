@@ -107,7 +107,7 @@ function run(root: Tensor, options: BackwardOptions, targets: readonly Tensor[] 
         if (!collect(output, copy)) copy.dispose();
       }
       // the rule's own intermediates are freed here; the gradients it returns survive
-      const inputGrads = scopeSync(() => node.backwardFn(g, node.savedFor(output)));
+      const inputGrads = scopeSync(() => node.backwardFn(g, node.savedFor(output), !options.retainGraph));
       if (!options.retainGraph) node.release();
       const used = new Set<Tensor>();
       node.inputs.forEach((input, i) => {

@@ -30,7 +30,8 @@ export class GradNode implements GraphLink {
   constructor(
     readonly op: string,
     readonly inputs: readonly Tensor[],
-    readonly backwardFn: (grad: Tensor, saved: readonly Tensor[]) => (Tensor | null)[],
+    /** `final`: the node's saved tensors are released right after this call (no retainGraph), so the rule may consume them. */
+    readonly backwardFn: (grad: Tensor, saved: readonly Tensor[], final: boolean) => (Tensor | null)[],
   ) {
     for (const input of inputs) {
       const producer = input.gradNode as GradNode | null;
@@ -108,7 +109,7 @@ export function record(
   output: Tensor,
   inputs: readonly Tensor[],
   save: readonly (Tensor | null)[],
-  backwardFn: (grad: Tensor, saved: readonly Tensor[]) => (Tensor | null)[],
+  backwardFn: (grad: Tensor, saved: readonly Tensor[], final: boolean) => (Tensor | null)[],
 ): Tensor {
   const node = new GradNode(op, inputs, backwardFn);
   for (const t of save) if (t) node.save(t);

@@ -10,6 +10,7 @@ import './unary.js';
 import './reduce.js';
 import './layout.js';
 import './matmul.js';
+import './scale-in-place.js';
 import './softmax.js';
 import './attention.js';
 import './cross-entropy.js';

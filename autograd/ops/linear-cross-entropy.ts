@@ -6,13 +6,21 @@
  *   logits = h W^T                    h [N, H], W [V, H]
  *   loss   = (1 / count) * sum_{i: t_i != ignore} (lse(logits_i) - logits_{i, t_i})
  *
- * Forward, per chunk of rows c: logits_c = h_c W^T, s_c = summed cross-entropy of the chunk;
- * loss = (sum_c s_c) / max(count, 1), all on the device (no readback). The chunk's logits die
- * before the next chunk's are made. Saved: h, W, targets only.
- * Backward, per chunk: recompute logits_c, dlogits_c = (g / count) (softmax - onehot) (the CE
- * backward kernel with reduction 'sum' and that scale as a tensor), then
- *   dh_c = dlogits_c W        dW += dlogits_c^T h_c
- * so the peak above the saved tensors is two chunks of logits (logits_c and dlogits_c) plus dW.
+ * Without gradients (noGrad, or no input requires grad), per chunk of rows c: logits_c = h_c W^T,
+ * s_c = summed cross-entropy of the chunk; loss = (sum_c s_c) / max(count, 1), all on the device (no
+ * readback). The chunk's logits die before the next chunk's are made.
+ * With gradients (f32 and f64), the loss is the end of the graph, so its gradients are computed in the same pass
+ * (as Liger's fused linear cross-entropy does) instead of recomputing every chunk's logits in
+ * backward, which cost a quarter of the LM head's products: per chunk, from the same logits_c,
+ *   dlogits_c = (1 / count) (softmax - onehot)      dh_c = dlogits_c W        dW += dlogits_c^T h_c
+ * and the node saves dh and dW (not h and W). Backward multiplies them by the upstream gradient in
+ * place (a second backward with retainGraph gets scaled copies instead). The peak is unchanged: the
+ * chunk's logits or dlogits plus dW, at the end of forward instead of the start of backward, with
+ * all activations alive either way. A forward that is never backpropagated costs the products it
+ * did not need (evaluate under noGrad) and frees dh and dW when its loss is disposed.
+ * f16 (mixed precision) keeps the recompute: dlogits must carry the loss scale, which only backward
+ * knows (unscaled, (softmax - onehot) / count underflows in f16), so it saves h, W and the targets
+ * and recomputes each chunk's logits in backward.
  * dh and dW are computed only for the inputs that require grad (a frozen head skips dW and saves
  * nothing extra; a tied head, W = the embedding, accumulates into the same leaf as gatherRows).
  *
@@ -21,13 +29,14 @@
  * enough for [rows, V] to fit one buffer), dh_c = sum_b dlogits_c[:, V_b] W_b and
  * dW_b += dlogits_c[:, V_b]^T h_c. No block is ever joined with another.
  */
-import { zeros } from '../../engine/creation.js';
+import { ones, zeros } from '../../engine/creation.js';
 import { bytesPerElement } from '../../engine/dtype.js';
 import { DTypeError, ShapeError, StepError } from '../../engine/errors.js';
 import { scopeSync } from '../../engine/scope.js';
 import type { Tensor } from '../../engine/tensor.js';
 import * as CE from '../../kernels/cross-entropy.js';
-import { addScaledInPlace, div, maximum, notEqual } from '../../kernels/elementwise.js';
+import { addScaledInPlace, div, maximum, mul, notEqual } from '../../kernels/elementwise.js';
+import { scaleInPlace } from '../../kernels/scale-in-place.js';
 import { concat, slice } from '../../kernels/layout.js';
 import * as M from '../../kernels/matmul.js';
 import { sum } from '../../kernels/reduce.js';
@@ -108,6 +117,64 @@ function blockColumns(dlogits: Tensor, blocks: readonly Tensor[], k: number): Te
   return slice(dlogits, { axis: 1, start, end: start + blocks[k]!.shape[0]! });
 }
 
+interface ChunkPass {
+  ignoreIndex: number;
+  /** Multiplies dlogits: the mean's 1 / count (times the upstream gradient when known). */
+  scale: Tensor;
+  needH: boolean;
+  needW: boolean[];
+  /** Also sum the chunks' losses (the forward of the eager path). */
+  withLoss: boolean;
+}
+
+/**
+ * Per chunk: logits_c, the loss part (withLoss), dlogits_c = scale (softmax - onehot), then dh_c and
+ * dW += dlogits_c^T h_c for what needs them. Returns the summed loss (null without withLoss or rows),
+ * dh (all chunks, or null) and each block's dW (null where not needed; zeros for N = 0).
+ */
+function chunkPass(h: Tensor, blocks: readonly Tensor[], targets: Tensor, ranges: [number, number][], o: ChunkPass) {
+  let total: Tensor | null = null;
+  const parts: Tensor[] = [];
+  const dW: (Tensor | null)[] = blocks.map(() => null);
+  for (const range of ranges) {
+    const { part, dh, dw } = scopeSync(() => {
+      const hc = rowsOf(h, range), tc = targetsOf(targets, range);
+      const logits = chunkLogits(hc, blocks);
+      const part = o.withLoss ? CE.crossEntropy(logits, tc, { ignoreIndex: o.ignoreIndex, reduction: 'sum' }) : null;
+      const dlogits = CE.crossEntropyBackward(logits, tc, { ignoreIndex: o.ignoreIndex, reduction: 'sum', gradScale: o.scale });
+      logits.dispose(); // before the products: the chunk's peak is logits or dlogits, plus what they make
+      let dhc: Tensor | null = null;
+      const dwc = blocks.map((w, k) => {
+        if (!o.needH && !o.needW[k]) return null;
+        const cols = blockColumns(dlogits, blocks, k);
+        if (o.needH) {
+          const p = M.matmul(cols, w);
+          if (dhc) { addScaledInPlace(dhc, p); p.dispose(); } else dhc = p;
+        }
+        return o.needW[k] ? M.matmul(cols, hc, { transA: true }) : null;
+      });
+      return { part, dh: dhc, dw: dwc };
+    });
+    if (part) { if (total) { addScaledInPlace(total, part); part.dispose(); } else total = part; }
+    if (dh) parts.push(dh);
+    dw.forEach((d, k) => {
+      if (!d) return;
+      const acc = dW[k];
+      if (acc) { addScaledInPlace(acc, d); d.dispose(); } else dW[k] = d;
+    });
+  }
+  const zerosLike = (t: Tensor) => zeros(t.shape, { dtype: t.dtype, device: t.backend }); // N = 0
+  let dH: Tensor | null = null;
+  if (o.needH) {
+    if (parts.length === 1) dH = parts[0]!;
+    else {
+      dH = parts.length === 0 ? zerosLike(h) : concat(parts, 0);
+      for (const p of parts) p.dispose();
+    }
+  }
+  return { total, dH, dW: blocks.map((w, k) => (o.needW[k] ? dW[k] ?? zerosLike(w) : null)) };
+}
+
 /**
  * Mean cross-entropy of the logits h W^T (h [N, H], weight [V, H]) against i32 targets [N],
  * computed over row chunks so the [N, V] logits never exist: same value and gradients as
@@ -119,62 +186,46 @@ export function linearCrossEntropy(h: Tensor, weight: Tensor | readonly Tensor[]
   const ignoreIndex = options.ignoreIndex ?? -100;
   const ranges = chunks(h.shape[0]!, chunkRows);
   const lossDtype = h.dtype === 'f64' ? 'f64' : 'f32';
+  const inputs = [h, ...blocks, targets];
+  const needH = h.requiresGrad, needW = blocks.map((w) => w.requiresGrad);
+  if (needsGrad(h, ...blocks) && h.dtype !== 'f16') {
+    // Eager: the gradients in the forward pass (file comment), scaled by the upstream gradient in backward.
+    const [loss, ...grads] = scopeSync(() => {
+      const count = targetCount(targets, ignoreIndex, lossDtype);
+      const scale = div(ones([], { dtype: lossDtype, device: h.backend }), count);
+      const r = chunkPass(h, blocks, targets, ranges, { ignoreIndex, scale, needH, needW, withLoss: true });
+      return [div(r.total ?? zeros([], { dtype: lossDtype, device: h.backend }), count), r.dH, ...r.dW];
+    });
+    const held = grads.filter((t): t is Tensor => t !== null);
+    const out = record('linearCrossEntropy', loss!, inputs, held, (g, saved, final) => {
+      // final: the graph is released after this backward, so the saved gradients are scaled in place
+      // (no second weight-sized buffer); with retainGraph they stay as they are for the next backward.
+      let next = 0;
+      return [...grads.map((t) => {
+        if (!t) return null;
+        const s = saved[next++]!;
+        return final ? scaleInPlace(s, g).reshape(s.shape as number[]) : mul(s, cast(g, s.dtype));
+      }), null];
+    });
+    for (const t of held) t.dispose(); // the node holds its own views
+    return out;
+  }
   const loss = scopeSync(() => {
     let total: Tensor | null = null;
     for (const range of ranges) {
-      const part = scopeSync(() => {
-        const logits = chunkLogits(rowsOf(h, range), blocks);
-        return CE.crossEntropy(logits, targetsOf(targets, range), { ignoreIndex, reduction: 'sum' });
-      });
-      if (total) addScaledInPlace(total, part); else total = part;
+      const part = scopeSync(() => CE.crossEntropy(chunkLogits(rowsOf(h, range), blocks), targetsOf(targets, range), { ignoreIndex, reduction: 'sum' }));
+      if (total) { addScaledInPlace(total, part); part.dispose(); } else total = part;
     }
     total ??= zeros([], { dtype: lossDtype, device: h.backend }); // N = 0: an empty sum
     return div(total, targetCount(targets, ignoreIndex, lossDtype));
   });
   if (!needsGrad(h, ...blocks)) return loss;
-  const needH = h.requiresGrad, needW = blocks.map((w) => w.requiresGrad);
-  return record('linearCrossEntropy', loss, [h, ...blocks, targets], [h, ...blocks, targets], (g, saved) => {
+  // f16: dlogits must carry the loss scale, known only in backward (scaled after the f16 products,
+  // (softmax - onehot) / count would underflow), so backward recomputes each chunk's logits.
+  return record('linearCrossEntropy', loss, inputs, inputs, (g, saved) => {
     const sh = saved[0]!, sw = saved.slice(1, 1 + blocks.length) as Tensor[], st = saved[1 + blocks.length]!;
-    const parts: Tensor[] = [];
-    const dW: (Tensor | null)[] = blocks.map(() => null);
-    scopeSync(() => {
-      const scale = div(g, targetCount(st, ignoreIndex, g.dtype)); // the mean's 1 / count, times the upstream gradient
-      for (const range of ranges) {
-        const { dh, dw } = scopeSync(() => {
-          const hc = rowsOf(sh, range);
-          const logits = chunkLogits(hc, sw);
-          const dlogits = CE.crossEntropyBackward(logits, targetsOf(st, range), { ignoreIndex, reduction: 'sum', gradScale: scale });
-          logits.dispose(); // before the products: the chunk's peak is logits or dlogits, plus what they make
-          let dhc: Tensor | null = null;
-          const dwc = sw.map((w, k) => {
-            if (!needH && !needW[k]) return null;
-            const cols = blockColumns(dlogits, sw, k);
-            if (needH) {
-              const part = M.matmul(cols, w);
-              if (dhc) { addScaledInPlace(dhc, part); part.dispose(); } else dhc = part;
-            }
-            return needW[k] ? M.matmul(cols, hc, { transA: true }) : null;
-          });
-          return { dh: dhc, dw: dwc };
-        });
-        if (dh) parts.push(dh);
-        dw.forEach((d, k) => {
-          if (!d) return;
-          const acc = dW[k];
-          if (acc) { addScaledInPlace(acc, d); d.dispose(); } else dW[k] = d;
-        });
-      }
-      return [...parts, ...dW.filter((d): d is Tensor => d !== null)];
-    });
-    const zerosLike = (t: Tensor) => zeros(t.shape, { dtype: t.dtype, device: t.backend }); // N = 0
-    let dH: Tensor | null = null;
-    if (needH) {
-      if (parts.length === 1) dH = parts[0]!;
-      else {
-        dH = parts.length === 0 ? zerosLike(sh) : concat(parts, 0);
-        for (const p of parts) p.dispose();
-      }
-    }
-    return [dH, ...sw.map((w, k) => (needW[k] ? dW[k] ?? zerosLike(w) : null)), null];
+    const scale = div(g, targetCount(st, ignoreIndex, g.dtype)); // the mean's 1 / count, times the upstream gradient
+    const r = chunkPass(sh, sw, st, ranges, { ignoreIndex, scale, needH, needW, withLoss: false });
+    return [r.dH, ...r.dW, null];
   });
 }

@@ -76,6 +76,34 @@ testBothBackends('a frozen head gets no gradient, a frozen h neither; a tied hea
   });
 });
 
+testBothBackends('gradients are made in forward: backward only scales them (upstream gradient, retainGraph twice, a forward never backpropagated frees all)', async (device) => {
+  const c: Case = { n: 9, hidden: 5, vocab: 11, chunkRows: 4, targets: [3, -100, 0, 10, 2, 2, 7, 1, 5], seed: 11 };
+  const [, dh1, dw1] = await lossAndGrads(device, c, false);
+  await scope(async () => {
+    const g = new Generator(c.seed);
+    const h = rand([c.n, c.hidden], { generator: g, low: -2, high: 2, device });
+    const w = rand([c.vocab, c.hidden], { generator: g, low: -2, high: 2, device });
+    h.requiresGrad = true; w.requiresGrad = true;
+    const t = fromArray(new Int32Array(c.targets), [c.n], { dtype: 'i32', device });
+    const loss = A.mul(A.linearCrossEntropy(h, w, t, { chunkRows: c.chunkRows }), 3);
+    const before = device.stats.dispatches;
+    A.backward(loss, { retainGraph: true });
+    // the seed, the mul's backward, and per gradient a cast and a scaling (recomputing 3 chunks would take 12 products and more)
+    assert.ok(device.stats.dispatches - before <= 8, `backward ran ${device.stats.dispatches - before} kernels`);
+    assertClose(await h.grad!.toArray(), dh1!.map((x) => 3 * x), 1e-5, 1e-6, 'dh times the upstream 3');
+    assertClose(await w.grad!.toArray(), dw1!.map((x) => 3 * x), 1e-5, 1e-6, 'dW times the upstream 3');
+    A.backward(loss); // the second, final backward sees the same saved gradients
+    assertClose(await w.grad!.toArray(), dw1!.map((x) => 6 * x), 1e-5, 1e-6, 'dW accumulated twice');
+    assertClose(await h.grad!.toArray(), dh1!.map((x) => 6 * x), 1e-5, 1e-6, 'dh accumulated twice');
+    assert.throws(() => A.backward(loss), /already freed/);
+    const allocated = device.memory().allocated;
+    const unused = A.linearCrossEntropy(h, w, t, { chunkRows: c.chunkRows });
+    assert.ok(device.memory().allocated > allocated, 'the forward holds its gradients for backward');
+    unused.dispose();
+    assert.equal(device.memory().allocated, allocated, 'disposing a loss never backpropagated frees the gradients it held');
+  });
+});
+
 /** Peak allocated bytes above the start while `fn` runs (loss + backward), everything freed after. */
 async function peakOf(device: Backend, fn: () => Promise<void>): Promise<number> {
   device.tracker.resetPeak();
