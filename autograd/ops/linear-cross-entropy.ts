@@ -29,7 +29,7 @@
  * enough for [rows, V] to fit one buffer), dh_c = sum_b dlogits_c[:, V_b] W_b and
  * dW_b += dlogits_c[:, V_b]^T h_c. No block is ever joined with another.
  */
-import { ones, zeros } from '../../engine/creation.js';
+import { zeros } from '../../engine/creation.js';
 import { bytesPerElement } from '../../engine/dtype.js';
 import { DTypeError, ShapeError, StepError } from '../../engine/errors.js';
 import { scopeSync } from '../../engine/scope.js';
@@ -40,7 +40,7 @@ import { scaleInPlace } from '../../kernels/scale-in-place.js';
 import { concat, slice } from '../../kernels/layout.js';
 import * as M from '../../kernels/matmul.js';
 import { sum } from '../../kernels/reduce.js';
-import { cast } from '../../kernels/unary.js';
+import { cast, rdiv } from '../../kernels/unary.js';
 import { needsGrad, record } from '../tape.js';
 
 /** A chunk's logits stay under this many bytes by default (and under the device's binding limit). */
@@ -192,11 +192,12 @@ export function linearCrossEntropy(h: Tensor, weight: Tensor | readonly Tensor[]
     // Eager: the gradients in the forward pass (file comment), scaled by the upstream gradient in backward.
     const [loss, ...grads] = scopeSync(() => {
       const count = targetCount(targets, ignoreIndex, lossDtype);
-      const scale = div(ones([], { dtype: lossDtype, device: h.backend }), count);
+      const scale = rdiv(count, 1); // 1 / count, without a fill
       const r = chunkPass(h, blocks, targets, ranges, { ignoreIndex, scale, needH, needW, withLoss: true });
       return [div(r.total ?? zeros([], { dtype: lossDtype, device: h.backend }), count), r.dH, ...r.dW];
     });
     const held = grads.filter((t): t is Tensor => t !== null);
+    for (const t of held) t.setCategory('gradient'); // held as what they are, not as activations
     const out = record('linearCrossEntropy', loss!, inputs, held, (g, saved, final) => {
       // final: the graph is released after this backward, so the saved gradients are scaled in place
       // (no second weight-sized buffer); with retainGraph they stay as they are for the next backward.
