@@ -27,7 +27,7 @@ function sourceOf(t: Tensor): Source {
 }
 
 /** A promise when the storage holds a recomputable output, else a view; null when the storage is already freed. */
-function holdSource(s: Source): SavedSlot | null {
+function holdSource(s: Source, keepCategory = false): SavedSlot | null {
   const promise = recomputables.get(s.storage);
   if (promise?.hold()) return { from: promise, shape: s.shape, view: null };
   if (s.storage.refs === 0) return null;
@@ -35,16 +35,19 @@ function holdSource(s: Source): SavedSlot | null {
   const view = keep(new Tensor(s.storage, s.shape, s.label)); // owned by the graph, never by a scope
   const entry = retagged.get(s.storage);
   if (entry) entry.views++;
-  else if (view.category === 'temporary' && !s.isParameterLeaf) {
+  else if (view.category === 'temporary' && !s.isParameterLeaf && !keepCategory) {
     retagged.set(s.storage, { views: 1, previous: 'temporary' });
     view.setCategory('activation');
   }
   return view;
 }
 
-/** Keeps `t` for backward: a promise when it is recomputable, else a view that counts as `activation` while held. */
-export function holdSaved(t: Tensor): SavedSlot {
-  return holdSource(sourceOf(t))!; // t is live, so its storage is
+/**
+ * Keeps `t` for backward: a promise when it is recomputable, else a view that counts as `activation`
+ * while held (`keepCategory`: as whatever it is, e.g. gradients a rule computed ahead as temporaries).
+ */
+export function holdSaved(t: Tensor, keepCategory = false): SavedSlot {
+  return holdSource(sourceOf(t), keepCategory)!; // t is live, so its storage is
 }
 
 /** The tensor a slot stands for (a promise is rebuilt on first read, then shared). */
@@ -92,7 +95,7 @@ export class Recomputable {
   /** Adds a consumer; false when a source is already freed (the consumer then keeps the output itself). */
   hold(): boolean {
     if (!this.held) {
-      const held = this.sources.map(holdSource);
+      const held = this.sources.map((s) => holdSource(s));
       if (held.some((h) => h === null)) {
         for (const h of held) if (h) releaseSaved(h);
         return false;

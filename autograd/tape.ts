@@ -40,8 +40,8 @@ export class GradNode implements GraphLink {
   }
 
   /** Keeps a view of `t` alive for backward, or a promise when `t` is recomputable (see autograd/saved.ts). */
-  save(t: Tensor): void {
-    this.saved.push(holdSaved(t));
+  save(t: Tensor, keepCategory = false): void {
+    this.saved.push(holdSaved(t, keepCategory));
   }
 
   /** How many tensors this node keeps for backward (0 once released). */
@@ -110,9 +110,10 @@ export function record(
   inputs: readonly Tensor[],
   save: readonly (Tensor | null)[],
   backwardFn: (grad: Tensor, saved: readonly Tensor[], final: boolean) => (Tensor | null)[],
+  options: { keepCategory?: boolean } = {},
 ): Tensor {
   const node = new GradNode(op, inputs, backwardFn);
-  for (const t of save) if (t) node.save(t);
+  for (const t of save) if (t) node.save(t, options.keepCategory);
   node.attach(output);
   return output;
 }

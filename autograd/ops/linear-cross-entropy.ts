@@ -197,7 +197,6 @@ export function linearCrossEntropy(h: Tensor, weight: Tensor | readonly Tensor[]
       return [div(r.total ?? zeros([], { dtype: lossDtype, device: h.backend }), count), r.dH, ...r.dW];
     });
     const held = grads.filter((t): t is Tensor => t !== null);
-    for (const t of held) t.setCategory('gradient'); // held as what they are, not as activations
     const out = record('linearCrossEntropy', loss!, inputs, held, (g, saved, final) => {
       // final: the graph is released after this backward, so the saved gradients are scaled in place
       // (no second weight-sized buffer); with retainGraph they stay as they are for the next backward.
@@ -207,7 +206,9 @@ export function linearCrossEntropy(h: Tensor, weight: Tensor | readonly Tensor[]
         const s = saved[next++]!;
         return final ? scaleInPlace(s, g).reshape(s.shape as number[]) : mul(s, cast(g, s.dtype));
       }), null];
-    });
+      // kept as temporaries, as when backward computed them: neither activations (what saved views
+      // count as) nor model state (the planner's gradients are those in .grad)
+    }, { keepCategory: true });
     for (const t of held) t.dispose(); // the node holds its own views
     return out;
   }
