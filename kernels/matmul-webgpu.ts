@@ -128,7 +128,7 @@ export function planMatmul(backend: WebGPUBackend, l: MatmulLayout, dtype: 'f32'
   const rows = subgroupRows(l.M);
   const lda = pitchFor('a');
   const wantTexture = preferred === 'texture' || (preferred === 'auto' && l.M >= TEXTURE_MIN_ROWS);
-  const storedBT = wantTexture && matmulTuning.storedTranspose ? storedTextureBlocks(backend, dtype, sizes.b, l, S * base.cols) : null;
+  const storedBT = wantTexture && l.M < matmulTuning.storedTransposeMaxRows ? storedTextureBlocks(backend, dtype, sizes.b, l, S * base.cols) : null;
   const texture = storedBT ?? (wantTexture ? textureBlocks(backend, l, sizes.b / (l.K * l.N), S * base.cols) : null);
   const ldb = texture ? stored.b : pitchFor('b');
   const variant: MatmulVariant = { ...base, kind: 'subgroup', rows, subgroup: S, lanes: S, kStep: 4, vecA: lda % 4 === 0, vecB: !texture && ldb % 4 === 0, texB: !!texture, texStored: !!storedBT, vecC: matmulTuning.vecStores && l.N % 4 === 0 };
