@@ -32,8 +32,10 @@ testBothBackends('forward keeps only what backward reads, to the byte: intermedi
       const before = device.memory().live.temporary;
       const loss = model.loss(ids, ids);
       const live = device.memory().live;
-      // temporary: + the f32 loss scalar + RoPE's f32 inverse frequencies [headDim / 2]; - the ids, now saved (activation)
-      assert.equal(live.temporary - before, F32 + F32 * (headDim / 2) - F32 * T, `lora=${lora}: temporary bytes after the forward`);
+      // temporary: + the f32 loss scalar + RoPE's f32 inverse frequencies [headDim / 2]; - the ids, now saved (activation);
+      // + the fused loss's gradients, computed in forward and held for backward: dh [T, H] and the head's dW [V, H]
+      const lossGrads = F32 * (T * config.hidden_size + config.vocab_size * config.hidden_size);
+      assert.equal(live.temporary - before, F32 + F32 * (headDim / 2) - F32 * T + lossGrads, `lora=${lora}: temporary bytes after the forward`);
       assert.equal(live.activation, forwardActivationBytes(T, lora ? 2 * 7 : 0, rank), `lora=${lora}: saved activation bytes`);
       A.backward(loss);
       // the forward hands its caller only the loss; the graph owns what it saved, and backward frees all of it
