@@ -38,6 +38,12 @@ export const matmulTuning = {
   storedTransposeMaxRows: 512,
   /** The subgroup kernel stores C as vec4 when N % 4 == 0. */
   vecStores: true,
+  /**
+   * Rows per tile of the subgroup kernel when A is transposed (dW products, the slowest family). 64 rows
+   * make every lane's A load useful (16 row groups of 4); under heavy load it measured 1.26x / 1.48x on the
+   * 60m q/k/v/o and LM head dW but 0.86-0.89x on the MLP's: not settled, so 32 (the other products' tile).
+   */
+  transARows: 32,
 };
 
 /**
