@@ -44,6 +44,8 @@ export const matmulTuning = {
    * 60m q/k/v/o and LM head dW but 0.86-0.89x on the MLP's: not settled, so 32 (the other products' tile).
    */
   transARows: 32,
+  /** Rows per tile of the subgroup kernel for the other products (over 8 rows; 8 at most 8). */
+  rows: 32,
 };
 
 /**

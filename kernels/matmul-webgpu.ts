@@ -125,7 +125,7 @@ export function planMatmul(backend: WebGPUBackend, l: MatmulLayout, dtype: 'f32'
     else if (tileIndexed && (pitch * elementBytes) % CACHE_ALIAS_BYTES === 0 && reuse >= CACHE_ALIAS_MIN_REUSE) ld = pitch + 4;
     return ld !== pitch && (sizes[which] / (rows * pitch)) * rows * ld * elementBytes <= maxBytes ? ld : pitch;
   };
-  const rows = l.transA && l.M > 8 ? matmulTuning.transARows : subgroupRows(l.M);
+  const rows = l.M <= 8 ? subgroupRows(l.M) : l.transA ? matmulTuning.transARows : matmulTuning.rows;
   const lda = pitchFor('a');
   const wantTexture = preferred === 'texture' || (preferred === 'auto' && l.M >= TEXTURE_MIN_ROWS);
   const storedBT = wantTexture && l.M < matmulTuning.storedTransposeMaxRows ? storedTextureBlocks(backend, dtype, sizes.b, l, S * base.cols) : null;
