@@ -39,12 +39,15 @@ export const matmulTuning = {
   /** The subgroup kernel stores C as vec4 when N % 4 == 0. */
   vecStores: true,
   /**
-   * Rows per tile of the subgroup kernel when A is transposed (dW products, the slowest family). 64 rows
-   * make every lane's A load useful (16 row groups of 4); under heavy load it measured 1.26x / 1.48x on the
-   * 60m q/k/v/o and LM head dW but 0.86-0.89x on the MLP's: not settled, so 32 (the other products' tile).
+   * Rows per tile of the subgroup kernel when A is transposed (dW products, the slowest family): 64 rows
+   * make every lane's A load useful (16 row groups of 4 across 16 lanes; 32 rows left half the lanes
+   * loading duplicates). Interleaved on a quiet llvmpipe: 1.16-1.33x on every 60m / h256 dW shape.
    */
-  transARows: 32,
-  /** Rows per tile of the subgroup kernel for the other products (over 8 rows; 8 at most 8). */
+  transARows: 64,
+  /**
+   * Rows per tile for the other products (over 8 rows; 8 at most 8): 64 measured 0.80-0.93x of 32 on
+   * the forward and dX shapes (same window), so 32.
+   */
   rows: 32,
 };
 
