@@ -15,14 +15,19 @@ interface Case { n: number; hidden: number; vocab: number; chunkRows: number; ta
 const caseArb = fc.record({ n: fc.integer({ min: 0, max: 13 }), hidden: fc.integer({ min: 1, max: 6 }), vocab: fc.integer({ min: 1, max: 11 }), chunkRows: fc.integer({ min: 1, max: 16 }), seed: fc.nat() })
   .chain((c) => fc.array(fc.oneof(fc.integer({ min: 0, max: c.vocab - 1 }), fc.constant(-100)), { minLength: c.n, maxLength: c.n }).map((targets): Case => ({ ...c, targets })));
 
+/** A case's h [n, hidden] and weight [vocab, hidden] (both requiring grad) and i32 targets, from its seed. */
+function inputsOf(device: Backend, c: Case) {
+  const g = new Generator(c.seed);
+  const h = rand([c.n, c.hidden], { generator: g, low: -2, high: 2, device });
+  const w = rand([c.vocab, c.hidden], { generator: g, low: -2, high: 2, device });
+  h.requiresGrad = true; w.requiresGrad = true;
+  return { h, w, t: fromArray(new Int32Array(c.targets), [c.n], { dtype: 'i32', device }) };
+}
+
 /** Loss and gradients (h, weight) of the fused op or of matmul + crossEntropy, as host arrays. */
 async function lossAndGrads(device: Backend, c: Case, fused: boolean): Promise<number[][]> {
   return scope(async () => {
-    const g = new Generator(c.seed);
-    const h = rand([c.n, c.hidden], { generator: g, low: -2, high: 2, device });
-    const w = rand([c.vocab, c.hidden], { generator: g, low: -2, high: 2, device });
-    h.requiresGrad = true; w.requiresGrad = true;
-    const t = fromArray(new Int32Array(c.targets), [c.n], { dtype: 'i32', device });
+    const { h, w, t } = inputsOf(device, c);
     const loss = fused ? A.linearCrossEntropy(h, w, t, { chunkRows: c.chunkRows }) : A.crossEntropy(A.matmul(h, w, { transB: true }), t);
     const [dh, dw] = A.grad(loss, [h, w]);
     return Promise.all([loss, dh!, dw!].map(async (x) => Array.from(await x.toArray() as Float32Array)));
@@ -80,11 +85,7 @@ testBothBackends('gradients are made in forward: backward only scales them (upst
   const c: Case = { n: 9, hidden: 5, vocab: 11, chunkRows: 4, targets: [3, -100, 0, 10, 2, 2, 7, 1, 5], seed: 11 };
   const [, dh1, dw1] = await lossAndGrads(device, c, false);
   await scope(async () => {
-    const g = new Generator(c.seed);
-    const h = rand([c.n, c.hidden], { generator: g, low: -2, high: 2, device });
-    const w = rand([c.vocab, c.hidden], { generator: g, low: -2, high: 2, device });
-    h.requiresGrad = true; w.requiresGrad = true;
-    const t = fromArray(new Int32Array(c.targets), [c.n], { dtype: 'i32', device });
+    const { h, w, t } = inputsOf(device, c);
     const loss = A.mul(A.linearCrossEntropy(h, w, t, { chunkRows: c.chunkRows }), 3);
     const before = device.stats.dispatches;
     A.backward(loss, { retainGraph: true });
