@@ -132,19 +132,47 @@ export function flashAttentionBackward(
 const visible = (a: AttentionAttrs, i: number): number => (a.causal ? Math.min(a.Tk, i + a.offset + 1) : a.Tk);
 
 /**
- * Calls fn for every query row i: qr, its row in q (times D: offsets; o, dO and dq alike), lr, its
- * index in lse and delta, and keyRow, the row in k (and v) of key j of its KV head.
+ * Calls fn once per (batch, head) with that head's rows: qRow(i), query i's row in q (times D:
+ * offsets; o, dO and dq alike), lRow(i), its index in lse and delta, keyRow(j), key j's row in k and
+ * v, and kv, the index of its KV head (b * Hkv + head / G).
  */
-function eachRow(a: AttentionAttrs, fn: (qr: number, lr: number, keyRow: (j: number) => number, i: number) => void): void {
+function eachHead(a: AttentionAttrs, fn: (qRow: (i: number) => number, lRow: (i: number) => number, keyRow: (j: number) => number, kv: number) => void): void {
   const G = a.H / a.Hkv;
   const [qB, qH, qT] = a.qRows, [kB, kH, kT] = a.kRows;
   for (let b = 0; b < a.B; b++) {
     for (let h = 0; h < a.H; h++) {
-      const kv0 = b * kB + Math.floor(h / G) * kH;
-      const keyRow = (j: number) => kv0 + j * kT;
-      for (let i = 0; i < a.Tq; i++) fn(b * qB + h * qH + i * qT, (b * a.H + h) * a.Tq + i, keyRow, i);
+      const hk = Math.floor(h / G), kv0 = b * kB + hk * kH, q0 = b * qB + h * qH, l0 = (b * a.H + h) * a.Tq;
+      fn((i) => q0 + i * qT, (i) => l0 + i, (j) => kv0 + j * kT, b * a.Hkv + hk);
     }
   }
+}
+
+/**
+ * One head's K or V transposed to [D, Tk] in f64, so the loops below run over keys with unit stride
+ * (the longer axis at every size we train). Each sum still runs in the order of the plain row-by-row
+ * loops (over d ascending for a score, over keys ascending for an output), so results are unchanged.
+ */
+function transposeHead(x: ArrayLike<number>, keyRow: (j: number) => number, Tk: number, D: number, out: Float64Array): void {
+  for (let j = 0; j < Tk; j++) {
+    const r = keyRow(j) * D;
+    for (let d = 0; d < D; d++) out[d * Tk + j] = x[r + d]!;
+  }
+}
+
+/** scores[j] = sum over d of x[xo + d] * t[d][j] for j < n (t: a head from transposeHead). */
+function scoresOf(x: ArrayLike<number>, xo: number, t: Float64Array, Tk: number, D: number, n: number, scores: Float64Array): void {
+  scores.fill(0, 0, n);
+  for (let d = 0; d < D; d++) {
+    const xd = x[xo + d]!, row = d * Tk;
+    for (let j = 0; j < n; j++) scores[j] += xd * t[row + j]!;
+  }
+}
+
+/** The sum over j < n of w[j] * t[d][j]. */
+function weighted(w: Float64Array, t: Float64Array, row: number, n: number): number {
+  let acc = 0;
+  for (let j = 0; j < n; j++) acc += w[j]! * t[row + j]!;
+  return acc;
 }
 
 function dotRows(x: ArrayLike<number>, xo: number, y: ArrayLike<number>, yo: number, D: number): number {
@@ -156,46 +184,59 @@ function dotRows(x: ArrayLike<number>, xo: number, y: ArrayLike<number>, yo: num
 function forwardCpu(backend: CpuBackend, { inputs, outputs, attrs: a }: KernelCallOf<typeof forwardKernel>): void {
   const q = backend.values(inputs.q.storage), k = backend.values(inputs.k.storage), v = backend.values(inputs.v.storage);
   const storeO = cpuStore(backend, outputs.out.storage), storeL = cpuStore(backend, outputs.lse.storage);
-  const D = a.D, s = new Float64Array(a.Tk), o = new Float64Array(D);
-  eachRow(a, (qr, lr, keyRow, i) => {
-    const n = visible(a, i);
-    let m = -Infinity;
-    for (let j = 0; j < n; j++) { s[j] = a.scale * dotRows(q, qr * D, k, keyRow(j) * D, D); m = Math.max(m, s[j]!); }
-    let sum = 0;
-    o.fill(0);
-    for (let j = 0; j < n; j++) {
-      const p = Math.exp(s[j]! - m);
-      sum += p;
-      for (let d = 0; d < D; d++) o[d] += p * v[keyRow(j) * D + d]!;
+  const { D, Tk } = a, s = new Float64Array(Tk), kt = new Float64Array(D * Tk), vt = new Float64Array(D * Tk);
+  eachHead(a, (qRow, lRow, keyRow) => {
+    transposeHead(k, keyRow, Tk, D, kt);
+    transposeHead(v, keyRow, Tk, D, vt);
+    for (let i = 0; i < a.Tq; i++) {
+      const n = visible(a, i), qr = qRow(i) * D;
+      scoresOf(q, qr, kt, Tk, D, n, s);
+      let m = -Infinity;
+      for (let j = 0; j < n; j++) { s[j] *= a.scale; m = Math.max(m, s[j]!); }
+      let sum = 0;
+      for (let j = 0; j < n; j++) { s[j] = Math.exp(s[j]! - m); sum += s[j]!; }
+      for (let d = 0; d < D; d++) storeO(qr + d, n > 0 ? weighted(s, vt, d * Tk, n) / sum : 0);
+      storeL(lRow(i), m + Math.log(sum));
     }
-    for (let d = 0; d < D; d++) storeO(qr * D + d, n > 0 ? o[d]! / sum : 0);
-    storeL(lr, m + Math.log(sum));
   });
 }
 
 function backwardCpu(backend: CpuBackend, { inputs, outputs, attrs: a }: KernelCallOf<typeof backwardKernel>): void {
-  const [q, k, v, o, lse, dO] = [inputs.q, inputs.k, inputs.v, inputs.out, inputs.lse, inputs.dOut].map((t) => backend.values(t.storage));
-  const D = a.D;
-  const dk = new Float64Array(a.B * a.Hkv * a.Tk * D), dv = new Float64Array(dk.length), dq = new Float64Array(D);
+  const [q, k, v, o, lse, dO] = [inputs.q, inputs.k, inputs.v, inputs.out, inputs.lse, inputs.dOut].map((t) => backend.values(t.storage)) as ArrayLike<number>[] as [ArrayLike<number>, ArrayLike<number>, ArrayLike<number>, ArrayLike<number>, ArrayLike<number>, ArrayLike<number>];
+  const { D, Tk } = a;
+  // dK and dV per KV head transposed like K and V ([kv][d][j]); heads of one KV group add up in order.
+  const dkt = new Float64Array(a.B * a.Hkv * D * Tk), dvt = new Float64Array(dkt.length);
+  const kt = new Float64Array(D * Tk), vt = new Float64Array(D * Tk), p = new Float64Array(Tk), ds = new Float64Array(Tk);
   const storeDq = cpuStore(backend, outputs.dq.storage), storeDelta = cpuStore(backend, outputs.delta.storage);
-  eachRow(a, (qr, lr, keyRow, i) => {
-    const delta = dotRows(dO!, qr * D, o!, qr * D, D);
-    storeDelta(lr, delta);
-    dq.fill(0);
-    for (let j = 0; j < visible(a, i); j++) {
-      const kr = keyRow(j) * D;
-      const p = Math.exp(a.scale * dotRows(q!, qr * D, k!, kr, D) - lse![lr]!);
-      const ds = p * (dotRows(dO!, qr * D, v!, kr, D) - delta);
+  const keyRows: ((j: number) => number)[] = [];
+  eachHead(a, (qRow, lRow, keyRow, kv) => {
+    keyRows[kv] = keyRow;
+    transposeHead(k, keyRow, Tk, D, kt);
+    transposeHead(v, keyRow, Tk, D, vt);
+    for (let i = 0; i < a.Tq; i++) {
+      const n = visible(a, i), qr = qRow(i) * D, lr = lRow(i);
+      const delta = dotRows(dO, qr, o, qr, D);
+      storeDelta(lr, delta);
+      scoresOf(q, qr, kt, Tk, D, n, p);
+      scoresOf(dO, qr, vt, Tk, D, n, ds);
+      for (let j = 0; j < n; j++) {
+        p[j] = Math.exp(a.scale * p[j]! - lse[lr]!);
+        ds[j] = p[j]! * (ds[j]! - delta);
+      }
       for (let d = 0; d < D; d++) {
-        dq[d] += ds * k![kr + d]!;
-        dk[kr + d] += ds * q![qr * D + d]!;
-        dv[kr + d] += p * dO![qr * D + d]!;
+        storeDq(qr + d, a.scale * weighted(ds, kt, d * Tk, n));
+        const row = (kv * D + d) * Tk, qd = q[qr + d]!, dOd = dO[qr + d]!;
+        for (let j = 0; j < n; j++) { dkt[row + j] += ds[j]! * qd; dvt[row + j] += p[j]! * dOd; }
       }
     }
-    for (let d = 0; d < D; d++) storeDq(qr * D + d, a.scale * dq[d]!);
   });
   const storeDk = cpuStore(backend, outputs.dk.storage), storeDv = cpuStore(backend, outputs.dv.storage);
-  for (let e = 0; e < dk.length; e++) { storeDk(e, a.scale * dk[e]!); storeDv(e, dv[e]!); }
+  keyRows.forEach((keyRow, kv) => {
+    for (let j = 0; j < Tk; j++) {
+      const r = keyRow(j) * D;
+      for (let d = 0; d < D; d++) { storeDk(r + d, a.scale * dkt[(kv * D + d) * Tk + j]!); storeDv(r + d, dvt[(kv * D + d) * Tk + j]!); }
+    }
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
