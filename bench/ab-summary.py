@@ -1,4 +1,5 @@
-"""Median of per-round tok/s ratios against a base variant, from bench/ab-train.sh's output.
+"""Median of per-round tok/s ratios against a base variant, from bench/ab-train.sh's output (the cpu
+backend's figures, when present, as SHAPE/cpu).
 Usage: python3 bench/ab-summary.py OUTPUT BASE"""
 import re, statistics, sys
 
@@ -9,9 +10,12 @@ for line in open(sys.argv[1]):
     if m:
         current = (int(m.group(1)), m.group(2))
         continue
-    m = re.match(r'(\S+?)[ :].*webgpu (\d+) tok/s', line)
+    m = re.match(r'(\S+?)[ :]', line)
     if m and current:
-        rounds.setdefault(current[0], {})[(current[1], m.group(1))] = int(m.group(2))
+        # each backend's tok/s on the line (webgpu, and cpu when bench:train ran it) counts as its own shape
+        for backend, tps in re.findall(r'\b(webgpu|cpu) (\d+) tok/s', line):
+            shape = m.group(1) if backend == 'webgpu' else f'{m.group(1)}/cpu'
+            rounds.setdefault(current[0], {})[(current[1], shape)] = int(tps)
 base = sys.argv[2]
 keys = sorted({k for d in rounds.values() for k in d})
 for variant, shape in keys:
