@@ -25,6 +25,7 @@ import type { Tensor } from '../engine/tensor.js';
 import type { WebGPUBackend } from '../engine/webgpu/backend.js';
 import type { AttentionShape, AttentionVariant, RowStrides } from './attention-wgsl.js';
 import { attentionDkvSource, attentionDqSource, attentionForwardSource, attentionUniforms } from './attention-wgsl.js';
+import { cachedSource } from './wgsl.js';
 import { cpuStore } from './fused-shared.js';
 import { fixedSubgroupSize } from './matmul-webgpu.js';
 
@@ -268,6 +269,9 @@ function grid(backend: WebGPUBackend, groups: number): [number, number] {
   return groups <= lim ? [groups, 1] : [lim, Math.ceil(groups / lim)];
 }
 
+// The kernels are unrolled per head size: generate each source once.
+const forwardSource = cachedSource(attentionForwardSource), dqSource = cachedSource(attentionDqSource), dkvSource = cachedSource(attentionDkvSource);
+
 registerKernel(forwardKernel, {
   cpu: forwardCpu,
   webgpu(backend, { inputs, outputs, attrs: a }) {
@@ -276,7 +280,7 @@ registerKernel(forwardKernel, {
     const tiles = Math.ceil(a.Tq / v.lanes);
     backend.dispatch({
       label: `flashAttention(${v.kind},${v.dtype},D${v.D})`,
-      source: attentionForwardSource(v),
+      source: forwardSource(v),
       buffers: [inputs.q.storage, inputs.k.storage, inputs.v.storage, outputs.out.storage, outputs.lse.storage],
       uniforms: attentionUniforms(a, tiles),
       workgroups: grid(backend, a.B * a.H * tiles),
@@ -294,7 +298,7 @@ registerKernel(backwardKernel, {
     if (a.Tq > 0 && a.B * a.H > 0) {
       backend.dispatch({
         label: `flashAttentionBackward dq(${v.kind},${v.dtype},D${v.D})`,
-        source: attentionDqSource(v),
+        source: dqSource(v),
         buffers: [q!, k!, vv!, o!, lse!, dO!, dq!, delta!],
         uniforms: attentionUniforms(a, qTiles),
         workgroups: grid(backend, a.B * a.H * qTiles),
@@ -303,7 +307,7 @@ registerKernel(backwardKernel, {
     if (a.Tk > 0 && a.B * a.Hkv > 0) {
       backend.dispatch({
         label: `flashAttentionBackward dk dv(${v.kind},${v.dtype},D${v.D})`,
-        source: attentionDkvSource(v),
+        source: dkvSource(v),
         buffers: [q!, k!, vv!, dO!, lse!, delta!, dk!, dv!],
         uniforms: attentionUniforms(a, kTiles),
         workgroups: grid(backend, a.B * a.Hkv * kTiles),

@@ -15,7 +15,7 @@ import type { Storage } from '../engine/backend.js';
 import type { WebGPUBackend } from '../engine/webgpu/backend.js';
 import type { ScratchTexture } from '../engine/webgpu/texture-pool.js';
 import type { MatmulLayout } from './matmul-layout.js';
-import { enables, grid1D, LINEAR_INDEX, LINEAR_PARAMS, wgslType, WG_1D } from './wgsl.js';
+import { cachedSource, enables, grid1D, LINEAR_INDEX, LINEAR_PARAMS, wgslType, WG_1D } from './wgsl.js';
 
 /**
  * Texels a texture block may hold: B wider than this goes through one texture in column blocks
@@ -115,7 +115,9 @@ export function copyStoredBT(backend: WebGPUBackend, b: Storage, l: MatmulLayout
  */
 type PackKind = 'rows' | 'transposed4' | 'transposed1';
 
-function packSource(kind: PackKind, scalar: string, vec: boolean): string {
+const packSource = cachedSource(packSourceOf);
+
+function packSourceOf(kind: PackKind, scalar: string, vec: boolean): string {
   const load = (idx: string): string => (vec ? `vec4f(b[(${idx}) / 4u])` : `f32(b[${idx}])`);
   let body: string;
   if (kind === 'rows') {

@@ -18,6 +18,8 @@
  * uses them.
  */
 
+import { cachedSource } from './wgsl.js';
+
 export interface MatmulVariant {
   /** 'subgroup': the broadcast kernel; 'plain': register blocking only (no subgroups needed). */
   kind: 'subgroup' | 'plain';
@@ -365,6 +367,6 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   return L.join('\n');
 }
 
-export function matmulSource(v: MatmulVariant): string {
-  return v.kind === 'subgroup' ? subgroupMatmulSource(v) : plainMatmulSource(v);
-}
+/** The kernel's source for a variant, generated once per variant (`cachedSource`). */
+export const matmulSource: (v: MatmulVariant) => string = cachedSource((v: MatmulVariant) =>
+  v.kind === 'subgroup' ? subgroupMatmulSource(v) : plainMatmulSource(v));
