@@ -141,3 +141,15 @@ test('timeline is bounded and ordered', () => {
   assert.equal(tl.at(-1)!.kind, 'free');
   assert.equal(tl.at(-1)!.allocated, 0);
 });
+
+test('pool: a size class hands out its oldest free buffer, whatever order they were freed in', () => {
+  const { p, counts } = pool();
+  let held = [0, 1, 2].map(() => p.allocate(1000, 'activation', 'x'));
+  const buffers = held.map((x) => x.buffer);
+  for (const order of [[0, 1, 2], [2, 0, 1], [1, 2, 0], [2, 1, 0]]) {
+    for (const i of order) p.release(held[i]!);
+    held = [0, 1, 2].map(() => p.allocate(1000, 'activation', 'x'));
+    assert.deepEqual(held.map((x) => buffers.indexOf(x.buffer)), [0, 1, 2], `freed in order ${order.join(', ')}: handed out oldest first`);
+  }
+  assert.equal(counts().created, 3, 'no new buffers');
+});
